@@ -1,0 +1,103 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// The closed set of error classes a Runtime returns. Implementations wrap
+// them with context (Errorf, or fmt.Errorf with %w); callers test them with
+// errors.Is. Each boundary translates them in exactly one place: to gRPC
+// codes and back in grpc_errors.go, to HTTP statuses in socketapi.
+var (
+	ErrNotFound        = errors.New("not found")
+	ErrAlreadyExists   = errors.New("already exists")
+	ErrInvalidArgument = errors.New("invalid argument")
+	ErrUnavailable     = errors.New("unavailable")
+	ErrTimeout         = errors.New("timeout")
+)
+
+// classes lists the error classes, most specific first.
+var classes = []error{ErrInvalidArgument, ErrNotFound, ErrAlreadyExists, ErrTimeout, ErrUnavailable}
+
+// Errorf returns an error of class class whose text is the formatted
+// message alone (the class is not repeated in it). %w in format wraps as
+// fmt.Errorf does.
+func Errorf(class error, format string, args ...any) error {
+	return &classError{class: class, err: fmt.Errorf(format, args...)}
+}
+
+type classError struct {
+	class error
+	err   error
+}
+
+func (e *classError) Error() string   { return e.err.Error() }
+func (e *classError) Unwrap() []error { return []error{e.class, e.err} }
+
+// Class returns the class of err (one of the Err* variables), or nil when
+// err belongs to none. A context deadline counts as ErrTimeout.
+func Class(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, c := range classes {
+		if errors.Is(err, c) {
+			return c
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return ErrTimeout
+	}
+	return nil
+}
+
+// BatchError reports the containers of a batch operation (Stop, Remove)
+// that failed, by the reference the caller gave. errors.Is sees through it
+// to each failure.
+type BatchError struct {
+	Failed map[string]error
+}
+
+func (e *BatchError) Error() string {
+	refs := make([]string, 0, len(e.Failed))
+	for ref := range e.Failed {
+		refs = append(refs, ref)
+	}
+	sort.Strings(refs)
+	parts := make([]string, 0, len(refs))
+	for _, ref := range refs {
+		parts = append(parts, fmt.Sprintf("%s: %v", ref, e.Failed[ref]))
+	}
+	return fmt.Sprintf("%d of the containers failed: %s", len(refs), strings.Join(parts, "; "))
+}
+
+// Unwrap returns the individual failures.
+func (e *BatchError) Unwrap() []error {
+	errs := make([]error, 0, len(e.Failed))
+	for _, err := range e.Failed {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// FailedRefs returns the references that failed in err: all of refs when
+// err is not a *BatchError (the call failed as a whole), none when err is
+// nil.
+func FailedRefs(err error, refs []string) map[string]error {
+	if err == nil {
+		return nil
+	}
+	var be *BatchError
+	if errors.As(err, &be) {
+		return be.Failed
+	}
+	m := make(map[string]error, len(refs))
+	for _, r := range refs {
+		m[r] = err
+	}
+	return m
+}

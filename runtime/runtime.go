@@ -1,0 +1,285 @@
+package runtime
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Runtime is the contract between the agent and a container engine. Every
+// implementation (the docker-CLI plugin, the in-memory fake, the gRPC client
+// shim that reaches a plugin process) behaves the same way, which
+// runtimetest.Run checks:
+//
+//   - every method takes ctx first and gives up when it is done; a deadline
+//     that passes surfaces as ErrTimeout;
+//   - errors belong to the classes in errors.go, whatever the engine said;
+//   - stopping what is stopped and removing what is gone succeed (as in the
+//     CRI contract); creating a name that exists is ErrAlreadyExists;
+//   - a spec that fails Validate is ErrInvalidArgument and reaches no engine.
+//
+// Container references (the ref arguments) are a container's ID or its name.
+type Runtime interface {
+	// Info reports the runtime and the engine behind it. It is the health
+	// probe: ErrUnavailable when the engine cannot be reached.
+	Info(ctx context.Context) (Info, error)
+
+	// ImageExists reports whether ref is present in the engine's image store.
+	ImageExists(ctx context.Context, ref string) (bool, error)
+	// PullImage pulls ref, calling progress (when not nil) with each status
+	// line the engine reports, in order, from the calling goroutine's point
+	// of view: progress is never called after PullImage returns.
+	PullImage(ctx context.Context, ref string, progress func(PullProgress)) error
+
+	// EnsureNetwork creates the network unless one of that name exists.
+	EnsureNetwork(ctx context.Context, spec NetworkSpec) error
+	// RemoveNetwork removes a network; a network that does not exist is not
+	// an error.
+	RemoveNetwork(ctx context.Context, name string) error
+
+	// Create creates (does not start) a container and returns its ID.
+	Create(ctx context.Context, spec ContainerSpec) (string, error)
+	// Start starts a container; starting a running one is not an error.
+	Start(ctx context.Context, ref string) error
+	// Stop stops the containers, each given timeout to exit before it is
+	// killed, in as few engine calls as the engine allows. Stopped or
+	// missing containers are not an error. When some containers fail, the
+	// error is a *BatchError naming each.
+	Stop(ctx context.Context, refs []string, timeout time.Duration) error
+	// Restart stops (with timeout) and starts a container.
+	Restart(ctx context.Context, ref string, timeout time.Duration) error
+	// Remove removes the containers (force: running ones too), in as few
+	// engine calls as the engine allows. Missing containers are not an
+	// error. When some containers fail, the error is a *BatchError.
+	Remove(ctx context.Context, refs []string, opts RemoveOptions) error
+
+	// Inspect returns one container; ErrNotFound when there is none.
+	Inspect(ctx context.Context, ref string) (Container, error)
+	// List returns the containers whose labels match opts.Labels, running
+	// or not, fully inspected, in as few engine calls as the engine allows.
+	List(ctx context.Context, opts ListOptions) ([]Container, error)
+
+	// Events streams container events from now on until ctx ends or the
+	// stream is closed.
+	Events(ctx context.Context, opts EventOptions) (EventStream, error)
+	// Logs streams a container's output (stdout and stderr interleaved).
+	Logs(ctx context.Context, ref string, opts LogOptions) (io.ReadCloser, error)
+}
+
+// Info describes a runtime and its engine.
+type Info struct {
+	Runtime       string `json:"runtime"`       // "docker", "fake", ...
+	EngineVersion string `json:"engineVersion"` // e.g. "20.10.24+dfsg1"
+	APIVersion    string `json:"apiVersion,omitempty"`
+	OS            string `json:"os,omitempty"`
+	Arch          string `json:"arch,omitempty"`
+	CgroupVersion string `json:"cgroupVersion,omitempty"`
+	// SecurityOptions lists what the engine enforces ("seccomp", "apparmor", ...).
+	SecurityOptions []string `json:"securityOptions,omitempty"`
+}
+
+// PullProgress is one status line of an image pull.
+type PullProgress struct {
+	Ref    string
+	Status string // the engine's words, e.g. "abc123: Downloading"
+}
+
+// NetworkSpec describes a bridge network for instances.
+type NetworkSpec struct {
+	Name   string
+	Driver string // empty means "bridge"
+	// DisableICC turns inter-container traffic off on the network.
+	DisableICC bool
+	Labels     map[string]string
+}
+
+// ContainerSpec is everything a container is created with. Sizes are in the
+// docker CLI's notation ("512m", "2g"); see ParseBytes.
+type ContainerSpec struct {
+	Name   string
+	Image  string
+	Cmd    []string          // empty: the image's default
+	Env    map[string]string // secret: never on a command line, in a log or a label
+	Labels map[string]string
+	User   string // "uid:gid"
+	Init   bool
+
+	Resources Resources
+	Security  Security
+	Restart   RestartPolicy
+
+	Network string
+	Ports   []PortBinding
+	Mounts  []Mount
+
+	Healthcheck *Healthcheck
+	// StopTimeout is the grace period the engine itself uses on stop; zero
+	// leaves the engine's default.
+	StopTimeout time.Duration
+}
+
+// Resources are the limits a container runs under. Zero values leave the
+// engine's default.
+type Resources struct {
+	CPUs       float64 // --cpus
+	CPUShares  int64   // --cpu-shares
+	Memory     string  // --memory, e.g. "2g"
+	MemorySwap string  // --memory-swap: memory plus swap; equal to Memory means no swap
+	PidsLimit  int64   // --pids-limit
+	Ulimits    []Ulimit
+}
+
+// Ulimit is one resource limit, as in --ulimit nofile=1024:2048.
+type Ulimit struct {
+	Name string
+	Soft int64
+	Hard int64
+}
+
+// Security holds the hardening options of a container.
+type Security struct {
+	ReadOnlyRoot    bool
+	Tmpfs           []Tmpfs
+	CapDrop         []string
+	CapAdd          []string
+	NoNewPrivileges bool
+	SeccompProfile  string // empty: the engine's default; "unconfined" is refused by Validate
+	ApparmorProfile string // empty: the engine's default
+}
+
+// Tmpfs is a tmpfs mount, as in --tmpfs /tmp:size=64m.
+type Tmpfs struct {
+	Path    string
+	Options string // e.g. "size=64m"; empty for the engine's default
+}
+
+// RestartPolicy is the engine's restart policy, as in --restart on-failure:5.
+type RestartPolicy struct {
+	Name       string // "", "no", "on-failure", "always", "unless-stopped"
+	MaxRetries int    // on-failure only
+}
+
+// PortBinding publishes a container port on a host address.
+type PortBinding struct {
+	HostIP        string // e.g. "127.0.0.1"; required
+	HostPort      int
+	ContainerPort int
+	Protocol      string // "tcp" when empty
+}
+
+// Mount is a bind mount of a host directory.
+type Mount struct {
+	Source   string // absolute host path
+	Target   string // absolute container path
+	ReadOnly bool
+}
+
+// Healthcheck is the engine-side health check of a container.
+type Healthcheck struct {
+	Test        []string // exec form, without the "CMD" prefix
+	Interval    time.Duration
+	Timeout     time.Duration
+	StartPeriod time.Duration
+	Retries     int
+}
+
+// RemoveOptions tune Remove.
+type RemoveOptions struct {
+	Force bool // remove running containers too
+}
+
+// ListOptions select containers for List.
+type ListOptions struct {
+	// Labels the containers must all carry: key=value, or key alone when
+	// the value is "".
+	Labels map[string]string
+}
+
+// State is a container's lifecycle state.
+type State string
+
+// The states a container can be in, as the engine reports them.
+const (
+	StateCreated    State = "created"
+	StateRunning    State = "running"
+	StatePaused     State = "paused"
+	StateRestarting State = "restarting"
+	StateRemoving   State = "removing"
+	StateExited     State = "exited"
+	StateDead       State = "dead"
+)
+
+// Container is a container as the engine reports it.
+type Container struct {
+	ID           string
+	Name         string // without a leading slash
+	Image        string // the reference it was created from
+	ImageID      string
+	State        State
+	Health       string // "", "starting", "healthy", "unhealthy"
+	ExitCode     int
+	OOMKilled    bool
+	RestartCount int
+	CreatedAt    time.Time
+	StartedAt    time.Time // zero when never started
+	FinishedAt   time.Time // zero when never stopped
+
+	// Spec is the container's configuration read back from the engine, in
+	// the terms of ContainerSpec (sizes as byte counts, e.g. "2147483648";
+	// Env is never read back and stays empty).
+	Spec ContainerSpec
+}
+
+// Running reports whether the container's processes are up.
+func (c Container) Running() bool {
+	return c.State == StateRunning || c.State == StateRestarting || c.State == StatePaused
+}
+
+// EventOptions select events for Events.
+type EventOptions struct {
+	Labels map[string]string // as in ListOptions
+}
+
+// EventStream is a stream of container events.
+type EventStream interface {
+	// Recv blocks for the next event. When the stream ends it returns
+	// io.EOF (closed or ctx done) or the error that broke it (for example
+	// ErrUnavailable when the engine went away).
+	Recv() (Event, error)
+	// Close ends the stream and releases its resources.
+	Close() error
+}
+
+// EventAction is what happened to a container.
+type EventAction string
+
+// The container events the agent follows.
+const (
+	EventCreate  EventAction = "create"
+	EventStart   EventAction = "start"
+	EventDie     EventAction = "die"
+	EventStop    EventAction = "stop"
+	EventKill    EventAction = "kill"
+	EventOOM     EventAction = "oom"
+	EventDestroy EventAction = "destroy"
+	EventRestart EventAction = "restart"
+	EventHealth  EventAction = "health_status"
+)
+
+// Event is one container event.
+type Event struct {
+	Action   EventAction
+	ID       string
+	Name     string
+	Labels   map[string]string
+	ExitCode int    // for die
+	Health   string // for health_status: "healthy", "unhealthy", ...
+	Time     time.Time
+}
+
+// LogOptions tune Logs.
+type LogOptions struct {
+	Tail       int  // last N lines; 0 or less means all
+	Follow     bool // keep streaming until ctx ends or the container stops
+	Timestamps bool
+}

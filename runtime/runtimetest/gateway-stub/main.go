@@ -1,0 +1,208 @@
+// Command gateway-stub stands in for the OpenClaw gateway in tests and in
+// `make run`, where no real image can be pulled. It is built static and
+// shipped in a FROM scratch image (see the Dockerfile beside it).
+//
+// It serves HTTP on -addr (":18789"):
+//
+//	GET  /health             200 "ok" (the readiness and health probe)
+//	GET  /                   a one-line greeting with the user id
+//	POST /files/{name}       writes the body to {data}/{name}
+//	GET  /files/{name}       reads {data}/{name}
+//	GET  /env/{key}          whether the variable is set (never its value)
+//	GET  /dial?addr=h:p      tries a TCP connection, reports "connected" or the error
+//	POST /spawn?n=N          starts N sleeping children; reports how many started
+//	POST /alloc?mb=N         allocates and touches N MiB, then holds it
+//	POST /exit?code=N        exits with code N
+//
+// On start it writes {data}/gateway-stub.started so tests can see that the
+// data mount is writable. `gateway-stub -probe` checks /health and exits 0
+// or 1, for HEALTHCHECK. `gateway-stub -sleep` sleeps forever (a spawned child).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "gateway-stub: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("gateway-stub", flag.ContinueOnError)
+	addr := fs.String("addr", ":18789", "listen address")
+	data := fs.String("data", envOr("GATEWAY_DATA_DIR", "/home/node/.openclaw"), "data directory")
+	probe := fs.Bool("probe", false, "check /health on -addr and exit 0 (healthy) or 1")
+	sleep := fs.Bool("sleep", false, "sleep until killed")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch {
+	case *sleep:
+		select {}
+	case *probe:
+		return doProbe(*addr)
+	}
+	return serve(*addr, *data)
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func doProbe(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/health")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health: %s", resp.Status)
+	}
+	return nil
+}
+
+func serve(addr, data string) error {
+	user := os.Getenv("ZAKI_USER_ID")
+	if err := os.WriteFile(filepath.Join(data, "gateway-stub.started"), []byte(time.Now().UTC().Format(time.RFC3339Nano)+"\n"), 0o600); err != nil {
+		fmt.Fprintf(os.Stderr, "gateway-stub: cannot write to data dir: %v\n", err)
+	}
+	var held [][]byte
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "gateway-stub for user %q\n", user)
+	})
+	mux.HandleFunc("POST /files/{name}", func(w http.ResponseWriter, r *http.Request) {
+		p, ok := dataPath(data, r.PathValue("name"))
+		if !ok {
+			http.Error(w, "bad name", http.StatusBadRequest)
+			return
+		}
+		b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		io.WriteString(w, "written\n")
+	})
+	mux.HandleFunc("GET /files/{name}", func(w http.ResponseWriter, r *http.Request) {
+		p, ok := dataPath(data, r.PathValue("name"))
+		if !ok {
+			http.Error(w, "bad name", http.StatusBadRequest)
+			return
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Write(b)
+	})
+	mux.HandleFunc("GET /env/{key}", func(w http.ResponseWriter, r *http.Request) {
+		_, ok := os.LookupEnv(r.PathValue("key"))
+		fmt.Fprintf(w, "%v\n", ok)
+	})
+	mux.HandleFunc("GET /dial", func(w http.ResponseWriter, r *http.Request) {
+		c, err := net.DialTimeout("tcp", r.URL.Query().Get("addr"), 2*time.Second)
+		if err != nil {
+			fmt.Fprintf(w, "error: %v\n", err)
+			return
+		}
+		c.Close()
+		io.WriteString(w, "connected\n")
+	})
+	mux.HandleFunc("POST /spawn", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		self, _ := os.Executable()
+		started := 0
+		var firstErr error
+		for range n {
+			cmd := exec.Command(self, "-sleep")
+			if err := cmd.Start(); err != nil {
+				firstErr = err
+				break
+			}
+			started++
+		}
+		fmt.Fprintf(w, "started %d\n", started)
+		if firstErr != nil {
+			fmt.Fprintf(w, "error: %v\n", firstErr)
+		}
+	})
+	mux.HandleFunc("POST /alloc", func(w http.ResponseWriter, r *http.Request) {
+		mb, _ := strconv.Atoi(r.URL.Query().Get("mb"))
+		for range mb {
+			b := make([]byte, 1<<20)
+			for i := range b {
+				b[i] = 1
+			}
+			held = append(held, b)
+		}
+		fmt.Fprintf(w, "holding %d MiB\n", len(held))
+	})
+	mux.HandleFunc("POST /exit", func(w http.ResponseWriter, r *http.Request) {
+		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
+		io.WriteString(w, "bye\n")
+		go func() { time.Sleep(50 * time.Millisecond); os.Exit(code) }()
+	})
+	logged := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Printf("%s %s %s\n", time.Now().UTC().Format(time.RFC3339), r.Method, r.URL.Path)
+		mux.ServeHTTP(w, r)
+	})
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("gateway-stub listening on %s (user %q, data %s)\n", ln.Addr(), user, data)
+	srv := &http.Server{Handler: logged, ReadHeaderTimeout: 5 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	fmt.Println("gateway-stub stopped")
+	return nil
+}
+
+// dataPath joins name to the data dir, refusing anything but a plain name.
+func dataPath(data, name string) (string, bool) {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+		return "", false
+	}
+	return filepath.Join(data, name), true
+}

@@ -1,0 +1,345 @@
+package runtime
+
+import (
+	"fmt"
+	"math"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Validation is shared by every runtime so that bad input is refused with
+// ErrInvalidArgument before any engine sees it, and so that nothing a caller
+// sends can be read by an engine CLI as an option or a second argument.
+
+var (
+	// nameRE is the engine's own rule for container and network names.
+	nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+	// refRE accepts container IDs and names.
+	refRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+	// imageRE is a permissive image reference: [registry[:port]/]path[:tag][@digest].
+	imageRE   = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._:/@+-]{0,254}$`)
+	userRE    = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,31}(:[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,31})?$`)
+	capRE     = regexp.MustCompile(`^[A-Z_]{1,32}$`)
+	envKeyRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,255}$`)
+	labelKeyR = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_./-]{0,127}$`)
+	bytesRE   = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([kmgtpKMGTP]?)(?:[bB]|i[bB])?$`)
+)
+
+var ulimitNames = map[string]bool{
+	"core": true, "cpu": true, "data": true, "fsize": true, "locks": true,
+	"memlock": true, "msgqueue": true, "nice": true, "nofile": true, "nproc": true,
+	"rss": true, "rtprio": true, "rttime": true, "sigpending": true, "stack": true,
+}
+
+var restartNames = map[string]bool{"": true, "no": true, "on-failure": true, "always": true, "unless-stopped": true}
+
+func invalid(format string, args ...any) error {
+	return Errorf(ErrInvalidArgument, format, args...)
+}
+
+// ValidateName checks a container or network name.
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return invalid("invalid name %q: want [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 128 characters", name)
+	}
+	return nil
+}
+
+// ValidateRef checks a container reference (ID or name).
+func ValidateRef(ref string) error {
+	if !refRE.MatchString(ref) {
+		return invalid("invalid container reference %q", ref)
+	}
+	return nil
+}
+
+// ValidateImage checks an image reference.
+func ValidateImage(ref string) error {
+	if ref == "" {
+		return invalid("empty image reference")
+	}
+	if !imageRE.MatchString(ref) || strings.Contains(ref, "//") || strings.HasSuffix(ref, ":") || strings.HasSuffix(ref, "/") {
+		return invalid("invalid image reference %q", ref)
+	}
+	return nil
+}
+
+// ValidateEnvKey checks an environment variable name.
+func ValidateEnvKey(key string) error {
+	if !envKeyRE.MatchString(key) {
+		return invalid("invalid environment variable name %q", key)
+	}
+	return nil
+}
+
+// ValidateEnvValue checks an environment variable value: an env file holds
+// one variable a line, so a value cannot span lines.
+func ValidateEnvValue(key, value string) error {
+	if strings.ContainsAny(value, "\x00\n\r") {
+		return invalid("environment variable %q: value holds a NUL or line break", key)
+	}
+	return nil
+}
+
+// ParseBytes parses a size in the docker CLI's notation: a number with an
+// optional unit b, k, m, g, t or p (powers of 1024, case-insensitive, an
+// optional trailing "b" or "ib"). "2g" is 2147483648.
+func ParseBytes(s string) (int64, error) {
+	m := bytesRE.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, invalid("invalid size %q: want a number with an optional unit k, m, g, t or p", s)
+	}
+	n, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, invalid("invalid size %q: %v", s, err)
+	}
+	mult := float64(1)
+	switch strings.ToLower(m[2]) {
+	case "k":
+		mult = 1 << 10
+	case "m":
+		mult = 1 << 20
+	case "g":
+		mult = 1 << 30
+	case "t":
+		mult = 1 << 40
+	case "p":
+		mult = 1 << 50
+	}
+	v := n * mult
+	if v >= math.MaxInt64 {
+		return 0, invalid("invalid size %q: too large", s)
+	}
+	return int64(v), nil
+}
+
+// ParseUlimit parses "name=soft[:hard]".
+func ParseUlimit(s string) (Ulimit, error) {
+	name, limits, ok := strings.Cut(s, "=")
+	if !ok {
+		return Ulimit{}, invalid("invalid ulimit %q: want name=soft[:hard]", s)
+	}
+	softS, hardS, hasHard := strings.Cut(limits, ":")
+	soft, err := strconv.ParseInt(softS, 10, 64)
+	if err != nil {
+		return Ulimit{}, invalid("invalid ulimit %q: soft limit is not a number", s)
+	}
+	hard := soft
+	if hasHard {
+		if hard, err = strconv.ParseInt(hardS, 10, 64); err != nil {
+			return Ulimit{}, invalid("invalid ulimit %q: hard limit is not a number", s)
+		}
+	}
+	u := Ulimit{Name: name, Soft: soft, Hard: hard}
+	return u, u.validate()
+}
+
+// String formats u as name=soft:hard.
+func (u Ulimit) String() string { return fmt.Sprintf("%s=%d:%d", u.Name, u.Soft, u.Hard) }
+
+func (u Ulimit) validate() error {
+	if !ulimitNames[u.Name] {
+		return invalid("invalid ulimit name %q", u.Name)
+	}
+	if u.Soft < -1 || u.Hard < -1 || (u.Hard >= 0 && u.Soft > u.Hard) {
+		return invalid("invalid ulimit %s: want 0 <= soft <= hard", u)
+	}
+	return nil
+}
+
+// Validate checks a network spec.
+func (s NetworkSpec) Validate() error {
+	if err := ValidateName(s.Name); err != nil {
+		return err
+	}
+	if s.Driver != "" && !nameRE.MatchString(s.Driver) {
+		return invalid("invalid network driver %q", s.Driver)
+	}
+	return validateLabels(s.Labels)
+}
+
+func validateLabels(labels map[string]string) error {
+	for k, v := range labels {
+		if !labelKeyR.MatchString(k) {
+			return invalid("invalid label key %q", k)
+		}
+		if strings.ContainsAny(v, "\x00\n\r") {
+			return invalid("label %q: value holds a NUL or line break", k)
+		}
+	}
+	return nil
+}
+
+func validatePath(what, p string) error {
+	if p == "" || !path.IsAbs(p) || path.Clean(p) != p {
+		return invalid("%s %q: want a clean absolute path", what, p)
+	}
+	// Commas, colons and quotes would split the engine CLI's mount syntax.
+	if strings.ContainsAny(p, ",:\"'\x00\n\r") {
+		return invalid("%s %q: holds a character that is not allowed (, : quote NUL line break)", what, p)
+	}
+	return nil
+}
+
+// Validate checks a container spec. Every runtime calls it before it
+// touches its engine.
+func (s *ContainerSpec) Validate() error {
+	if err := ValidateName(s.Name); err != nil {
+		return err
+	}
+	if err := ValidateImage(s.Image); err != nil {
+		return err
+	}
+	for _, a := range s.Cmd {
+		if strings.ContainsRune(a, 0) {
+			return invalid("command argument holds a NUL")
+		}
+	}
+	for k, v := range s.Env {
+		if err := ValidateEnvKey(k); err != nil {
+			return err
+		}
+		if err := ValidateEnvValue(k, v); err != nil {
+			return err
+		}
+	}
+	if err := validateLabels(s.Labels); err != nil {
+		return err
+	}
+	if s.User != "" && !userRE.MatchString(s.User) {
+		return invalid("invalid user %q: want name or uid, optionally :group", s.User)
+	}
+	if err := s.Resources.validate(); err != nil {
+		return err
+	}
+	if err := s.Security.validate(); err != nil {
+		return err
+	}
+	if !restartNames[s.Restart.Name] {
+		return invalid("invalid restart policy %q", s.Restart.Name)
+	}
+	if s.Restart.MaxRetries < 0 || (s.Restart.MaxRetries > 0 && s.Restart.Name != "on-failure") {
+		return invalid("invalid restart policy: max retries %d with %q", s.Restart.MaxRetries, s.Restart.Name)
+	}
+	if s.Network != "" {
+		if err := ValidateName(s.Network); err != nil {
+			return err
+		}
+	}
+	for _, p := range s.Ports {
+		if p.HostIP == "" || strings.ContainsAny(p.HostIP, " ,\x00\n") || !ipLike(p.HostIP) {
+			return invalid("port binding: invalid host address %q", p.HostIP)
+		}
+		if p.HostPort < 1 || p.HostPort > 65535 || p.ContainerPort < 1 || p.ContainerPort > 65535 {
+			return invalid("port binding %d:%d out of range 1-65535", p.HostPort, p.ContainerPort)
+		}
+		if p.Protocol != "" && p.Protocol != "tcp" && p.Protocol != "udp" {
+			return invalid("port binding: invalid protocol %q", p.Protocol)
+		}
+	}
+	for _, m := range s.Mounts {
+		if err := validatePath("mount source", m.Source); err != nil {
+			return err
+		}
+		if err := validatePath("mount target", m.Target); err != nil {
+			return err
+		}
+	}
+	if h := s.Healthcheck; h != nil {
+		if len(h.Test) == 0 {
+			return invalid("healthcheck without a command")
+		}
+		for _, a := range h.Test {
+			if strings.ContainsRune(a, 0) {
+				return invalid("healthcheck argument holds a NUL")
+			}
+		}
+		if h.Interval < 0 || h.Timeout < 0 || h.StartPeriod < 0 || h.Retries < 0 {
+			return invalid("healthcheck: negative durations or retries")
+		}
+	}
+	if s.StopTimeout < 0 {
+		return invalid("negative stop timeout")
+	}
+	return nil
+}
+
+func ipLike(s string) bool {
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F' || r == '.' || r == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *Resources) validate() error {
+	if r.CPUs < 0 || r.CPUs > 1024 || math.IsNaN(r.CPUs) {
+		return invalid("invalid cpus %v", r.CPUs)
+	}
+	if r.CPUShares < 0 || r.CPUShares == 1 || r.CPUShares > 262144 {
+		return invalid("invalid cpu shares %d: want 2-262144", r.CPUShares)
+	}
+	var mem int64
+	if r.Memory != "" {
+		n, err := ParseBytes(r.Memory)
+		if err != nil {
+			return invalid("memory: %v", err)
+		}
+		if n < 6<<20 {
+			return invalid("memory %q: the minimum is 6m", r.Memory)
+		}
+		mem = n
+	}
+	if r.MemorySwap != "" && r.MemorySwap != "-1" {
+		n, err := ParseBytes(r.MemorySwap)
+		if err != nil {
+			return invalid("memory swap: %v", err)
+		}
+		if mem == 0 {
+			return invalid("memory swap set without a memory limit")
+		}
+		if n < mem {
+			return invalid("memory swap %q is smaller than memory %q", r.MemorySwap, r.Memory)
+		}
+	}
+	if r.PidsLimit < -1 {
+		return invalid("invalid pids limit %d", r.PidsLimit)
+	}
+	for _, u := range r.Ulimits {
+		if err := u.validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Security) validate() error {
+	for _, t := range s.Tmpfs {
+		if err := validatePath("tmpfs", t.Path); err != nil {
+			return err
+		}
+		if strings.ContainsAny(t.Options, " :\"'\x00\n\r") {
+			return invalid("tmpfs %s: invalid options %q", t.Path, t.Options)
+		}
+	}
+	for _, c := range append(append([]string(nil), s.CapDrop...), s.CapAdd...) {
+		if !capRE.MatchString(c) {
+			return invalid("invalid capability %q", c)
+		}
+	}
+	if s.SeccompProfile == "unconfined" {
+		return invalid("seccomp profile \"unconfined\" is refused")
+	}
+	if s.ApparmorProfile == "unconfined" {
+		return invalid("apparmor profile \"unconfined\" is refused")
+	}
+	for what, p := range map[string]string{"seccomp profile": s.SeccompProfile, "apparmor profile": s.ApparmorProfile} {
+		if strings.ContainsAny(p, ",\"'\x00\n\r") || strings.HasPrefix(p, "-") {
+			return invalid("invalid %s %q", what, p)
+		}
+	}
+	return nil
+}
