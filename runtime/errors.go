@@ -1,59 +1,37 @@
 package runtime
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 )
 
-// The closed set of error classes a Runtime returns. Implementations wrap
-// them with context (Errorf, or fmt.Errorf with %w); callers test them with
+// The closed set of error classes a Runtime returns (see package errdefs,
+// where they are defined for every layer). Implementations wrap them with
+// context (Errorf, or fmt.Errorf with %w); callers test them with
 // errors.Is. Each boundary translates them in exactly one place: to gRPC
-// codes and back in grpc_errors.go, to HTTP statuses in socketapi.
+// codes and back in this package, to HTTP statuses in socketapi.
 var (
-	ErrNotFound        = errors.New("not found")
-	ErrAlreadyExists   = errors.New("already exists")
-	ErrInvalidArgument = errors.New("invalid argument")
-	ErrUnavailable     = errors.New("unavailable")
-	ErrTimeout         = errors.New("timeout")
+	ErrNotFound        = errdefs.ErrNotFound
+	ErrAlreadyExists   = errdefs.ErrAlreadyExists
+	ErrInvalidArgument = errdefs.ErrInvalidArgument
+	ErrUnavailable     = errdefs.ErrUnavailable
+	ErrTimeout         = errdefs.ErrTimeout
 )
-
-// classes lists the error classes, most specific first.
-var classes = []error{ErrInvalidArgument, ErrNotFound, ErrAlreadyExists, ErrTimeout, ErrUnavailable}
 
 // Errorf returns an error of class class whose text is the formatted
 // message alone (the class is not repeated in it). %w in format wraps as
 // fmt.Errorf does.
 func Errorf(class error, format string, args ...any) error {
-	return &classError{class: class, err: fmt.Errorf(format, args...)}
+	return errdefs.Errorf(class, format, args...)
 }
-
-type classError struct {
-	class error
-	err   error
-}
-
-func (e *classError) Error() string   { return e.err.Error() }
-func (e *classError) Unwrap() []error { return []error{e.class, e.err} }
 
 // Class returns the class of err (one of the Err* variables), or nil when
 // err belongs to none. A context deadline counts as ErrTimeout.
-func Class(err error) error {
-	if err == nil {
-		return nil
-	}
-	for _, c := range classes {
-		if errors.Is(err, c) {
-			return c
-		}
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return ErrTimeout
-	}
-	return nil
-}
+func Class(err error) error { return errdefs.Class(err) }
 
 // BatchError reports the containers of a batch operation (Stop, Remove)
 // that failed, by the reference the caller gave. errors.Is sees through it

@@ -1,0 +1,338 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zaki-platform/zaki-agent/internal/errdefs"
+	"github.com/zaki-platform/zaki-agent/internal/version"
+	"github.com/zaki-platform/zaki-agent/registry"
+	"github.com/zaki-platform/zaki-agent/runtime"
+	"github.com/zaki-platform/zaki-agent/socketapi"
+)
+
+// Options are the agent's dependencies that are not configuration.
+type Options struct {
+	Logger *slog.Logger
+	// Now is the clock (tests inject one); time.Now when nil.
+	Now func() time.Time
+	// PluginRestarts, when set, reports how often the runtime plugin was
+	// relaunched (for health and metrics).
+	PluginRestarts func() int
+	// Metrics, when set, are the metrics to record into (so that the
+	// registry, opened first, can record its writes); new ones when nil.
+	Metrics *Metrics
+}
+
+// Agent owns the per-user instances of one host. Create it with New, run
+// its loops with Run, and call its methods from any goroutine.
+type Agent struct {
+	cfg      atomic.Pointer[Config] // replaced whole by Reload
+	rt       runtime.Runtime
+	reg      *registry.Registry
+	log      *slog.Logger
+	now      func() time.Time
+	hash     hasher
+	labels   labelKeys
+	dataDir  string // <stateDir>/instances
+	metrics  *Metrics
+	restarts func() int
+
+	// probe checks that an address serves (a field so that unit tests over
+	// the fake runtime, where nothing listens, can stand in for it).
+	probe func(ctx context.Context, addr string) error
+
+	locks  userLocks
+	engine chan struct{} // bounds engine operations in flight
+	events broker
+	images imagePuller
+
+	// live is the engine's view of each user's container, fed by the event
+	// stream and by resyncs; see reconcile.go.
+	mu      sync.RWMutex
+	live    map[string]liveState
+	seq     atomic.Uint64 // bumped by every change of live
+	netDone atomic.Bool   // the instance network exists
+
+	runtimeUp  atomic.Bool
+	lastResync atomic.Int64 // unix ms of the last full resync
+	loops      loopWatch
+	ready      chan struct{}
+	readyOnce  sync.Once
+	startedAt  time.Time
+	bg         context.Context // ends with Run: owns background work (pulls)
+	bgCancel   context.CancelFunc
+}
+
+// New returns an agent for cfg, driving rt and recording in reg. It
+// creates the state dir's instances/ folder and the hash key when they do
+// not exist.
+func New(cfg Config, rt runtime.Runtime, reg *registry.Registry, opts Options) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+		return nil, err
+	}
+	h, err := loadHashKey(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	dataDir := filepath.Join(cfg.StateDir, "instances")
+	if err := os.MkdirAll(dataDir, 0o711); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	a := &Agent{
+		reg:      reg,
+		log:      opts.Logger,
+		now:      opts.Now,
+		hash:     h,
+		labels:   newLabelKeys(cfg.Instance.LabelPrefix),
+		dataDir:  dataDir,
+		restarts: opts.PluginRestarts,
+		engine:   make(chan struct{}, cfg.MaxEngineOps),
+		live:     make(map[string]liveState),
+		ready:    make(chan struct{}),
+		probe:    probe,
+	}
+	a.cfg.Store(&cfg)
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.restarts == nil {
+		a.restarts = func() int { return 0 }
+	}
+	a.startedAt = a.now()
+	a.metrics = opts.Metrics
+	if a.metrics == nil {
+		a.metrics = NewMetrics()
+	}
+	a.metrics.attach(a)
+	a.rt = instrument(rt, a.metrics, seconds(cfg.CallTimeoutSeconds))
+	a.images = imagePuller{a: a}
+	a.bg, a.bgCancel = context.WithCancel(context.Background())
+	return a, nil
+}
+
+// Config returns the configuration the agent runs with.
+func (a *Agent) Config() Config { return *a.cfg.Load() }
+
+// conf returns the current configuration; callers keep the pointer for the
+// whole of one decision, so that a reload never splits one.
+func (a *Agent) conf() *Config { return a.cfg.Load() }
+
+// Ready is closed once the first reconciliation is done.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+// The API's types are the agent's own (see package socketapi).
+type (
+	Instance     = socketapi.Instance
+	InstanceSpec = socketapi.InstanceSpec
+	Resources    = socketapi.Resources
+	Event        = socketapi.Event
+	PruneRequest = socketapi.PruneRequest
+	PruneResult  = socketapi.PruneResult
+	PruneItem    = socketapi.PruneItem
+	Health       = socketapi.Health
+	Counts       = socketapi.Counts
+)
+
+// The states of an instance, and the outcomes of an ensure.
+const (
+	StateRunning     = socketapi.StateRunning
+	StateStopped     = socketapi.StateStopped
+	StateMissing     = socketapi.StateMissing
+	OutcomeReused    = socketapi.OutcomeReused
+	OutcomeStarted   = socketapi.OutcomeStarted
+	OutcomeCreated   = socketapi.OutcomeCreated
+	OutcomeRecreated = socketapi.OutcomeRecreated
+)
+
+func (a *Agent) instance(rec registry.Record) Instance {
+	a.mu.RLock()
+	ls, ok := a.live[rec.UserID]
+	a.mu.RUnlock()
+	state := StateMissing
+	if ok && ls.exists() {
+		state = StateStopped
+		if ls.running() {
+			state = StateRunning
+		}
+	}
+	in := Instance{
+		UserID:        rec.UserID,
+		ContainerName: rec.ContainerName,
+		ContainerID:   rec.ContainerID,
+		Image:         rec.Image,
+		State:         state,
+		Port:          rec.Port,
+		URL:           fmt.Sprintf("http://%s:%d", urlHost(a.conf().Instance.BindAddress), rec.Port),
+		CreatedAtMs:   rec.CreatedAtMs,
+		LastUsedAtMs:  rec.LastUsedAtMs,
+		ConfigHash:    rec.ConfigHash,
+		Stale:         rec.DesiredHash != "" && rec.DesiredHash != rec.ConfigHash,
+		Labels:        rec.Labels,
+	}
+	if ok {
+		in.Health = ls.Health
+	}
+	return in
+}
+
+func urlHost(addr string) string {
+	for _, r := range addr {
+		if r == ':' {
+			return "[" + addr + "]"
+		}
+	}
+	return addr
+}
+
+// Get returns userID's instance; ErrNotFound when it has none.
+func (a *Agent) Get(ctx context.Context, userID string) (Instance, error) {
+	if err := validateUserID(userID); err != nil {
+		return Instance{}, err
+	}
+	rec, ok := a.reg.Get(userID)
+	if !ok {
+		return Instance{}, notFound(userID)
+	}
+	return a.instance(rec), nil
+}
+
+// List returns every instance, filtered by state when state is not "".
+func (a *Agent) List(ctx context.Context, state string) ([]Instance, error) {
+	switch state {
+	case "", StateRunning, StateStopped, StateMissing:
+	default:
+		return nil, invalid("invalid state %q: want running, stopped or missing", state)
+	}
+	recs := a.reg.List()
+	out := make([]Instance, 0, len(recs))
+	for _, rec := range recs {
+		in := a.instance(rec)
+		if state == "" || in.State == state {
+			out = append(out, in)
+		}
+	}
+	return out, nil
+}
+
+// Touch marks userID's instance as used now, pushing idle pruning back.
+func (a *Agent) Touch(ctx context.Context, userID string) (Instance, error) {
+	if err := validateUserID(userID); err != nil {
+		return Instance{}, err
+	}
+	if !a.reg.Touch(userID, a.now().UnixMilli()) {
+		return Instance{}, notFound(userID)
+	}
+	return a.Get(ctx, userID)
+}
+
+// Subscribe returns a stream of lifecycle events; buf events are buffered
+// before a slow reader starts losing them. Close it when done.
+func (a *Agent) Subscribe(buf int) *Subscription { return a.events.subscribe(buf) }
+
+func (a *Agent) publish(e Event) {
+	if e.TimeMs == 0 {
+		e.TimeMs = a.now().UnixMilli()
+	}
+	a.events.publish(e)
+}
+
+// Health asks the runtime for its engine's info and reports. Its Status
+// is "unavailable" when the runtime does not answer.
+func (a *Agent) Health(ctx context.Context) Health {
+	h := Health{
+		Status: "ok",
+		Agent: socketapi.AgentHealth{
+			Version:      version.Version,
+			Pid:          os.Getpid(),
+			StartedAtMs:  a.startedAt.UnixMilli(),
+			LastResyncMs: a.lastResync.Load(),
+			Loops:        "ok",
+		},
+		Runtime: socketapi.RuntimeHealth{Name: a.conf().Runtime, Restarts: a.restarts()},
+		Counts:  a.Counts(),
+	}
+	select {
+	case <-a.ready:
+		h.Agent.Ready = true
+	default:
+		h.Status = "degraded"
+	}
+	if wedged := a.loops.wedged(a.loopBound()); wedged != "" {
+		h.Agent.Loops = wedged
+		h.Status = "degraded"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := a.rt.Info(ctx)
+	if err != nil {
+		h.Status = "unavailable"
+		h.Runtime.Error = err.Error()
+		return h
+	}
+	h.Runtime.Up = true
+	h.Runtime.Engine = &socketapi.EngineInfo{
+		Runtime: info.Runtime, EngineVersion: info.EngineVersion, APIVersion: info.APIVersion,
+		OS: info.OS, Arch: info.Arch, CgroupVersion: info.CgroupVersion, SecurityOptions: info.SecurityOptions,
+	}
+	return h
+}
+
+// Counts returns the number of instances by state.
+func (a *Agent) Counts() Counts {
+	var c Counts
+	for _, rec := range a.reg.List() {
+		c.Total++
+		switch a.instance(rec).State {
+		case StateRunning:
+			c.Running++
+		case StateStopped:
+			c.Stopped++
+		default:
+			c.Missing++
+		}
+	}
+	return c
+}
+
+// Alive reports whether the agent's loops are making progress: none is
+// stuck in one iteration for longer than its bound. systemd's watchdog is
+// fed only while it holds.
+func (a *Agent) Alive() bool { return a.loops.wedged(a.loopBound()) == "" }
+
+func (a *Agent) loopBound() time.Duration {
+	return 3*seconds(a.conf().CallTimeoutSeconds) + time.Minute
+}
+
+// Errors.
+
+func invalid(format string, args ...any) error {
+	return errdefs.Errorf(errdefs.ErrInvalidArgument, format, args...)
+}
+
+func notFound(userID string) error {
+	return errdefs.Errorf(errdefs.ErrNotFound, "no instance for user %q", userID)
+}
+
+func validateUserID(id string) error {
+	if err := registry.ValidateUserID(id); err != nil {
+		return invalid("%v", err)
+	}
+	return nil
+}
+
+// unavailable reports whether err means the runtime or engine is down.
+func unavailable(err error) bool { return errors.Is(err, errdefs.ErrUnavailable) }

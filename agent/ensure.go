@@ -1,0 +1,301 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/zaki-platform/zaki-agent/internal/errdefs"
+	"github.com/zaki-platform/zaki-agent/registry"
+	"github.com/zaki-platform/zaki-agent/runtime"
+)
+
+// EnsureOptions tune one ensure.
+type EnsureOptions struct {
+	// Progress, when set, receives image pull progress while the call waits.
+	Progress func(runtime.PullProgress)
+}
+
+// Ensure makes userID's instance exist, run and accept connections on its
+// port, and returns it with its Outcome:
+//
+//   - no container: reserve the user's port, prepare the data dir and
+//     files, make sure of the image and the network, create, start and
+//     wait until ready: "created";
+//   - a container made from the same effective spec: "reused" when
+//     running (no runtime call at all), "started" when it was stopped;
+//   - a container made from another spec: kept and marked stale while it
+//     is hot (running and used within the hot window): "reused"; otherwise
+//     removed and made anew: "recreated".
+//
+// Calls for one user are serialised; other users proceed in parallel. A
+// failure after the container was created removes the container but keeps
+// the user's port and data.
+func (a *Agent) Ensure(ctx context.Context, userID string, spec InstanceSpec, opts EnsureOptions) (Instance, error) {
+	start := time.Now()
+	in, err := a.ensure(ctx, userID, spec, opts)
+	a.metrics.observeEnsure(in.Outcome, err, time.Since(start))
+	if err != nil {
+		return Instance{}, err
+	}
+	a.publish(Event{Type: EventEnsured, UserID: userID, ContainerID: in.ContainerID, Image: in.Image, Outcome: in.Outcome})
+	return in, nil
+}
+
+func (a *Agent) ensure(ctx context.Context, userID string, spec InstanceSpec, opts EnsureOptions) (Instance, error) {
+	if err := validateUserID(userID); err != nil {
+		return Instance{}, err
+	}
+	e, err := a.conf().resolve(spec)
+	if err != nil {
+		return Instance{}, err
+	}
+	want := a.hash.current(e)
+
+	unlock := a.locks.lock(userID)
+	defer unlock()
+
+	for attempt := 0; ; attempt++ {
+		in, err := a.ensureLocked(ctx, userID, e, want, opts)
+		if errors.Is(err, errdefs.ErrAlreadyExists) && attempt == 0 {
+			// The engine has a container of that name we did not know of:
+			// learn it, then decide again.
+			if rerr := a.resyncUser(ctx, userID); rerr != nil {
+				return Instance{}, rerr
+			}
+			continue
+		}
+		return in, err
+	}
+}
+
+func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec, want string, opts EnsureOptions) (Instance, error) {
+	nowMs := a.now().UnixMilli()
+	rec, hasRec := a.reg.Get(userID)
+	ls := a.liveOf(userID)
+
+	if ls.exists() {
+		if !hasRec || rec.ContainerID != ls.ID {
+			// A container the registry does not know (yet): adopt it first.
+			var err error
+			if rec, err = a.adopt(userID, ls, rec, hasRec); err != nil {
+				return Instance{}, err
+			}
+			hasRec = true
+		}
+		if a.hash.matches(rec.ConfigHash, e) {
+			if rec.DesiredHash != "" {
+				rec.DesiredHash = ""
+				rec.LastUsedAtMs = nowMs
+				if err := a.reg.Put(rec); err != nil {
+					return Instance{}, fmt.Errorf("record instance: %w", err)
+				}
+			} else {
+				a.reg.Touch(userID, nowMs)
+			}
+			if ls.running() {
+				in := a.instance(a.mustGet(userID, rec))
+				in.Outcome = OutcomeReused
+				return in, nil
+			}
+			return a.startStopped(ctx, rec, e, opts)
+		}
+		hot := ls.running() && time.Duration(nowMs-rec.LastUsedAtMs)*time.Millisecond < minutes(a.conf().Hot.WindowMinutes)
+		if hot {
+			rec.LastUsedAtMs = nowMs
+			if rec.DesiredHash != want {
+				rec.DesiredHash = want
+				if err := a.reg.Put(rec); err != nil {
+					return Instance{}, fmt.Errorf("record instance: %w", err)
+				}
+			} else {
+				a.reg.Touch(userID, nowMs)
+			}
+			in := a.instance(a.mustGet(userID, rec))
+			in.Outcome = OutcomeReused
+			return in, nil
+		}
+		// Cold, with another config: make it anew. The image comes first, so
+		// that an image that cannot be had leaves the old container alone.
+		if err := a.images.ensure(ctx, e.Image, opts.Progress); err != nil {
+			return Instance{}, err
+		}
+		if err := a.removeContainer(ctx, userID, ls.ID); err != nil {
+			return Instance{}, fmt.Errorf("remove the outdated container of user %q: %w", userID, err)
+		}
+		return a.create(ctx, userID, e, want, OutcomeRecreated, opts)
+	}
+	return a.create(ctx, userID, e, want, OutcomeCreated, opts)
+}
+
+// mustGet re-reads a record just written, falling back to rec.
+func (a *Agent) mustGet(userID string, rec registry.Record) registry.Record {
+	if r, ok := a.reg.Get(userID); ok {
+		return r
+	}
+	return rec
+}
+
+// create makes, starts and waits for a new container for userID.
+func (a *Agent) create(ctx context.Context, userID string, e effectiveSpec, hash, outcome string, opts EnsureOptions) (Instance, error) {
+	// Runtime first: while the engine is down nothing is written.
+	if err := a.images.ensure(ctx, e.Image, opts.Progress); err != nil {
+		return Instance{}, err
+	}
+	if err := a.ensureNetwork(ctx); err != nil {
+		return Instance{}, err
+	}
+	lo, hi, _ := a.conf().Instance.Ports()
+	port, err := a.reg.ReservePort(userID, lo, hi)
+	if err != nil {
+		return Instance{}, fmt.Errorf("reserve a port for user %q: %w", userID, err)
+	}
+	dir, err := a.prepareDataDir(userID, e.Files)
+	if err != nil {
+		return Instance{}, err
+	}
+	now := a.now()
+	spec := a.containerSpec(userID, e, hash, port, now.UnixMilli(), dir)
+
+	release, err := a.acquire(ctx)
+	if err != nil {
+		return Instance{}, err
+	}
+	id, err := a.rt.Create(ctx, spec)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		// The network went away behind our back: make it again, once.
+		a.netDone.Store(false)
+		if nerr := a.ensureNetwork(ctx); nerr == nil {
+			id, err = a.rt.Create(ctx, spec)
+		}
+	}
+	release()
+	if err != nil {
+		return Instance{}, fmt.Errorf("create container for user %q: %w", userID, err)
+	}
+	rec := registry.Record{
+		UserID:        userID,
+		ContainerName: spec.Name,
+		ContainerID:   id,
+		Image:         e.Image,
+		Port:          port,
+		ConfigHash:    hash,
+		HashVersion:   hashVersion,
+		State:         StateStopped,
+		Labels:        e.Labels,
+		CreatedAtMs:   now.UnixMilli(),
+		LastUsedAtMs:  now.UnixMilli(),
+	}
+	a.setLive(userID, liveState{ID: id, Name: spec.Name, Image: e.Image, State: runtime.StateCreated,
+		Hash: hash, Port: port, CreatedAtMs: rec.CreatedAtMs})
+	if err := a.reg.Put(rec); err != nil {
+		a.cleanup(userID, id)
+		return Instance{}, fmt.Errorf("record instance of user %q: %w (container removed)", userID, err)
+	}
+	if err := a.startAndWait(ctx, rec); err != nil {
+		return Instance{}, err
+	}
+	in := a.instance(a.mustGet(userID, rec))
+	in.Outcome = outcome
+	return in, nil
+}
+
+// startStopped starts an existing stopped container.
+func (a *Agent) startStopped(ctx context.Context, rec registry.Record, e effectiveSpec, opts EnsureOptions) (Instance, error) {
+	if _, err := a.prepareDataDir(rec.UserID, e.Files); err != nil {
+		return Instance{}, err
+	}
+	if err := a.startAndWait(ctx, rec); err != nil {
+		return Instance{}, err
+	}
+	in := a.instance(a.mustGet(rec.UserID, rec))
+	in.Outcome = OutcomeStarted
+	return in, nil
+}
+
+// startAndWait starts rec's container and waits until its port accepts
+// connections. On failure the container is removed (port and data kept),
+// unless the runtime itself is unavailable.
+func (a *Agent) startAndWait(ctx context.Context, rec registry.Record) error {
+	release, err := a.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	err = a.rt.Start(ctx, rec.ContainerID)
+	release()
+	if err != nil {
+		if !unavailable(err) {
+			a.cleanup(rec.UserID, rec.ContainerID)
+			return fmt.Errorf("start container of user %q: %w (container removed; port %d and data kept)", rec.UserID, err, rec.Port)
+		}
+		return fmt.Errorf("start container of user %q: %w", rec.UserID, err)
+	}
+	a.markState(rec.UserID, rec.ContainerID, runtime.StateRunning)
+	if err := a.waitReady(ctx, rec); err != nil {
+		if !unavailable(err) {
+			a.cleanup(rec.UserID, rec.ContainerID)
+			return fmt.Errorf("instance of user %q: %w (container removed; port %d and data kept)", rec.UserID, err, rec.Port)
+		}
+		return fmt.Errorf("instance of user %q: %w", rec.UserID, err)
+	}
+	return nil
+}
+
+// cleanup removes a container that failed half-way, with the record that
+// names it; the port reservation and the data dir stay.
+func (a *Agent) cleanup(userID, id string) {
+	ctx, cancel := context.WithTimeout(a.bg, seconds(a.conf().CallTimeoutSeconds))
+	defer cancel()
+	if err := a.rt.Remove(ctx, []string{id}, runtime.RemoveOptions{Force: true}); err != nil {
+		a.log.Warn("remove failed container", "user", userID, "container", id, "err", err)
+	}
+	a.dropLive(userID, id)
+	if rec, ok := a.reg.Get(userID); ok && rec.ContainerID == id {
+		if err := a.reg.Delete(userID); err != nil {
+			a.log.Warn("delete registry entry", "user", userID, "err", err)
+		}
+	}
+}
+
+// removeContainer removes userID's container (force) and forgets it.
+func (a *Agent) removeContainer(ctx context.Context, userID, id string) error {
+	release, err := a.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := a.rt.Remove(ctx, []string{id}, runtime.RemoveOptions{Force: true}); err != nil {
+		return err
+	}
+	a.dropLive(userID, id)
+	return nil
+}
+
+// acquire takes a slot of the engine operation bound.
+func (a *Agent) acquire(ctx context.Context) (release func(), err error) {
+	select {
+	case a.engine <- struct{}{}:
+		return func() { <-a.engine }, nil
+	case <-ctx.Done():
+		return nil, errdefs.Errorf(errdefs.ErrTimeout, "waiting for an engine slot: %v", ctx.Err())
+	}
+}
+
+// ensureNetwork makes sure the instance network exists (once per agent,
+// again after it was found missing).
+func (a *Agent) ensureNetwork(ctx context.Context) error {
+	if a.netDone.Load() {
+		return nil
+	}
+	err := a.rt.EnsureNetwork(ctx, runtime.NetworkSpec{
+		Name:       a.conf().Instance.Network,
+		DisableICC: true,
+		Labels:     map[string]string{a.conf().Instance.LabelPrefix + ".network": "1"},
+	})
+	if err != nil {
+		return fmt.Errorf("ensure network %q: %w", a.conf().Instance.Network, err)
+	}
+	a.netDone.Store(true)
+	return nil
+}

@@ -1,0 +1,138 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	"gotest.tools/v3/poll"
+
+	"github.com/zaki-platform/zaki-agent/internal/testenv"
+	"github.com/zaki-platform/zaki-agent/registry"
+	"github.com/zaki-platform/zaki-agent/runtime/runtimetest"
+)
+
+// clock is a settable clock for tests.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// fakeEnv is an agent over the in-memory runtime, its registry in a temp
+// state dir.
+type fakeEnv struct {
+	t      *testing.T
+	cfg    Config
+	fake   *runtimetest.Fake
+	reg    *registry.Registry
+	a      *Agent
+	clock  *clock
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func testConfig(t *testing.T) Config {
+	cfg := DefaultConfig()
+	cfg.StateDir = t.TempDir()
+	cfg.Socket = filepath.Join(cfg.StateDir, "agent.sock")
+	cfg.Instance.Image = testenv.StubImage
+	cfg.Instance.AllowedImages = []string{"zaki/*", "alpine/openclaw:*"}
+	cfg.Instance.PortRange = "20000-20099"
+	cfg.Instance.ReadinessTimeoutSeconds = 2
+	return cfg
+}
+
+// newFakeEnv starts an agent over a new fake, with probes that always
+// succeed, and waits until it is ready.
+func newFakeEnv(t *testing.T, mutate ...func(*Config)) *fakeEnv {
+	t.Helper()
+	cfg := testConfig(t)
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	e := &fakeEnv{t: t, cfg: cfg, clock: newClock()}
+	e.fake = runtimetest.NewFake(runtimetest.WithClock(e.clock.Now))
+	e.start()
+	return e
+}
+
+// start opens the registry and starts an agent on the env's state dir.
+func (e *fakeEnv) start() {
+	t := e.t
+	t.Helper()
+	reg, err := registry.Open(e.cfg.StateDir, registry.Options{Logger: slog.New(slog.DiscardHandler)})
+	assert.NilError(t, err)
+	e.reg = reg
+	a, err := New(e.cfg, e.fake, reg, Options{Now: e.clock.Now})
+	assert.NilError(t, err)
+	a.probe = func(ctx context.Context, addr string) error { return nil }
+	e.a = a
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	e.done = make(chan struct{})
+	go func() { defer close(e.done); a.Run(ctx) }()
+	select {
+	case <-a.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("agent not ready within 10s")
+	}
+	t.Cleanup(e.stop)
+}
+
+// stop ends the agent's loops and closes the registry (idempotent).
+func (e *fakeEnv) stop() {
+	if e.cancel == nil {
+		return
+	}
+	e.cancel()
+	<-e.done
+	e.cancel = nil
+	e.reg.Close()
+}
+
+// restart stops the agent and starts a new one on the same state dir and
+// the same fake engine.
+func (e *fakeEnv) restart() {
+	e.stop()
+	e.start()
+}
+
+func (e *fakeEnv) ensure(user string, spec InstanceSpec) Instance {
+	e.t.Helper()
+	in, err := e.a.Ensure(context.Background(), user, spec, EnsureOptions{})
+	assert.NilError(e.t, err)
+	return in
+}
+
+// waitState polls until user's instance is in state.
+func (e *fakeEnv) waitState(user, state string) {
+	e.t.Helper()
+	poll.WaitOn(e.t, func(poll.LogT) poll.Result {
+		in, err := e.a.Get(context.Background(), user)
+		if err != nil {
+			return poll.Error(err)
+		}
+		if in.State != state {
+			return poll.Continue("state %s, want %s", in.State, state)
+		}
+		return poll.Success()
+	}, poll.WithTimeout(5*time.Second), poll.WithDelay(5*time.Millisecond))
+}

@@ -1,0 +1,148 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/zaki-platform/zaki-agent/runtime"
+)
+
+// Stop stops userID's instance and keeps its container.
+func (a *Agent) Stop(ctx context.Context, userID string) (Instance, error) {
+	if err := validateUserID(userID); err != nil {
+		return Instance{}, err
+	}
+	unlock := a.locks.lock(userID)
+	defer unlock()
+	rec, ok := a.reg.Get(userID)
+	if !ok {
+		return Instance{}, notFound(userID)
+	}
+	ls := a.liveOf(userID)
+	if !ls.exists() {
+		return Instance{}, fmt.Errorf("stop instance of user %q: %w", userID, runtime.Errorf(runtime.ErrNotFound, "its container is missing"))
+	}
+	release, err := a.acquire(ctx)
+	if err != nil {
+		return Instance{}, err
+	}
+	err = a.rt.Stop(ctx, []string{ls.ID}, seconds(a.conf().Instance.StopTimeoutSeconds))
+	release()
+	if err != nil {
+		return Instance{}, fmt.Errorf("stop instance of user %q: %w", userID, err)
+	}
+	a.markState(userID, ls.ID, runtime.StateExited)
+	a.publish(Event{Type: EventStopped, UserID: userID, ContainerID: ls.ID})
+	return a.instance(rec), nil
+}
+
+// Restart restarts userID's instance and waits until it is ready again.
+func (a *Agent) Restart(ctx context.Context, userID string) (Instance, error) {
+	if err := validateUserID(userID); err != nil {
+		return Instance{}, err
+	}
+	unlock := a.locks.lock(userID)
+	defer unlock()
+	rec, ok := a.reg.Get(userID)
+	if !ok {
+		return Instance{}, notFound(userID)
+	}
+	ls := a.liveOf(userID)
+	if !ls.exists() {
+		return Instance{}, fmt.Errorf("restart instance of user %q: %w", userID, runtime.Errorf(runtime.ErrNotFound, "its container is missing; ensure it instead"))
+	}
+	release, err := a.acquire(ctx)
+	if err != nil {
+		return Instance{}, err
+	}
+	err = a.rt.Restart(ctx, ls.ID, seconds(a.conf().Instance.StopTimeoutSeconds))
+	release()
+	if err != nil {
+		return Instance{}, fmt.Errorf("restart instance of user %q: %w", userID, err)
+	}
+	a.markState(userID, ls.ID, runtime.StateRunning)
+	a.reg.Touch(userID, a.now().UnixMilli())
+	if err := a.waitReady(ctx, rec); err != nil {
+		return Instance{}, fmt.Errorf("restart instance of user %q: %w", userID, err)
+	}
+	a.publish(Event{Type: EventRestarted, UserID: userID, ContainerID: ls.ID})
+	return a.instance(a.mustGet(userID, rec)), nil
+}
+
+// Remove removes userID's container and registry entry. The user's data
+// dir is deleted only when purge is set; the user's port stays theirs.
+// With purge, a user without an instance but with data is not an error.
+func (a *Agent) Remove(ctx context.Context, userID string, purge bool) error {
+	if err := validateUserID(userID); err != nil {
+		return err
+	}
+	unlock := a.locks.lock(userID)
+	defer unlock()
+	rec, hasRec := a.reg.Get(userID)
+	ls := a.liveOf(userID)
+	if !hasRec && !ls.exists() {
+		if purge && a.hasDataDir(userID) {
+			return a.purgeDataDir(userID)
+		}
+		return notFound(userID)
+	}
+	release, err := a.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	err = a.rt.Remove(ctx, []string{containerName(userID)}, runtime.RemoveOptions{Force: true})
+	release()
+	if err != nil {
+		return fmt.Errorf("remove instance of user %q: %w", userID, err)
+	}
+	a.dropLive(userID, "")
+	if hasRec {
+		if err := a.reg.Delete(userID); err != nil {
+			return fmt.Errorf("remove instance of user %q: container removed, entry kept: %w", userID, err)
+		}
+	}
+	if purge {
+		if err := a.purgeDataDir(userID); err != nil {
+			return err
+		}
+	}
+	id := rec.ContainerID
+	if ls.exists() {
+		id = ls.ID
+	}
+	msg := ""
+	if purge {
+		msg = "purged"
+	}
+	a.publish(Event{Type: EventRemoved, UserID: userID, ContainerID: id, Message: msg})
+	return nil
+}
+
+func (a *Agent) hasDataDir(userID string) bool {
+	_, err := os.Lstat(filepath.Join(a.dataDir, userID))
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// Logs streams userID's container output.
+func (a *Agent) Logs(ctx context.Context, userID string, opts runtime.LogOptions) (io.ReadCloser, error) {
+	if err := validateUserID(userID); err != nil {
+		return nil, err
+	}
+	if _, ok := a.reg.Get(userID); !ok {
+		return nil, notFound(userID)
+	}
+	ls := a.liveOf(userID)
+	if !ls.exists() {
+		return nil, fmt.Errorf("logs of user %q: %w", userID, runtime.Errorf(runtime.ErrNotFound, "its container is missing"))
+	}
+	rc, err := a.rt.Logs(ctx, ls.ID, opts)
+	if err != nil {
+		return nil, fmt.Errorf("logs of user %q: %w", userID, err)
+	}
+	return rc, nil
+}

@@ -1,0 +1,438 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/zaki-platform/zaki-agent/registry"
+	"github.com/zaki-platform/zaki-agent/runtime"
+)
+
+// liveState is the engine's view of one user's container. The agent keeps
+// it in memory, fed by the runtime's event stream, and replaces it with a
+// full resync from List at start, after every stream reconnect and at
+// every prune interval. seq orders changes: a resync never overwrites an
+// entry changed after the resync's List began.
+type liveState struct {
+	ID          string
+	Name        string
+	Image       string
+	State       runtime.State
+	Health      string
+	Hash        string
+	Port        int
+	CreatedAtMs int64
+	Labels      map[string]string // the caller's labels (the agent's own removed)
+	seq         uint64
+}
+
+func (l liveState) exists() bool { return l.ID != "" }
+
+func (l liveState) running() bool {
+	return l.State == runtime.StateRunning || l.State == runtime.StateRestarting
+}
+
+func (a *Agent) liveOf(userID string) liveState {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.live[userID]
+}
+
+func (a *Agent) setLive(userID string, ls liveState) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ls.seq = a.seq.Add(1)
+	a.live[userID] = ls
+}
+
+// dropLive forgets userID's container when it is id.
+func (a *Agent) dropLive(userID, id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ls, ok := a.live[userID]; ok && (id == "" || ls.ID == id) {
+		delete(a.live, userID)
+		a.seq.Add(1)
+	}
+}
+
+// liveFromLabels reads the agent's labels of a container.
+func (a *Agent) liveFromLabels(id, name, image string, state runtime.State, labels map[string]string) (string, liveState, bool) {
+	lk := a.labels
+	userID := labels[lk.UserID]
+	if labels[lk.Instance] != "1" || registry.ValidateUserID(userID) != nil {
+		return "", liveState{}, false
+	}
+	port, _ := strconv.Atoi(labels[lk.Port])
+	created, _ := strconv.ParseInt(labels[lk.CreatedAtMs], 10, 64)
+	caller := map[string]string{}
+	prefix := a.conf().Instance.LabelPrefix
+	for k, v := range labels {
+		if k != prefix && !hasPrefix(k, prefix+".") {
+			caller[k] = v
+		}
+	}
+	return userID, liveState{
+		ID: id, Name: name, Image: image, State: state,
+		Hash: labels[lk.ConfigHash], Port: port, CreatedAtMs: created, Labels: caller,
+	}, true
+}
+
+func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
+
+func (a *Agent) liveFromContainer(c runtime.Container) (string, liveState, bool) {
+	image := c.Spec.Image
+	if image == "" {
+		image = c.Image
+	}
+	userID, ls, ok := a.liveFromLabels(c.ID, c.Name, image, c.State, c.Spec.Labels)
+	ls.Health = c.Health
+	return userID, ls, ok
+}
+
+// Run runs the agent's loops (runtime events, resyncs, pruning) until ctx
+// ends. Ready is closed after the first successful reconciliation. Running
+// instances are left alone when Run returns.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.bgCancel()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.eventLoop(ctx) }()
+	go func() { defer wg.Done(); a.pruneLoop(ctx) }()
+	wg.Wait()
+	return nil
+}
+
+// eventLoop follows the runtime's event stream, resyncing after every
+// (re)connect: subscribe first, then List, so that nothing falls between.
+func (a *Agent) eventLoop(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		end := a.loops.begin("reconcile")
+		stream, err := a.rt.Events(ctx, runtime.EventOptions{Labels: map[string]string{a.labels.Instance: "1"}})
+		if err == nil {
+			if err = a.reconcile(ctx); err != nil {
+				stream.Close()
+			}
+		}
+		end()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			a.setRuntimeUp(false, err)
+			if !sleepCtx(ctx, backoff) {
+				return
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		a.setRuntimeUp(true, nil)
+		a.readyOnce.Do(func() { close(a.ready) })
+		for {
+			ev, err := stream.Recv()
+			if err != nil {
+				stream.Close()
+				if ctx.Err() == nil && !errors.Is(err, io.EOF) {
+					a.log.Warn("runtime event stream broke; reconnecting", "err", err)
+				}
+				break
+			}
+			a.apply(ev)
+		}
+		if ctx.Err() == nil {
+			a.setRuntimeUp(false, errors.New("event stream ended"))
+		}
+	}
+}
+
+func (a *Agent) setRuntimeUp(up bool, err error) {
+	if a.runtimeUp.Swap(up) == up {
+		return
+	}
+	if up {
+		a.log.Info("runtime up; state resynced")
+		a.publish(Event{Type: EventRuntimeUp})
+		return
+	}
+	a.log.Warn("runtime unavailable", "err", err)
+	a.publish(Event{Type: EventRuntimeOut, Message: err.Error()})
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// reconcile makes sure of the network, resyncs, and settles the registry
+// with what the engine holds.
+func (a *Agent) reconcile(ctx context.Context) error {
+	if err := a.ensureNetwork(ctx); err != nil {
+		a.log.Warn("network", "err", err)
+	}
+	return a.resync(ctx)
+}
+
+// resync replaces the live view with a full List, then settles the
+// registry: labelled containers missing from it are adopted from their
+// labels, entries whose container is gone become missing (port kept), and
+// changed container IDs and states are recorded, in one durable write.
+// Users busy in another call are left for the next resync.
+func (a *Agent) resync(ctx context.Context) error {
+	seq0 := a.seq.Load()
+	cs, err := a.rt.List(ctx, runtime.ListOptions{Labels: map[string]string{a.labels.Instance: "1"}})
+	if err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	found := make(map[string]liveState, len(cs))
+	for _, c := range cs {
+		userID, ls, ok := a.liveFromContainer(c)
+		if !ok {
+			a.log.Warn("container with an invalid instance label ignored", "container", c.Name)
+			continue
+		}
+		if prev, dup := found[userID]; dup && prev.Name == containerName(userID) {
+			a.log.Warn("two containers claim one user; keeping the one with its name", "user", userID, "ignored", c.Name)
+			continue
+		}
+		found[userID] = ls
+	}
+
+	a.mu.Lock()
+	for userID, ls := range found {
+		if cur, ok := a.live[userID]; ok && cur.seq > seq0 {
+			continue
+		}
+		ls.seq = a.seq.Add(1)
+		a.live[userID] = ls
+	}
+	for userID, cur := range a.live {
+		if _, ok := found[userID]; !ok && cur.seq <= seq0 {
+			delete(a.live, userID)
+		}
+	}
+	a.mu.Unlock()
+
+	var (
+		puts    []registry.Record
+		unlocks []func()
+		events  []Event
+	)
+	defer func() {
+		for _, u := range unlocks {
+			u()
+		}
+	}()
+	lockUser := func(userID string) bool {
+		u, ok := a.locks.tryLock(userID)
+		if ok {
+			unlocks = append(unlocks, u)
+		}
+		return ok
+	}
+	for _, rec := range a.reg.List() {
+		ls, ok := found[rec.UserID]
+		want := rec
+		if !ok {
+			if a.liveOf(rec.UserID).exists() {
+				continue // came into being after the List
+			}
+			want.State = StateMissing
+		} else {
+			want.ContainerID = ls.ID
+			want.State = stateName(ls)
+			if ls.ID != rec.ContainerID {
+				want.ConfigHash, want.HashVersion = ls.Hash, parseHashVersion(ls.Hash)
+				want.Image, want.CreatedAtMs = ls.Image, ls.CreatedAtMs
+			}
+		}
+		if want.State == rec.State && want.ContainerID == rec.ContainerID && want.ConfigHash == rec.ConfigHash {
+			continue
+		}
+		if !lockUser(rec.UserID) {
+			continue
+		}
+		if cur, ok := a.reg.Get(rec.UserID); !ok || cur.ContainerID != rec.ContainerID || cur.State != rec.State {
+			continue // changed meanwhile
+		}
+		if want.State == StateMissing {
+			events = append(events, Event{Type: EventMissing, UserID: rec.UserID, ContainerID: rec.ContainerID})
+		}
+		puts = append(puts, want)
+	}
+	if len(puts) > 0 {
+		if err := a.reg.Put(puts...); err != nil {
+			return fmt.Errorf("resync: record states: %w", err)
+		}
+	}
+	for _, e := range events {
+		a.publish(e)
+	}
+	for userID, ls := range found {
+		if _, ok := a.reg.Get(userID); ok || !lockUser(userID) {
+			continue
+		}
+		if _, err := a.adopt(userID, ls, registry.Record{}, false); err != nil {
+			a.log.Error("adopt container", "user", userID, "container", ls.Name, "err", err)
+		}
+	}
+	a.lastResync.Store(a.now().UnixMilli())
+	return nil
+}
+
+func stateName(ls liveState) string {
+	switch {
+	case !ls.exists():
+		return StateMissing
+	case ls.running():
+		return StateRunning
+	default:
+		return StateStopped
+	}
+}
+
+// adopt records a labelled container in the registry, from its labels,
+// keeping what the existing entry (when there is one) knows of its use.
+// The port in its label is reserved for the user; a port that belongs to
+// someone else is an error, and the container stays unadopted.
+func (a *Agent) adopt(userID string, ls liveState, old registry.Record, hasOld bool) (registry.Record, error) {
+	now := a.now().UnixMilli()
+	rec := registry.Record{
+		UserID:        userID,
+		ContainerName: ls.Name,
+		ContainerID:   ls.ID,
+		Image:         ls.Image,
+		Port:          ls.Port,
+		ConfigHash:    ls.Hash,
+		HashVersion:   parseHashVersion(ls.Hash),
+		State:         stateName(ls),
+		Labels:        ls.Labels,
+		CreatedAtMs:   ls.CreatedAtMs,
+		LastUsedAtMs:  now,
+	}
+	if hasOld {
+		rec.LastUsedAtMs = old.LastUsedAtMs
+	}
+	if rec.CreatedAtMs == 0 {
+		rec.CreatedAtMs = now
+	}
+	if err := a.reg.Put(rec); err != nil {
+		return registry.Record{}, fmt.Errorf("adopt container %s of user %q: %w", ls.Name, userID, err)
+	}
+	if !hasOld {
+		a.log.Info("adopted container", "user", userID, "container", ls.Name, "port", ls.Port)
+		a.publish(Event{Type: EventAdopted, UserID: userID, ContainerID: ls.ID, Image: ls.Image})
+	}
+	return rec, nil
+}
+
+// resyncUser refreshes one user's live state from the engine.
+func (a *Agent) resyncUser(ctx context.Context, userID string) error {
+	c, err := a.rt.Inspect(ctx, containerName(userID))
+	if err != nil {
+		if errors.Is(err, runtime.ErrNotFound) {
+			a.dropLive(userID, "")
+			return nil
+		}
+		return fmt.Errorf("inspect container of user %q: %w", userID, err)
+	}
+	id, ls, ok := a.liveFromContainer(c)
+	if !ok || id != userID {
+		return fmt.Errorf("container %s exists but is not an instance of user %q: remove it or rename it", c.Name, userID)
+	}
+	a.setLive(userID, ls)
+	return nil
+}
+
+// apply feeds one runtime event into the live view and the event stream.
+func (a *Agent) apply(ev runtime.Event) {
+	userID, evLive, ok := a.liveFromLabels(ev.ID, ev.Name, "", "", ev.Labels)
+	if !ok {
+		return
+	}
+	a.mu.Lock()
+	ls, known := a.live[userID]
+	if !known || ls.ID != ev.ID {
+		if ev.Action == runtime.EventDestroy {
+			a.mu.Unlock()
+			return // an old container of the user's
+		}
+		ls = evLive
+		if rec, ok := a.reg.Get(userID); ok && rec.ContainerID == ev.ID {
+			ls.Image = rec.Image
+		}
+	}
+	changed := true
+	out := Event{UserID: userID, ContainerID: ev.ID, TimeMs: ev.Time.UnixMilli()}
+	switch ev.Action {
+	case runtime.EventCreate:
+		ls.State = runtime.StateCreated
+	case runtime.EventStart, runtime.EventRestart:
+		ls.State = runtime.StateRunning
+		out.Type = EventStarted
+	case runtime.EventDie:
+		ls.State = runtime.StateExited
+		code := ev.ExitCode
+		out.Type, out.ExitCode = EventDied, &code
+	case runtime.EventStop, runtime.EventKill:
+		changed = false
+	case runtime.EventOOM:
+		changed = false
+		out.Type = EventOOM
+	case runtime.EventHealth:
+		ls.Health = ev.Health
+		out.Type, out.Message = EventHealth, ev.Health
+	case runtime.EventDestroy:
+		delete(a.live, userID)
+		a.seq.Add(1)
+		changed = false
+		out.Type = EventDestroyed
+	default:
+		changed = false
+	}
+	if changed {
+		ls.seq = a.seq.Add(1)
+		a.live[userID] = ls
+	}
+	a.mu.Unlock()
+	if out.Type != "" {
+		if out.TimeMs <= 0 {
+			out.TimeMs = a.now().UnixMilli()
+		}
+		a.publish(out)
+	}
+	if ev.Action == runtime.EventDestroy {
+		a.markMissing(userID, ev.ID)
+	}
+}
+
+// markMissing records that userID's container id is gone, unless someone
+// is working on the user right now (then that call records the outcome).
+func (a *Agent) markMissing(userID, id string) {
+	unlock, ok := a.locks.tryLock(userID)
+	if !ok {
+		return
+	}
+	defer unlock()
+	rec, ok := a.reg.Get(userID)
+	if !ok || rec.ContainerID != id || rec.State == StateMissing || a.liveOf(userID).exists() {
+		return
+	}
+	rec.State = StateMissing
+	if err := a.reg.Put(rec); err != nil {
+		a.log.Warn("record missing instance", "user", userID, "err", err)
+		return
+	}
+	a.publish(Event{Type: EventMissing, UserID: userID, ContainerID: id})
+}

@@ -1,0 +1,59 @@
+// Package errdefs holds the small closed set of error classes shared by
+// every layer of zaki-agent: the runtime plugins, the agent, the socket API
+// and its client. Errors are wrapped with context where they arise and
+// tested with errors.Is; each boundary translates the classes in exactly one
+// place (gRPC codes in package runtime, HTTP statuses in package socketapi,
+// and back to these sentinels in the client). Packages re-export them
+// (runtime.ErrNotFound is errdefs.ErrNotFound), so that callers outside this
+// module can test them too.
+package errdefs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// The error classes.
+var (
+	ErrNotFound        = errors.New("not found")
+	ErrAlreadyExists   = errors.New("already exists")
+	ErrInvalidArgument = errors.New("invalid argument")
+	ErrUnavailable     = errors.New("unavailable")
+	ErrTimeout         = errors.New("timeout")
+)
+
+// classes lists the error classes, most specific first.
+var classes = []error{ErrInvalidArgument, ErrNotFound, ErrAlreadyExists, ErrTimeout, ErrUnavailable}
+
+// Errorf returns an error of class class whose text is the formatted
+// message alone (the class is not repeated in it). %w in format wraps as
+// fmt.Errorf does.
+func Errorf(class error, format string, args ...any) error {
+	return &classError{class: class, err: fmt.Errorf(format, args...)}
+}
+
+type classError struct {
+	class error
+	err   error
+}
+
+func (e *classError) Error() string   { return e.err.Error() }
+func (e *classError) Unwrap() []error { return []error{e.class, e.err} }
+
+// Class returns the class of err (one of the Err* variables), or nil when
+// err belongs to none. A context deadline counts as ErrTimeout.
+func Class(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, c := range classes {
+		if errors.Is(err, c) {
+			return c
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return ErrTimeout
+	}
+	return nil
+}

@@ -1,0 +1,181 @@
+package socketapi
+
+// The wire types of the API (v1). They are the agent's own types too, so
+// that what the agent returns is what goes on the wire, field for field;
+// openapi.json describes the same shapes and a contract test holds the
+// two together.
+
+// InstanceSpec is what a caller asks for (the body of PUT
+// /v1/instances/{userId}). Every field is optional: defaults and ceilings
+// come from the agent's config.
+type InstanceSpec struct {
+	Image     string            `json:"image,omitempty"`
+	Env       map[string]string `json:"env,omitempty"`
+	Files     map[string]string `json:"files,omitempty"`
+	Resources *Resources        `json:"resources,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+}
+
+// Resources are the limits a caller may lower (never raise past the
+// configured ceilings).
+type Resources struct {
+	CPUs   float64 `json:"cpus,omitempty"`
+	Memory string  `json:"memory,omitempty"`
+	Pids   int64   `json:"pids,omitempty"`
+}
+
+// Instance is one user's instance.
+type Instance struct {
+	UserID        string            `json:"userId"`
+	ContainerName string            `json:"containerName"`
+	ContainerID   string            `json:"containerId,omitempty"`
+	Image         string            `json:"image"`
+	State         string            `json:"state"` // running, stopped or missing
+	Health        string            `json:"health,omitempty"`
+	Port          int               `json:"port"`
+	URL           string            `json:"url"`
+	CreatedAtMs   int64             `json:"createdAtMs"`
+	LastUsedAtMs  int64             `json:"lastUsedAtMs"`
+	ConfigHash    string            `json:"configHash"`
+	Stale         bool              `json:"stale"`
+	Labels        map[string]string `json:"labels,omitempty"`
+	// Outcome is set by ensure only: reused, started, created or recreated.
+	Outcome string `json:"outcome,omitempty"`
+}
+
+// The states of an instance.
+const (
+	StateRunning = "running"
+	StateStopped = "stopped"
+	StateMissing = "missing"
+)
+
+// The outcomes of an ensure.
+const (
+	OutcomeReused    = "reused"
+	OutcomeStarted   = "started"
+	OutcomeCreated   = "created"
+	OutcomeRecreated = "recreated"
+)
+
+// Event is one lifecycle event, as GET /v1/events streams it (one JSON
+// object a line).
+type Event struct {
+	// Type is one of the Event* constants.
+	Type        string `json:"type"`
+	UserID      string `json:"userId,omitempty"`
+	ContainerID string `json:"containerId,omitempty"`
+	Image       string `json:"image,omitempty"`
+	// Outcome is the outcome of an ensure (reused, started, created, recreated).
+	Outcome string `json:"outcome,omitempty"`
+	// Message is a status line (image pull progress), a reason or an error.
+	Message string `json:"message,omitempty"`
+	// ExitCode is a dead container's exit code.
+	ExitCode *int  `json:"exitCode,omitempty"`
+	TimeMs   int64 `json:"timeMs"`
+	// Dropped counts the events this subscriber missed, because it read too
+	// slowly, just before this one.
+	Dropped uint64 `json:"dropped,omitempty"`
+}
+
+// The event types.
+const (
+	EventEnsured    = "instance.ensured"    // an ensure finished (see Outcome)
+	EventStarted    = "instance.started"    // the container started
+	EventDied       = "instance.died"       // the container's process exited
+	EventOOM        = "instance.oom"        // the kernel killed it for memory
+	EventStopped    = "instance.stopped"    // stopped by the agent (API or idle pruning)
+	EventRestarted  = "instance.restarted"  // restarted through the API
+	EventRemoved    = "instance.removed"    // container and entry removed (API or pruning)
+	EventDestroyed  = "instance.destroyed"  // the container is gone from the engine
+	EventAdopted    = "instance.adopted"    // a labelled container was taken into the registry
+	EventMissing    = "instance.missing"    // an entry's container is gone
+	EventHealth     = "instance.health"     // the engine's health check changed (Message)
+	EventPull       = "image.pull"          // image pull progress (Image, Message)
+	EventPruned     = "prune.completed"     // a prune pass finished (Message: summary)
+	EventRuntimeUp  = "runtime.up"          // the runtime answers again; state resynced
+	EventRuntimeOut = "runtime.unavailable" // the runtime or its engine stopped answering
+)
+
+// PruneRequest asks for one pruning pass (the body of POST /v1/prune).
+// Thresholds left out come from the config; 0 turns a rule off; fractions
+// are allowed.
+type PruneRequest struct {
+	DryRun          bool     `json:"dryRun"`
+	IdleStopMinutes *float64 `json:"idleStopMinutes,omitempty"`
+	IdleHours       *float64 `json:"idleHours,omitempty"`
+	MaxAgeDays      *float64 `json:"maxAgeDays,omitempty"`
+}
+
+// PruneResult reports what a pass stopped and removed (or, in a dry run,
+// would have), and what it failed to do (tried again at the next pass).
+type PruneResult struct {
+	DryRun  bool        `json:"dryRun"`
+	Stopped []PruneItem `json:"stopped"`
+	Removed []PruneItem `json:"removed"`
+	Failed  []PruneItem `json:"failed"`
+}
+
+// PruneItem is one instance a pass acted on.
+type PruneItem struct {
+	UserID      string  `json:"userId"`
+	ContainerID string  `json:"containerId,omitempty"`
+	Reason      string  `json:"reason"` // idle-stop, idle or max-age
+	IdleMinutes float64 `json:"idleMinutes"`
+	AgeDays     float64 `json:"ageDays"`
+	Error       string  `json:"error,omitempty"`
+}
+
+// The reasons of a prune item.
+const (
+	ReasonIdleStop = "idle-stop"
+	ReasonIdle     = "idle"
+	ReasonMaxAge   = "max-age"
+)
+
+// Health is the agent's view of itself, its runtime and the engine (GET
+// /v1/health; 503 when Status is "unavailable").
+type Health struct {
+	Status  string        `json:"status"` // ok, degraded or unavailable
+	Agent   AgentHealth   `json:"agent"`
+	Runtime RuntimeHealth `json:"runtime"`
+	Counts  Counts        `json:"instances"`
+}
+
+// AgentHealth describes the agent process.
+type AgentHealth struct {
+	Version      string `json:"version"`
+	Pid          int    `json:"pid"`
+	StartedAtMs  int64  `json:"startedAtMs"`
+	Ready        bool   `json:"ready"`
+	LastResyncMs int64  `json:"lastResyncMs,omitempty"`
+	Loops        string `json:"loops"` // ok, or which loop is wedged
+}
+
+// RuntimeHealth describes the runtime plugin and its engine.
+type RuntimeHealth struct {
+	Name     string      `json:"name"`
+	Up       bool        `json:"up"`
+	Restarts int         `json:"restarts"`
+	Engine   *EngineInfo `json:"engine,omitempty"`
+	Error    string      `json:"error,omitempty"`
+}
+
+// EngineInfo describes the container engine behind the runtime.
+type EngineInfo struct {
+	Runtime         string   `json:"runtime"`
+	EngineVersion   string   `json:"engineVersion"`
+	APIVersion      string   `json:"apiVersion,omitempty"`
+	OS              string   `json:"os,omitempty"`
+	Arch            string   `json:"arch,omitempty"`
+	CgroupVersion   string   `json:"cgroupVersion,omitempty"`
+	SecurityOptions []string `json:"securityOptions,omitempty"`
+}
+
+// Counts are the instances by state.
+type Counts struct {
+	Total   int `json:"total"`
+	Running int `json:"running"`
+	Stopped int `json:"stopped"`
+	Missing int `json:"missing"`
+}
