@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -51,28 +52,34 @@ func (a *Agent) waitReady(ctx context.Context, rec registry.Record) error {
 	}
 }
 
-// probe checks that addr accepts a connection and keeps it open. The
-// engine's userland proxy accepts on the host port as soon as the
-// container starts, then closes the connection when nothing listens
-// inside; a connection still open after a short read wait (or one the
-// server greets) is a ready gateway.
+// probe checks that the gateway behind addr answers: it connects, sends
+// a minimal HTTP request and waits for the first byte of any response.
+// A bare TCP connect is not enough: the engine's userland proxy accepts on
+// the host port as soon as the container starts, whether or not anything
+// listens inside, and holds the connection while it tries to reach it.
 func probe(ctx context.Context, addr string) error {
-	d := net.Dialer{Timeout: 250 * time.Millisecond}
+	d := net.Dialer{Timeout: time.Second}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(15 * time.Millisecond))
+	deadline := time.Now().Add(time.Second)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	c.SetDeadline(deadline)
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: "+addr+"\r\nUser-Agent: zaki-agent-readiness\r\nConnection: close\r\n\r\n"); err != nil {
+		return err
+	}
 	var b [1]byte
-	n, err := c.Read(b[:])
-	if n > 0 || errors.Is(err, os.ErrDeadlineExceeded) {
-		return nil
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("no answer within a second")
+		}
+		return fmt.Errorf("connection closed without an answer (%v): nothing listens behind the port yet", err)
 	}
-	if err == nil {
-		err = errors.New("closed")
-	}
-	return fmt.Errorf("connection closed at once (%v): nothing listens behind the port yet", err)
+	return nil
 }
 
 // markState records a state the agent itself just brought about, ahead

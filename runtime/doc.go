@@ -6,11 +6,20 @@
 // every implementation runs before it touches an engine (validate.go).
 //
 // A runtime lives in its own process, a plugin binary named
-// zaki-runtime-<name>, reached over hashicorp/go-plugin with gRPC only: this
-// package holds the handshake, the protobuf service (runtime/proto), the gRPC
-// client and server shims and the error translation between the two sides,
-// and the supervisor that launches a plugin, relaunches it when it dies and
-// fails calls with ErrUnavailable while it is down. Package runtimetest holds
-// the conformance suite every runtime passes against its real engine, and an
-// in-memory fake for the agent's tests.
+// zaki-runtime-<name>, reached over hashicorp/go-plugin with gRPC only. The
+// plugin side calls Serve with its Runtime and logs through NewLogHandler
+// (plugin.go, plugin_log.go). The agent side calls Launch, whose *Plugin is
+// a Runtime: it starts the binary (AutoMTLS, its own process group, the
+// agent's environment without systemd's variables), forwards calls to it,
+// fails them with ErrUnavailable at once while it is down, relaunches it
+// with backoff when it dies, and files its log records in the agent's
+// slog.Logger (supervisor.go). Between the two: the protobuf service
+// (runtime/proto, `make proto`), the gRPC client and server shims
+// (grpc_client.go, grpc_server.go), the conversions (convert.go) and the
+// one translation of error classes to gRPC codes and back
+// (grpc_errors.go); ctx deadlines and cancellation cross the boundary.
+//
+// Package runtimetest holds the conformance suite every runtime passes
+// against its real engine, an in-memory fake for the agent's tests, and
+// zaki-runtime-fake, a plugin binary serving the fake.
 package runtime

@@ -31,6 +31,7 @@ var Binaries = map[string]string{
 	"zaki-runtime-docker": Module + "/plugins/docker/cmd/zaki-runtime-docker",
 	"zaki-runtime-podman": Module + "/plugins/podman/cmd/zaki-runtime-podman",
 	"gateway-stub":        Module + "/runtime/runtimetest/gateway-stub",
+	"zaki-runtime-fake":   Module + "/runtime/runtimetest/zaki-runtime-fake",
 }
 
 // RequireDocker skips t when no Docker engine answers, or fails it when
@@ -169,7 +170,7 @@ func stubDockerfile() string {
 	root := filepath.Join(filepath.Dir(file), "..", "..")
 	b, err := os.ReadFile(filepath.Join(root, "runtime", "runtimetest", "gateway-stub", "Dockerfile"))
 	if err != nil {
-		return "FROM scratch\nCOPY gateway-stub /gateway-stub\nEXPOSE 18789\nENTRYPOINT [\"/gateway-stub\"]\n"
+		return "FROM scratch\nCOPY gateway-stub /gateway-stub\nEXPOSE 18789\nHEALTHCHECK CMD [\"/gateway-stub\", \"-probe\"]\nENTRYPOINT [\"/gateway-stub\"]\n"
 	}
 	return string(b)
 }

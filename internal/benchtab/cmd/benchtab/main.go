@@ -1,0 +1,55 @@
+// Command benchtab reads `go test -bench` output (files, or standard input)
+// and prints one table per benchmark group: each variant's ms/op, its
+// ratio to the group's baseline and the time it adds per call. See
+// package benchtab for how groups, variants and baselines are named.
+//
+//	go test -run '^$' -bench . -count 5 ./plugins/docker/ | benchtab -baseline docker-cli
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/pflag"
+
+	"github.com/zaki-platform/zaki-agent/internal/benchtab"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "benchtab: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(_ context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	fs := pflag.NewFlagSet("benchtab", pflag.ContinueOnError)
+	var o benchtab.Options
+	fs.StringVar(&o.Baseline, "baseline", "", `baseline variant: "variant" for every group, or "Group=variant", comma-separated (default: the variant named "baseline", else each group's first)`)
+	fs.StringVar(&o.DiffLabel, "diff-label", "added per call", "heading of the difference column")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var in []io.Reader
+	for _, name := range fs.Args() {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = append(in, f)
+	}
+	if len(in) == 0 {
+		in = append(in, stdin)
+	}
+	groups, err := benchtab.Parse(io.MultiReader(in...))
+	if err != nil {
+		return err
+	}
+	if len(groups) == 0 {
+		return fmt.Errorf("no benchmark results in the input")
+	}
+	return benchtab.Write(stdout, groups, o)
+}
