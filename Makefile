@@ -13,7 +13,7 @@ MAINS := $(patsubst %/main.go,%,$(wildcard agent/cmd/*/main.go socketapi/cmd/*/m
 .PHONY: help build docker stub-image test run bench proto lint clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build the binaries into bin/
 	@mkdir -p $(BIN)
@@ -50,3 +50,11 @@ lint: ## gofmt, go vet
 
 clean: ## remove build output
 	rm -rf $(BIN)
+
+.PHONY: packages e2e
+
+packages: build ## build the .deb and .rpm into dist/ (nfpm) and lintian-check the .deb
+	@VERSION='$(VERSION)' scripts/packages.sh
+
+e2e: stub-image packages ## install the .deb in a Debian 12 systemd container and drive it (needs the engine)
+	@scripts/e2e.sh

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,7 @@ type Agent struct {
 	probe func(ctx context.Context, addr string) error
 
 	locks  userLocks
+	ports  portHolds
 	engine chan struct{} // bounds engine operations in flight
 	events broker
 	images imagePuller
@@ -162,6 +164,12 @@ func (a *Agent) instance(rec registry.Record) Instance {
 	a.mu.RLock()
 	ls, ok := a.live[rec.UserID]
 	a.mu.RUnlock()
+	return instanceOf(rec, ls, ok, urlHost(a.conf().Instance.BindAddress))
+}
+
+// instanceOf is the Instance of rec, whose live state is ls (ok is false
+// when the engine has no container for it), served on host.
+func instanceOf(rec registry.Record, ls liveState, ok bool, host string) Instance {
 	state := StateMissing
 	if ok && ls.exists() {
 		state = StateStopped
@@ -176,7 +184,7 @@ func (a *Agent) instance(rec registry.Record) Instance {
 		Image:         rec.Image,
 		State:         state,
 		Port:          rec.Port,
-		URL:           fmt.Sprintf("http://%s:%d", urlHost(a.conf().Instance.BindAddress), rec.Port),
+		URL:           "http://" + host + ":" + strconv.Itoa(rec.Port),
 		CreatedAtMs:   rec.CreatedAtMs,
 		LastUsedAtMs:  rec.LastUsedAtMs,
 		ConfigHash:    rec.ConfigHash,
@@ -217,14 +225,22 @@ func (a *Agent) List(ctx context.Context, state string) ([]Instance, error) {
 	default:
 		return nil, invalid("invalid state %q: want running, stopped or missing", state)
 	}
-	recs := a.reg.List()
-	out := make([]Instance, 0, len(recs))
-	for _, rec := range recs {
-		in := a.instance(rec)
+	// One pass over the registry's snapshot under one read lock of the
+	// live view: with 10,000 instances, copying every record (List) and
+	// locking per record were most of the cost of a list. The Labels maps
+	// of the result are the registry's own: read them, never change them.
+	host := urlHost(a.conf().Instance.BindAddress)
+	out := make([]Instance, 0, a.reg.Len())
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	a.reg.Each(func(rec registry.Record) bool {
+		ls, ok := a.live[rec.UserID]
+		in := instanceOf(rec, ls, ok, host)
 		if state == "" || in.State == state {
 			out = append(out, in)
 		}
-	}
+		return true
+	})
 	return out, nil
 }
 
@@ -294,17 +310,20 @@ func (a *Agent) Health(ctx context.Context) Health {
 // Counts returns the number of instances by state.
 func (a *Agent) Counts() Counts {
 	var c Counts
-	for _, rec := range a.reg.List() {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	a.reg.Each(func(rec registry.Record) bool {
 		c.Total++
-		switch a.instance(rec).State {
-		case StateRunning:
-			c.Running++
-		case StateStopped:
-			c.Stopped++
-		default:
+		switch ls, ok := a.live[rec.UserID]; {
+		case !ok || !ls.exists():
 			c.Missing++
+		case ls.running():
+			c.Running++
+		default:
+			c.Stopped++
 		}
-	}
+		return true
+	})
 	return c
 }
 

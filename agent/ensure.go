@@ -116,8 +116,10 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 			in.Outcome = OutcomeReused
 			return in, nil
 		}
-		// Cold, with another config: make it anew. The image comes first, so
-		// that an image that cannot be had leaves the old container alone.
+		// Cold, with another config: make it anew. The image comes first
+		// (asked of the engine, not remembered), so that an image that
+		// cannot be had leaves the old container alone.
+		a.images.forget(e.Image)
 		if err := a.images.ensure(ctx, e.Image, opts.Progress); err != nil {
 			return Instance{}, err
 		}
@@ -146,11 +148,14 @@ func (a *Agent) create(ctx context.Context, userID string, e effectiveSpec, hash
 	if err := a.ensureNetwork(ctx); err != nil {
 		return Instance{}, err
 	}
+	// A new user's port is held in memory and reserved by the record's Put
+	// below (see portHolds).
 	lo, hi, _ := a.conf().Instance.Ports()
-	port, err := a.reg.ReservePort(userID, lo, hi)
+	port, releasePort, err := a.ports.pick(a.reg, userID, lo, hi)
 	if err != nil {
-		return Instance{}, fmt.Errorf("reserve a port for user %q: %w", userID, err)
+		return Instance{}, err
 	}
+	defer releasePort()
 	dir, err := a.prepareDataDir(userID, e.Files)
 	if err != nil {
 		return Instance{}, err
@@ -158,19 +163,7 @@ func (a *Agent) create(ctx context.Context, userID string, e effectiveSpec, hash
 	now := a.now()
 	spec := a.containerSpec(userID, e, hash, port, now.UnixMilli(), dir)
 
-	release, err := a.acquire(ctx)
-	if err != nil {
-		return Instance{}, err
-	}
-	id, err := a.rt.Create(ctx, spec)
-	if errors.Is(err, errdefs.ErrNotFound) {
-		// The network went away behind our back: make it again, once.
-		a.netDone.Store(false)
-		if nerr := a.ensureNetwork(ctx); nerr == nil {
-			id, err = a.rt.Create(ctx, spec)
-		}
-	}
-	release()
+	id, err := a.createContainer(ctx, spec, opts)
 	if err != nil {
 		return Instance{}, fmt.Errorf("create container for user %q: %w", userID, err)
 	}
@@ -199,6 +192,34 @@ func (a *Agent) create(ctx context.Context, userID string, e effectiveSpec, hash
 	in := a.instance(a.mustGet(userID, rec))
 	in.Outcome = outcome
 	return in, nil
+}
+
+// createContainer creates spec's container. A create that finds its image
+// or its network missing (both are remembered as present: someone removed
+// one behind the agent's back) makes sure of both again, pulling the image
+// when it is gone, and tries once more.
+func (a *Agent) createContainer(ctx context.Context, spec runtime.ContainerSpec, opts EnsureOptions) (string, error) {
+	create := func() (string, error) {
+		release, err := a.acquire(ctx)
+		if err != nil {
+			return "", err
+		}
+		defer release()
+		return a.rt.Create(ctx, spec)
+	}
+	id, err := create()
+	if !errors.Is(err, errdefs.ErrNotFound) {
+		return id, err
+	}
+	a.images.forget(spec.Image)
+	a.netDone.Store(false)
+	if err := a.images.ensure(ctx, spec.Image, opts.Progress); err != nil {
+		return "", err
+	}
+	if err := a.ensureNetwork(ctx); err != nil {
+		return "", err
+	}
+	return create()
 }
 
 // startStopped starts an existing stopped container.

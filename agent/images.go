@@ -16,10 +16,17 @@ import (
 // (pullTimeoutSeconds) and by progress (pullStallSeconds without a status
 // line abandons it). It runs on the agent's background context, so a
 // caller that gives up does not cancel it for the others.
+//
+// An image found present is remembered (present), so that a create does
+// not ask the engine again: a `docker image inspect` is a whole CLI run,
+// about as long as the rest of the agent's own work on a cold ensure. An
+// image removed behind the agent's back shows as a create that fails with
+// ErrNotFound, which forgets it and makes sure of it again (createContainer).
 type imagePuller struct {
 	a        *Agent
 	mu       sync.Mutex
 	inflight map[string]*pull
+	present  map[string]bool
 }
 
 type pull struct {
@@ -55,13 +62,21 @@ func (p *pull) progress(pp runtime.PullProgress) {
 	}
 }
 
-// ensure returns once ref is present, pulling it when it is not.
+// ensure returns once ref is present, pulling it when it is not. An image
+// already known to be present is not checked again.
 func (ip *imagePuller) ensure(ctx context.Context, ref string, progress func(runtime.PullProgress)) error {
+	ip.mu.Lock()
+	known := ip.present[ref]
+	ip.mu.Unlock()
+	if known {
+		return nil
+	}
 	ok, err := ip.a.rt.ImageExists(ctx, ref)
 	if err != nil {
 		return fmt.Errorf("check image %q: %w", ref, err)
 	}
 	if ok {
+		ip.markPresent(ref)
 		return nil
 	}
 	ip.mu.Lock()
@@ -128,6 +143,26 @@ func (ip *imagePuller) run(ref string, p *pull) {
 	ip.mu.Lock()
 	delete(ip.inflight, ref)
 	ip.mu.Unlock()
+	if err == nil {
+		ip.markPresent(ref)
+	}
 	p.err = err
 	close(p.done)
+}
+
+func (ip *imagePuller) markPresent(ref string) {
+	ip.mu.Lock()
+	defer ip.mu.Unlock()
+	if ip.present == nil {
+		ip.present = make(map[string]bool)
+	}
+	ip.present[ref] = true
+}
+
+// forget drops what is known of ref, so that the next ensure asks the
+// engine.
+func (ip *imagePuller) forget(ref string) {
+	ip.mu.Lock()
+	defer ip.mu.Unlock()
+	delete(ip.present, ref)
 }

@@ -122,8 +122,9 @@ func (o Options) baseline(g *Group) int {
 }
 
 // Write prints one table per group: each variant's median time per
-// operation in milliseconds (± its spread), its ratio to the baseline, and
-// the time it adds per call over the baseline.
+// operation in milliseconds (± its spread), its ratio to the baseline (n/a
+// for a baseline under a microsecond), and the time it adds per call over
+// the baseline.
 func Write(w io.Writer, groups []*Group, o Options) error {
 	label := o.DiffLabel
 	if label == "" {
@@ -152,7 +153,10 @@ func Write(w io.Writer, groups []*Group, o Options) error {
 			if i == bi {
 				name += " *"
 			} else {
-				ratio = fmt.Sprintf("%.2fx", med/base)
+				ratio = "n/a" // a baseline of next to nothing has no ratio
+				if base >= 1000 {
+					ratio = fmt.Sprintf("%.2fx", med/base)
+				}
 				diff = fmt.Sprintf("%+.3f ms", (med-base)/1e6)
 			}
 			fmt.Fprintf(tw, "%-*s\t%s\t%.0f%%\t%s\t%s\t%d\t\n", width, name, ms(med), 100*v.Spread(), ratio, diff, len(v.NsPerOp))

@@ -3,6 +3,7 @@ package benchtab
 import (
 	"bytes"
 	"os"
+	"strings"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -79,4 +80,12 @@ func TestWrite(t *testing.T) {
 	var out bytes.Buffer
 	assert.NilError(t, Write(&out, groups, Options{Baseline: "docker-cli"}))
 	golden.Assert(t, out.String(), "inspect.golden")
+}
+
+func TestWriteTinyBaselineHasNoRatio(t *testing.T) {
+	g := &Group{Name: "Hop", Variants: []*Variant{{Name: "in-process", NsPerOp: []float64{3}}, {Name: "plugin", NsPerOp: []float64{215000}}}}
+	var out bytes.Buffer
+	assert.NilError(t, Write(&out, []*Group{g}, Options{}))
+	assert.Assert(t, strings.Contains(out.String(), "n/a"), out.String())
+	assert.Assert(t, strings.Contains(out.String(), "+0.215 ms"), out.String())
 }

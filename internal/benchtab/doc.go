@@ -13,4 +13,10 @@
 // every group (a bare "variant"), the variant named "baseline", and else the
 // group's first variant in the output (so a benchmark that runs its
 // baseline first needs no flag).
+//
+// Scenario benchmarks that run once and report custom metrics (p99-ms,
+// total-s, rss-MB, ...) are read by ParseMetrics instead, and a targets
+// file (ParseTargets) turns them into one table: each row a metric of a
+// subject variant, its reference variant's figure, the ratio, the target
+// and PASS or MISS (Evaluate, WriteTargets).
 package benchtab

@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -163,7 +165,7 @@ func serve(ctx context.Context, cfg agent.Config, file string, args []string, st
 		Logger:       log,
 		MaxBodyBytes: cfg.API.MaxBodyBytes,
 		AllowUIDs:    cfg.API.AllowUids,
-		AllowGIDs:    cfg.API.AllowGids,
+		AllowGIDs:    allowedGids(cfg, log),
 		Metrics:      metrics.Gatherer(),
 	})
 	serveErr := make(chan error, 1)
@@ -224,6 +226,25 @@ func serve(ctx context.Context, cfg agent.Config, file string, args []string, st
 			}
 		}
 	}
+}
+
+// allowedGids are the groups that may call: api.allowGids, plus the
+// socket's own group, whose members the socket's mode (0660) lets in.
+func allowedGids(cfg agent.Config, log *slog.Logger) []int {
+	gids := append([]int(nil), cfg.API.AllowGids...)
+	if cfg.SocketGroup == "" {
+		return gids
+	}
+	g, err := user.LookupGroup(cfg.SocketGroup)
+	if err != nil {
+		log.Warn("socket group not found; its members cannot call", "group", cfg.SocketGroup, "err", err)
+		return gids
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return gids
+	}
+	return append(gids, gid)
 }
 
 func statusLine(a *agent.Agent) string {

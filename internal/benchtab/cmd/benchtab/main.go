@@ -2,6 +2,10 @@
 // and prints one table per benchmark group: each variant's ms/op, its
 // ratio to the group's baseline and the time it adds per call. See
 // package benchtab for how groups, variants and baselines are named.
+// With --targets FILE it prints instead one table of the targets FILE
+// names (benchtab.ParseTargets), each against the figures of the input:
+//
+//	benchtab --targets bench/targets.txt .run/bench-issue7.txt
 //
 //	go test -run '^$' -bench . -count 5 ./plugins/docker/ | benchtab -baseline docker-cli
 package main
@@ -29,6 +33,8 @@ func run(_ context.Context, args []string, stdin io.Reader, stdout io.Writer) er
 	var o benchtab.Options
 	fs.StringVar(&o.Baseline, "baseline", "", `baseline variant: "variant" for every group, or "Group=variant", comma-separated (default: the variant named "baseline", else each group's first)`)
 	fs.StringVar(&o.DiffLabel, "diff-label", "added per call", "heading of the difference column")
+	targets := fs.String("targets", "", "print one table of the targets in this file (see benchtab.ParseTargets) instead of the per-group tables")
+	subject := fs.String("subject", "zaki-agent", "heading of the subject's column of the targets table")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -44,6 +50,9 @@ func run(_ context.Context, args []string, stdin io.Reader, stdout io.Writer) er
 	if len(in) == 0 {
 		in = append(in, stdin)
 	}
+	if *targets != "" {
+		return writeTargets(*targets, *subject, io.MultiReader(in...), stdout)
+	}
 	groups, err := benchtab.Parse(io.MultiReader(in...))
 	if err != nil {
 		return err
@@ -52,4 +61,21 @@ func run(_ context.Context, args []string, stdin io.Reader, stdout io.Writer) er
 		return fmt.Errorf("no benchmark results in the input")
 	}
 	return benchtab.Write(stdout, groups, o)
+}
+
+func writeTargets(file, subject string, in io.Reader, stdout io.Writer) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ts, err := benchtab.ParseTargets(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	m, err := benchtab.ParseMetrics(in)
+	if err != nil {
+		return err
+	}
+	return benchtab.WriteTargets(stdout, subject, benchtab.Evaluate(m, ts))
 }

@@ -1,0 +1,35 @@
+// Package docker is the docker-CLI runtime: a runtime.Runtime that drives a
+// Docker engine through the `docker` command-line client, run through the
+// one exec wrapper of package plugins/internal/cli. The plugin binary
+// (cmd/zaki-runtime-docker) serves it over go-plugin.
+//
+// What it promises beyond the runtime contract:
+//
+//   - only machine-readable output is parsed (`--format '{{json .}}'`);
+//   - every caller-supplied value before the image is passed as
+//     `--flag=value`, so nothing can be read as another option, and the
+//     image (validated to start with a letter or digit) ends the options:
+//     the command after it is never parsed by the client;
+//   - environment values never reach argv: they go through an --env-file
+//     of mode 0600 in a private temporary directory, removed as soon as
+//     `docker create` returns, whatever happened;
+//   - bad input is refused with runtime.ErrInvalidArgument before any
+//     docker command runs;
+//   - docker's stderr is classified into the runtime's error classes in
+//     one place (classify.go);
+//   - Stop and Remove take many containers in one call and report each
+//     failure by the reference given; List is one `docker ps` and one
+//     `docker inspect` of every match.
+//
+// Docker's reading of some ContainerSpec fields:
+//
+//   - Security.SeccompProfile is the path of a JSON profile on this host:
+//     the client reads the file and sends its content, so it reads back
+//     as that content, compacted;
+//   - Create never pulls (--pull never): a missing image is ErrNotFound;
+//   - the docker client's --health-cmd only knows the shell form (it
+//     stores ["CMD-SHELL", cmd]); healthcheck.go says how an exec-form
+//     Healthcheck is expressed, and when the image then needs /bin/sh;
+//   - EnsureNetwork is one `docker network create`, its "already exists"
+//     taken as success: an existing network is kept whatever its options.
+package docker

@@ -1,0 +1,295 @@
+package docker
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/zaki-platform/zaki-agent/runtime"
+)
+
+// inspectChunk bounds the IDs given to one docker inspect, to stay far
+// below the kernel's argv limit.
+const inspectChunk = 500
+
+// Inspect returns one container.
+func (d *Docker) Inspect(ctx context.Context, ref string) (runtime.Container, error) {
+	if err := runtime.ValidateRef(ref); err != nil {
+		return runtime.Container{}, err
+	}
+	cs, err := d.inspect(ctx, []string{ref})
+	if err != nil {
+		return runtime.Container{}, fmt.Errorf("inspect %q: %w", ref, err)
+	}
+	if len(cs) == 0 {
+		return runtime.Container{}, runtime.Errorf(runtime.ErrNotFound, "inspect %q: no such container", ref)
+	}
+	return cs[0], nil
+}
+
+// List is one `docker ps` for the IDs of the matching containers and one
+// `docker inspect` of all of them.
+func (d *Docker) List(ctx context.Context, opts runtime.ListOptions) ([]runtime.Container, error) {
+	filters, err := labelFilters(opts.Labels)
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"ps", "--all", "--no-trunc", "--format", "{{json .}}"}, filters...)
+	res, err := d.run(ctx, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	rows, err := jsonLines[struct{ ID string }]("list", res.Stdout)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(rows))
+	for _, r := range rows {
+		ids = append(ids, r.ID)
+	}
+	cs, err := d.inspect(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	slices.SortFunc(cs, func(a, b runtime.Container) int { return cmp.Compare(a.Name, b.Name) })
+	return cs, nil
+}
+
+// labelFilters turns a label selector into docker --filter flags.
+func labelFilters(labels map[string]string) ([]string, error) {
+	var f []string
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		v := labels[k]
+		if k == "" || strings.ContainsAny(k, "=\x00\n\r") || strings.ContainsAny(v, "\x00\n\r") {
+			return nil, runtime.Errorf(runtime.ErrInvalidArgument, "invalid label selector %q=%q", k, v)
+		}
+		if v == "" {
+			f = append(f, "--filter=label="+k)
+		} else {
+			f = append(f, "--filter=label="+k+"="+v)
+		}
+	}
+	return f, nil
+}
+
+// inspect inspects containers, as few calls as the argv limit allows.
+// Containers that are gone (removed since they were listed) are left out.
+func (d *Docker) inspect(ctx context.Context, refs []string) ([]runtime.Container, error) {
+	var out []runtime.Container
+	for chunk := range slices.Chunk(refs, inspectChunk) {
+		args := append([]string{"inspect", "--type=container", "--format", "{{json .}}", "--"}, chunk...)
+		res, err := d.run(ctx, args...)
+		if err != nil && !notFound(err) {
+			return nil, err
+		}
+		// With some refs missing, docker prints the others and fails.
+		raws, perr := jsonLines[inspectJSON]("inspect", res.Stdout)
+		if perr != nil {
+			return nil, perr
+		}
+		for _, raw := range raws {
+			out = append(out, raw.container())
+		}
+	}
+	return out, nil
+}
+
+// inspectJSON is the part of `docker inspect` that the runtime reads.
+type inspectJSON struct {
+	ID           string `json:"Id"`
+	Created      time.Time
+	Name         string
+	Image        string
+	RestartCount int
+	State        struct {
+		Status     string
+		ExitCode   int
+		OOMKilled  bool
+		StartedAt  time.Time
+		FinishedAt time.Time
+		Health     *struct{ Status string }
+	}
+	Config struct {
+		Image       string
+		Cmd         []string
+		Labels      map[string]string
+		User        string
+		Healthcheck *healthJSON
+		StopTimeout *int
+	}
+	HostConfig struct {
+		NanoCpus   int64
+		CPUShares  int64 `json:"CpuShares"`
+		Memory     int64
+		MemorySwap int64
+		PidsLimit  *int64
+		Ulimits    []struct {
+			Name       string
+			Soft, Hard int64
+		}
+		ReadonlyRootfs bool
+		Tmpfs          map[string]string
+		CapDrop        []string
+		CapAdd         []string
+		SecurityOpt    []string
+		RestartPolicy  struct {
+			Name              string
+			MaximumRetryCount int
+		}
+		NetworkMode  string
+		PortBindings map[string][]struct{ HostIP, HostPort string }
+		Mounts       []struct {
+			Type, Source, Target string
+			ReadOnly             bool
+		}
+		Init *bool
+	}
+}
+
+// container is the runtime's view of an inspected container.
+func (j *inspectJSON) container() runtime.Container {
+	c := runtime.Container{
+		ID:           j.ID,
+		Name:         strings.TrimPrefix(j.Name, "/"),
+		Image:        j.Config.Image,
+		ImageID:      j.Image,
+		State:        runtime.State(j.State.Status),
+		ExitCode:     j.State.ExitCode,
+		OOMKilled:    j.State.OOMKilled,
+		RestartCount: j.RestartCount,
+		CreatedAt:    zeroTime(j.Created),
+		StartedAt:    zeroTime(j.State.StartedAt),
+		FinishedAt:   zeroTime(j.State.FinishedAt),
+	}
+	if j.State.Health != nil {
+		c.Health = j.State.Health.Status
+	}
+	c.Spec = j.spec()
+	return c
+}
+
+// spec reads the container's configuration back in the terms of
+// ContainerSpec. Sizes are byte counts; "no" restart policy and the
+// "default" network read as empty; capabilities lose docker's "CAP_"
+// prefix; an inline seccomp profile (docker inlines a profile file's
+// content) reads as that content.
+func (j *inspectJSON) spec() runtime.ContainerSpec {
+	h := j.HostConfig
+	s := runtime.ContainerSpec{
+		Name:   strings.TrimPrefix(j.Name, "/"),
+		Image:  j.Config.Image,
+		Cmd:    nilIfEmpty(j.Config.Cmd),
+		Labels: j.Config.Labels,
+		User:   j.Config.User,
+		Init:   h.Init != nil && *h.Init,
+		Resources: runtime.Resources{
+			CPUs:      float64(h.NanoCpus) / 1e9,
+			CPUShares: h.CPUShares,
+			Memory:    byteCount(h.Memory),
+			MemorySwap: func() string {
+				if h.MemorySwap == -1 {
+					return "-1"
+				}
+				return byteCount(h.MemorySwap)
+			}(),
+		},
+		Network:     h.NetworkMode,
+		Healthcheck: healthFromConfig(j.Config.Healthcheck),
+	}
+	if len(s.Labels) == 0 {
+		s.Labels = nil
+	}
+	if h.PidsLimit != nil {
+		s.Resources.PidsLimit = *h.PidsLimit
+	}
+	for _, u := range h.Ulimits {
+		s.Resources.Ulimits = append(s.Resources.Ulimits, runtime.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
+	}
+
+	sec := &s.Security
+	sec.ReadOnlyRoot = h.ReadonlyRootfs
+	for _, p := range slices.Sorted(maps.Keys(h.Tmpfs)) {
+		sec.Tmpfs = append(sec.Tmpfs, runtime.Tmpfs{Path: p, Options: h.Tmpfs[p]})
+	}
+	sec.CapDrop = capNames(h.CapDrop)
+	sec.CapAdd = capNames(h.CapAdd)
+	for _, opt := range h.SecurityOpt {
+		// "no-new-privileges", "no-new-privileges:true", "seccomp=...",
+		// older engines "seccomp:...".
+		k, v, _ := strings.Cut(opt, "=")
+		if k == opt {
+			k, v, _ = strings.Cut(opt, ":")
+		}
+		switch k {
+		case "no-new-privileges":
+			sec.NoNewPrivileges = v == "" || v == "true"
+		case "seccomp":
+			sec.SeccompProfile = v
+		case "apparmor":
+			sec.ApparmorProfile = v
+		}
+	}
+
+	if rp := h.RestartPolicy; rp.Name != "no" {
+		s.Restart = runtime.RestartPolicy{Name: rp.Name, MaxRetries: rp.MaximumRetryCount}
+	}
+	if s.Network == "default" {
+		s.Network = ""
+	}
+	for _, key := range slices.Sorted(maps.Keys(h.PortBindings)) {
+		port, proto, _ := strings.Cut(key, "/")
+		cport, _ := strconv.Atoi(port)
+		for _, b := range h.PortBindings[key] {
+			hport, _ := strconv.Atoi(b.HostPort)
+			s.Ports = append(s.Ports, runtime.PortBinding{HostIP: b.HostIP, HostPort: hport, ContainerPort: cport, Protocol: cmp.Or(proto, "tcp")})
+		}
+	}
+	slices.SortFunc(s.Ports, func(a, b runtime.PortBinding) int {
+		return cmp.Or(cmp.Compare(a.ContainerPort, b.ContainerPort), cmp.Compare(a.Protocol, b.Protocol),
+			cmp.Compare(a.HostIP, b.HostIP), cmp.Compare(a.HostPort, b.HostPort))
+	})
+	for _, m := range h.Mounts {
+		if m.Type == "bind" {
+			s.Mounts = append(s.Mounts, runtime.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
+		}
+	}
+	if j.Config.StopTimeout != nil {
+		s.StopTimeout = time.Duration(*j.Config.StopTimeout) * time.Second
+	}
+	return s
+}
+
+func byteCount(n int64) string {
+	if n <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func capNames(caps []string) []string {
+	var out []string
+	for _, c := range caps {
+		out = append(out, strings.TrimPrefix(c, "CAP_"))
+	}
+	return out
+}
+
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+// zeroTime maps docker's "0001-01-01T00:00:00Z" to the zero time.Time.
+func zeroTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t
+}

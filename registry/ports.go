@@ -1,0 +1,75 @@
+package registry
+
+import "maps"
+
+// ReservePort returns userID's port, reserving one first when the user has
+// none: the lowest port in [lo, hi] that was never reserved by anyone. The
+// reservation is durable before ReservePort returns and lasts for the
+// user's life: Delete keeps it, and no other user ever gets the port. A
+// user's existing port is returned even when it lies outside [lo, hi].
+// A full range is an error of class ErrNoFreePort.
+func (r *Registry) ReservePort(userID string, lo, hi int) (int, error) {
+	if err := ValidateUserID(userID); err != nil {
+		return 0, err
+	}
+	if lo < 1 || hi > 65535 || lo > hi {
+		return 0, errorf(ErrInvalid, "invalid port range %d-%d", lo, hi)
+	}
+	if p, ok := r.Port(userID); ok {
+		return p, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed.Load() {
+		return 0, ErrClosed
+	}
+	cur := r.snap.Load()
+	if p, ok := cur.ports[userID]; ok {
+		return p, nil
+	}
+	port := 0
+	for p := lo; p <= hi; p++ {
+		if _, taken := cur.byPort[p]; !taken {
+			port = p
+			break
+		}
+	}
+	if port == 0 {
+		return 0, errorf(ErrNoFreePort, "reserve a port for %q: all %d ports of %d-%d are reserved", userID, hi-lo+1, lo, hi)
+	}
+	st := newStage(cur)
+	st.reserve(userID, port)
+	if err := r.commit(st.done()); err != nil {
+		return 0, err
+	}
+	return port, nil
+}
+
+// Port returns userID's reserved port.
+func (r *Registry) Port(userID string) (int, bool) {
+	p, ok := r.snap.Load().ports[userID]
+	return p, ok
+}
+
+// Ports returns every reservation, user ID to port.
+func (r *Registry) Ports() map[string]int { return maps.Clone(r.snap.Load().ports) }
+
+// claim checks that port is userID's reservation in the stage, reserving
+// it when the user has none. port 0 is accepted only from a user without
+// a reservation.
+func (st *stage) claim(userID string, port int) error {
+	if have, ok := st.next.ports[userID]; ok {
+		if have != port {
+			return errorf(ErrPortConflict, "record %q: port %d, but the user's reserved port is %d", userID, port, have)
+		}
+		return nil
+	}
+	if port == 0 {
+		return nil
+	}
+	if other, taken := st.next.byPort[port]; taken {
+		return errorf(ErrPortConflict, "record %q: port %d is reserved by user %q", userID, port, other)
+	}
+	st.reserve(userID, port)
+	return nil
+}
