@@ -33,6 +33,7 @@ stub-image: build docker ## build the gateway stand-in image (FROM scratch)
 	fi
 
 test: stub-image ## run every test, engine tests included (the README's test command)
+	@scripts/ensure-tools.sh
 	ZAKI_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout 20m ./...
 
 run: stub-image ## run the agent for real, on this machine's engine, with the stand-in image

@@ -1,0 +1,371 @@
+package socketapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// DefaultSocket is the agent's socket; SocketEnv names the environment
+// variable that overrides it.
+const (
+	DefaultSocket = "/run/zaki-agent/agent.sock"
+	SocketEnv     = "ZAKI_SOCKET"
+)
+
+// Client calls the agent's API over its Unix socket. The zero value is
+// usable: it reaches $ZAKI_SOCKET, or DefaultSocket. A Client is safe for
+// concurrent use; do not copy one after its first call.
+type Client struct {
+	// Socket is the agent's socket path; "" means $ZAKI_SOCKET, or
+	// DefaultSocket.
+	Socket string
+	// HTTPClient, when set, carries the requests instead of the client's
+	// own (its transport must reach the agent; tests wrap one).
+	HTTPClient *http.Client
+	// UserAgent is sent with every request when set.
+	UserAgent string
+
+	once sync.Once
+	hc   *http.Client
+}
+
+// baseURL is the URL every request is made against; the host is ignored
+// by the agent (the socket is the address).
+const baseURL = "http://zaki-agent"
+
+// SocketPath returns the socket the client reaches.
+func (c *Client) SocketPath() string {
+	if c.Socket != "" {
+		return c.Socket
+	}
+	if s := os.Getenv(SocketEnv); s != "" {
+		return s
+	}
+	return DefaultSocket
+}
+
+func (c *Client) http() *http.Client {
+	c.once.Do(func() {
+		if c.HTTPClient != nil {
+			c.hc = c.HTTPClient
+			return
+		}
+		c.hc = &http.Client{Transport: NewTransport(c.SocketPath())}
+	})
+	return c.hc
+}
+
+// NewTransport returns an HTTP transport whose every connection goes to
+// the Unix socket at path, whatever the URL's host.
+func NewTransport(path string) *http.Transport {
+	var d net.Dialer
+	return &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "unix", path)
+		},
+		MaxIdleConns:          4,
+		IdleConnTimeout:       30 * time.Second,
+		ResponseHeaderTimeout: 0, // ensure may take long: ctx bounds it
+		DisableCompression:    true,
+	}
+}
+
+// send sends one request and returns the response, whatever its status.
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, body any) (*http.Response, error) {
+	u := baseURL + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: encode body: %w", method, path, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.UserAgent != "" {
+		req.Header.Set("User-Agent", c.UserAgent)
+	}
+	resp, err := c.http().Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s %s: %w", method, path, ctx.Err())
+		}
+		return nil, Errorf(ErrUnavailable, "cannot reach zaki-agent at %s: %v", c.SocketPath(), unwrapURLError(err))
+	}
+	return resp, nil
+}
+
+// request is send, but any status other than 2xx becomes an *Error (the
+// body read and closed).
+func (c *Client) request(ctx context.Context, method, path string, query url.Values, body any) (*http.Response, error) {
+	resp, err := c.send(ctx, method, path, query, body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return nil, errorFromResponse(resp.StatusCode, b, json.Unmarshal)
+	}
+	return resp, nil
+}
+
+func unwrapURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+// call sends a request and decodes a JSON response into out (when not nil).
+func (c *Client) call(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	resp, err := c.request(ctx, method, path, query, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decode response: %w", method, path, err)
+	}
+	return nil
+}
+
+func instancePath(userID string, action ...string) string {
+	p := "/v1/instances/" + url.PathEscape(userID)
+	for _, a := range action {
+		p += "/" + a
+	}
+	return p
+}
+
+// Health returns the agent's health. When the runtime is unavailable (503)
+// it returns the health document and an error of class ErrUnavailable.
+func (c *Client) Health(ctx context.Context) (Health, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/v1/health", nil, nil)
+	if err != nil {
+		return Health{}, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var h Health
+	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusServiceUnavailable {
+		if json.Unmarshal(b, &h) == nil && h.Status != "" {
+			if resp.StatusCode == http.StatusOK {
+				return h, nil
+			}
+			msg := "runtime unavailable"
+			if h.Runtime.Error != "" {
+				msg += ": " + h.Runtime.Error
+			}
+			return h, &Error{Status: resp.StatusCode, Code: CodeRuntimeUnavailable, Message: msg}
+		}
+	}
+	return Health{}, errorFromResponse(resp.StatusCode, b, json.Unmarshal)
+}
+
+// List returns the instances, all of them when state is "", else those in
+// that state (running, stopped or missing).
+func (c *Client) List(ctx context.Context, state string) ([]Instance, error) {
+	var q url.Values
+	if state != "" {
+		q = url.Values{"state": {state}}
+	}
+	var out []Instance
+	if err := c.call(ctx, http.MethodGet, "/v1/instances", q, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Get returns userID's instance.
+func (c *Client) Get(ctx context.Context, userID string) (Instance, error) {
+	var in Instance
+	err := c.call(ctx, http.MethodGet, instancePath(userID), nil, nil, &in)
+	return in, err
+}
+
+// Ensure makes userID's instance exist, run and accept connections, and
+// returns it; its Outcome says what it took.
+func (c *Client) Ensure(ctx context.Context, userID string, spec InstanceSpec) (Instance, error) {
+	var in Instance
+	err := c.call(ctx, http.MethodPut, instancePath(userID), nil, spec, &in)
+	return in, err
+}
+
+// EnsureWithProgress is Ensure, calling progress (from another goroutine,
+// one call at a time) with each image.pull event of the ensure's image
+// (of any image when spec.Image is "") while it waits. It follows GET
+// /v1/events for the duration of the call; when the events cannot be had
+// it ensures without progress.
+func (c *Client) EnsureWithProgress(ctx context.Context, userID string, spec InstanceSpec, progress func(Event)) (Instance, error) {
+	if progress == nil {
+		return c.Ensure(ctx, userID, spec)
+	}
+	ectx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	es, err := c.Events(ectx)
+	if err != nil {
+		return c.Ensure(ctx, userID, spec)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer es.Close()
+		for {
+			ev, err := es.Recv()
+			if err != nil {
+				return
+			}
+			switch {
+			case ev.Type == EventPull && (spec.Image == "" || ev.Image == spec.Image):
+				progress(ev)
+			case ev.Type == EventEnsured && ev.UserID == userID:
+				return // every pull line of this ensure came before
+			}
+		}
+	}()
+	in, err := c.Ensure(ctx, userID, spec)
+	if err == nil {
+		// Let the stream catch up with the ensure's own event.
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	cancel()
+	<-done
+	return in, err
+}
+
+// Touch marks userID's instance as used now.
+func (c *Client) Touch(ctx context.Context, userID string) (Instance, error) {
+	var in Instance
+	err := c.call(ctx, http.MethodPost, instancePath(userID, "touch"), nil, nil, &in)
+	return in, err
+}
+
+// Stop stops userID's instance, keeping its container.
+func (c *Client) Stop(ctx context.Context, userID string) (Instance, error) {
+	var in Instance
+	err := c.call(ctx, http.MethodPost, instancePath(userID, "stop"), nil, nil, &in)
+	return in, err
+}
+
+// Restart restarts userID's instance and waits until it is ready again.
+func (c *Client) Restart(ctx context.Context, userID string) (Instance, error) {
+	var in Instance
+	err := c.call(ctx, http.MethodPost, instancePath(userID, "restart"), nil, nil, &in)
+	return in, err
+}
+
+// Remove removes userID's container and registry entry; purge deletes the
+// user's data too.
+func (c *Client) Remove(ctx context.Context, userID string, purge bool) error {
+	var q url.Values
+	if purge {
+		q = url.Values{"purge": {"true"}}
+	}
+	return c.call(ctx, http.MethodDelete, instancePath(userID), q, nil, nil)
+}
+
+// LogOptions tune Logs.
+type LogOptions struct {
+	Tail   int  // the last Tail lines; 0 means all
+	Follow bool // keep streaming until ctx ends or the container stops
+}
+
+// Logs streams userID's container output. Close the reader when done.
+func (c *Client) Logs(ctx context.Context, userID string, opts LogOptions) (io.ReadCloser, error) {
+	q := url.Values{}
+	if opts.Tail > 0 {
+		q.Set("tail", strconv.Itoa(opts.Tail))
+	}
+	if opts.Follow {
+		q.Set("follow", "true")
+	}
+	resp, err := c.request(ctx, http.MethodGet, instancePath(userID, "logs"), q, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// Prune runs one pruning pass now.
+func (c *Client) Prune(ctx context.Context, req PruneRequest) (PruneResult, error) {
+	var res PruneResult
+	err := c.call(ctx, http.MethodPost, "/v1/prune", nil, req, &res)
+	return res, err
+}
+
+// EventStream is a stream of lifecycle events (see Client.Events).
+type EventStream struct {
+	body io.ReadCloser
+	dec  *json.Decoder
+}
+
+// Events follows the agent's lifecycle events from now on. The agent is
+// subscribed when Events returns. Close the stream when done.
+func (c *Client) Events(ctx context.Context) (*EventStream, error) {
+	resp, err := c.request(ctx, http.MethodGet, "/v1/events", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &EventStream{body: resp.Body, dec: json.NewDecoder(resp.Body)}, nil
+}
+
+// Recv blocks for the next event; io.EOF when the stream ended.
+func (s *EventStream) Recv() (Event, error) {
+	var ev Event
+	if err := s.dec.Decode(&ev); err != nil {
+		if err == io.ErrUnexpectedEOF {
+			err = io.EOF
+		}
+		return Event{}, err
+	}
+	return ev, nil
+}
+
+// Close ends the stream.
+func (s *EventStream) Close() error { return s.body.Close() }
+
+// OpenAPI returns the agent's OpenAPI document.
+func (c *Client) OpenAPI(ctx context.Context) ([]byte, error) {
+	return c.bytes(ctx, "/v1/openapi.json")
+}
+
+// Metrics returns the agent's metrics in the Prometheus text format.
+func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
+	return c.bytes(ctx, "/metrics")
+}
+
+func (c *Client) bytes(ctx context.Context, path string) ([]byte, error) {
+	resp, err := c.request(ctx, http.MethodGet, path, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/zaki-platform/zaki-agent/socketapi"
+)
+
+// writeTable prints instances as a table, like docker ps.
+func writeTable(w io.Writer, ins []socketapi.Instance, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "USER\tSTATE\tPORT\tIMAGE\tAGE\tIDLE\tSTALE")
+	for _, in := range ins {
+		stale := ""
+		if in.Stale {
+			stale = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", in.UserID, in.State, in.Port, in.Image,
+			since(now, in.CreatedAtMs), since(now, in.LastUsedAtMs), stale)
+	}
+	return tw.Flush()
+}
+
+// since is the time from ms (unix milliseconds) to now, short: 45s, 12m,
+// 5h, 3d; "-" when unknown.
+func since(now time.Time, ms int64) string {
+	if ms <= 0 {
+		return "-"
+	}
+	return durText(now.Sub(time.UnixMilli(ms)))
+}
+
+// durText is a duration, short: 45s, 12m, 5h, 3d.
+func durText(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// writePrune prints what a prune pass did (or would do).
+func writePrune(w io.Writer, res socketapi.PruneResult) {
+	verb := map[string]string{"stopped": "stopped", "removed": "removed", "failed": "failed"}
+	if res.DryRun {
+		verb = map[string]string{"stopped": "would stop", "removed": "would remove", "failed": "would fail"}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	any := false
+	for _, g := range []struct {
+		key   string
+		items []socketapi.PruneItem
+	}{{"stopped", res.Stopped}, {"removed", res.Removed}, {"failed", res.Failed}} {
+		for _, it := range g.items {
+			if !any {
+				fmt.Fprintln(tw, "ACTION\tUSER\tREASON\tIDLE\tAGE\tERROR")
+				any = true
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", verb[g.key], it.UserID, it.Reason,
+				minutesText(it.IdleMinutes), daysText(it.AgeDays), it.Error)
+		}
+	}
+	tw.Flush()
+	summary := fmt.Sprintf("%d stopped, %d removed, %d failed", len(res.Stopped), len(res.Removed), len(res.Failed))
+	if res.DryRun {
+		summary = fmt.Sprintf("dry run: %d would be stopped, %d removed", len(res.Stopped), len(res.Removed))
+	}
+	fmt.Fprintln(w, summary)
+}
+
+func minutesText(m float64) string { return durText(time.Duration(m * float64(time.Minute))) }
+
+func daysText(d float64) string { return durText(time.Duration(d * 24 * float64(time.Hour))) }
+
+// formatEvent is one event on one line.
+func formatEvent(ev socketapi.Event) string {
+	var b strings.Builder
+	b.WriteString(time.UnixMilli(ev.TimeMs).UTC().Format("2006-01-02T15:04:05.000Z"))
+	b.WriteString(" " + ev.Type)
+	if ev.UserID != "" {
+		b.WriteString(" " + ev.UserID)
+	}
+	for _, kv := range [][2]string{{"image", ev.Image}, {"outcome", ev.Outcome}, {"container", short(ev.ContainerID)}} {
+		if kv[1] != "" {
+			fmt.Fprintf(&b, " %s=%s", kv[0], kv[1])
+		}
+	}
+	if ev.ExitCode != nil {
+		fmt.Fprintf(&b, " exitCode=%d", *ev.ExitCode)
+	}
+	if ev.Message != "" {
+		fmt.Fprintf(&b, " message=%q", ev.Message)
+	}
+	if ev.Dropped > 0 {
+		fmt.Fprintf(&b, " (%d events dropped before this one)", ev.Dropped)
+	}
+	return b.String()
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// writeHealth prints the health document.
+func writeHealth(w io.Writer, h socketapi.Health) {
+	fmt.Fprintf(w, "status:    %s\n", h.Status)
+	ready := "ready"
+	if !h.Agent.Ready {
+		ready = "not ready"
+	}
+	fmt.Fprintf(w, "agent:     %s, pid %d, %s, loops %s\n", h.Agent.Version, h.Agent.Pid, ready, h.Agent.Loops)
+	rt := fmt.Sprintf("%s, ", h.Runtime.Name)
+	if h.Runtime.Up {
+		rt += "up"
+	} else {
+		rt += "down"
+	}
+	fmt.Fprintf(w, "runtime:   %s, %d restarts\n", rt, h.Runtime.Restarts)
+	if e := h.Runtime.Engine; e != nil {
+		fmt.Fprintf(w, "engine:    %s %s (%s/%s, cgroup v%s)\n", e.Runtime, e.EngineVersion, e.OS, e.Arch, e.CgroupVersion)
+	}
+	if h.Runtime.Error != "" {
+		fmt.Fprintf(w, "error:     %s\n", h.Runtime.Error)
+	}
+	c := h.Counts
+	fmt.Fprintf(w, "instances: %d (%d running, %d stopped, %d missing)\n", c.Total, c.Running, c.Stopped, c.Missing)
+}
+
+// readEnvFile adds the NAME=VALUE lines of file to env: blank lines and
+// lines starting with # are skipped, a bare NAME takes its value from
+// zakictl's own environment (and is skipped when unset), as docker's
+// --env-file does. Values are taken as they are: no quotes, no escapes.
+func readEnvFile(file string, env map[string]string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("--env-file: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimRight(sc.Text(), "\r")
+		if t := strings.TrimSpace(line); t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		k, v, set, err := envEntry(strings.TrimLeft(line, " \t"))
+		if err != nil {
+			return fmt.Errorf("--env-file %s:%d: %w", file, n, err)
+		}
+		if set {
+			env[k] = v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("--env-file %s: %w", file, err)
+	}
+	return nil
+}
+
+// envEntry parses NAME=VALUE, or NAME alone: its value from zakictl's
+// environment (set is false when it has none). The error never holds the
+// value.
+func envEntry(s string) (name, value string, set bool, err error) {
+	k, v, hasValue := strings.Cut(s, "=")
+	if k == "" || strings.ContainsAny(k, " \t") {
+		return "", "", false, fmt.Errorf("want NAME=VALUE or NAME, got %q", firstChars(s))
+	}
+	if !hasValue {
+		v, hasValue = os.LookupEnv(k)
+	}
+	return k, v, hasValue, nil
+}
+
+func firstChars(s string) string {
+	k, _, _ := strings.Cut(s, "=")
+	if len(k) > 20 {
+		k = k[:20]
+	}
+	return k
+}

@@ -1,0 +1,164 @@
+package main_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/icmd"
+	"gotest.tools/v3/poll"
+
+	"github.com/zaki-platform/zaki-agent/internal/testenv"
+	"github.com/zaki-platform/zaki-agent/socketapi/internal/apitest"
+)
+
+// TestZakictl runs every command of the built zakictl against an agent
+// over the fake runtime, checking exit codes and outputs with golden files
+// (go test ./socketapi/cmd/zakictl -update rewrites them).
+func TestZakictl(t *testing.T) {
+	e := apitest.Start(t, apitest.Options{})
+	c := apitest.NewCLI(t, e)
+	dir := t.TempDir()
+	c.Dir = dir
+	envFile := filepath.Join(dir, "alice.env")
+	assert.NilError(t, os.WriteFile(envFile, []byte("# alice's secrets\nOPENCLAW_TOKEN=tok-123\n\nFROM_ENV\n"), 0o600))
+	cfgFile := filepath.Join(dir, "openclaw.json")
+	assert.NilError(t, os.WriteFile(cfgFile, []byte(`{"gateway":{"port":18789}}`), 0o600))
+	c.Env = append(c.Env, "FROM_ENV=from-zakictl-env")
+
+	// The first ensure pulls the agent's default image: progress on stderr.
+	c.Golden("ensure-created", "ensure", "alice", "--env-file", envFile, "--file", "openclaw.json="+cfgFile, "--label", "plan=pro")
+	spec, ok := e.Fake.CreatedSpec("zaki-user-alice")
+	assert.Assert(t, ok)
+	assert.Check(t, is.Equal(spec.Env["OPENCLAW_TOKEN"], "tok-123"))
+	assert.Check(t, is.Equal(spec.Env["FROM_ENV"], "from-zakictl-env"))
+	assert.Check(t, is.Equal(spec.Labels["plan"], "pro"))
+	b, err := os.ReadFile(filepath.Join(e.StateDir, "instances", "alice", "openclaw.json"))
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(string(b), `{"gateway":{"port":18789}}`))
+
+	// Another spec while alice is hot: kept, and marked stale.
+	c.Golden("ensure-hot-stale", "ensure", "alice", "--json")
+	c.Golden("ensure-bob", "ensure", "bob", "--image", testenv.StubImage, "--cpus", "1", "--memory", "512m", "--pids", "50")
+	c.Golden("stop", "stop", "bob")
+	c.Golden("ls", "ls")
+	c.Golden("ls-running", "ls", "--state", "running")
+	c.Golden("ls-json", "--json", "ls", "--state", "stopped")
+	c.Golden("inspect", "inspect", "alice")
+	c.Golden("touch", "touch", "alice")
+	c.Golden("restart", "restart", "bob")
+	assert.NilError(t, e.Fake.WriteLog("zaki-user-alice", "gateway listening", "request served"))
+	c.Golden("logs-tail", "logs", "alice", "--tail", "2")
+	c.Golden("logs-json", "logs", "alice", "--json")
+	c.Golden("prune-dry-run", "prune", "--dry-run", "--idle-hours", "0.0000001", "--max-age-days", "0")
+	c.Golden("prune-nothing", "prune", "--idle-hours", "0", "--max-age-days", "0", "--idle-stop-minutes", "0")
+	c.Golden("health", "health")
+	c.Golden("health-json", "health", "--json")
+	c.Golden("version", "version")
+	c.Golden("rm", "rm", "bob")
+	c.Golden("rm-purge", "rm", "alice", "--purge", "--json")
+	_, err = os.Stat(filepath.Join(e.StateDir, "instances", "alice"))
+	assert.Check(t, os.IsNotExist(err), "alice's data purged")
+	_, err = os.Stat(filepath.Join(e.StateDir, "instances", "bob"))
+	assert.NilError(t, err, "bob's data kept")
+	c.Golden("ls-empty", "ls")
+
+	// Errors: exit 1, the agent's message.
+	c.Golden("err-not-found", "inspect", "nobody")
+	c.Golden("err-bad-user", "ensure", "bad!id")
+	c.Golden("err-bad-state", "ls", "--state", "sleeping")
+	c.Golden("err-image-not-allowed", "ensure", "carol", "--image", "evil/miner:latest")
+	c.Golden("err-env-unset", "ensure", "carol", "--env", "NOT_SET_ANYWHERE")
+	c.Golden("err-unknown-command", "frobnicate")
+	c.Golden("err-missing-user", "ensure")
+	c.Golden("err-extra-args", "stop", "a", "b")
+	c.Golden("err-bad-flag", "ls", "--all")
+	c.Golden("err-no-agent", "--socket", "/nonexistent/agent.sock", "ls")
+
+	// Help.
+	c.Golden("help", "--help")
+	c.Golden("help-ensure", "ensure", "--help")
+	c.Golden("help-prune", "help", "prune")
+	for _, cmd := range []string{"ls", "inspect", "touch", "stop", "restart", "rm", "logs", "events", "health", "version"} {
+		res := c.Run(cmd, "--help")
+		res.Assert(t, icmd.Success)
+		assert.Check(t, is.Contains(res.Stdout(), "Usage: zakictl "+cmd))
+	}
+	// --socket wins over ZAKI_SOCKET.
+	res := icmd.RunCmd(icmd.Command(c.Bin, "--socket", e.Socket, "health"), icmd.WithEnv("ZAKI_SOCKET=/nonexistent"))
+	res.Assert(t, icmd.Success)
+}
+
+// TestZakictlStreams follows events and logs until interrupted.
+func TestZakictlStreams(t *testing.T) {
+	e := apitest.Start(t, apitest.Options{})
+	c := apitest.NewCLI(t, e)
+	c.Run("ensure", "dora", "--image", testenv.StubImage).Assert(t, icmd.Success)
+
+	logs := icmd.StartCmd(c.Cmd("logs", "dora", "-f"))
+	assert.NilError(t, logs.Error)
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if strings.Contains(logs.Stdout(), "started") {
+			return poll.Success()
+		}
+		return poll.Continue("logs so far: %q", logs.Stdout())
+	}, poll.WithTimeout(10*time.Second))
+	assert.NilError(t, e.Fake.WriteLog("zaki-user-dora", "hello from dora"))
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if strings.Contains(logs.Stdout(), "hello from dora\n") {
+			return poll.Success()
+		}
+		return poll.Continue("logs so far: %q", logs.Stdout())
+	}, poll.WithTimeout(10*time.Second))
+	assert.NilError(t, logs.Cmd.Process.Signal(os.Interrupt))
+	res := icmd.WaitOnCmd(10*time.Second, logs)
+	res.Assert(t, icmd.Expected{ExitCode: 0})
+	assert.Check(t, is.Equal(res.Stderr(), ""))
+
+	events := icmd.StartCmd(c.Cmd("events"))
+	assert.NilError(t, events.Error)
+	jsonEvents := icmd.StartCmd(c.Cmd("events", "--json"))
+	assert.NilError(t, jsonEvents.Error)
+	// Restart until both streams saw it: then both are subscribed.
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if strings.Contains(events.Stdout(), "instance.restarted dora") && strings.Contains(jsonEvents.Stdout(), `"type":"instance.restarted"`) {
+			return poll.Success()
+		}
+		if res := c.Run("restart", "dora"); res.ExitCode != 0 {
+			return poll.Error(fmt.Errorf("restart: %s", res.Combined()))
+		}
+		return poll.Continue("not subscribed yet")
+	}, poll.WithTimeout(10*time.Second), poll.WithDelay(100*time.Millisecond))
+
+	c.Run("stop", "dora").Assert(t, icmd.Success)
+	c.Run("ensure", "dora", "--image", testenv.StubImage).Assert(t, icmd.Success)
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if strings.Contains(events.Stdout(), "instance.ensured dora image=zaki/gateway-stub:latest outcome=started") {
+			return poll.Success()
+		}
+		return poll.Continue("events so far: %q", events.Stdout())
+	}, poll.WithTimeout(10*time.Second))
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if strings.Contains(jsonEvents.Stdout(), `"type":"instance.stopped","userId":"dora"`) {
+			return poll.Success()
+		}
+		return poll.Continue("json events so far: %q", jsonEvents.Stdout())
+	}, poll.WithTimeout(10*time.Second))
+
+	// Interrupted, each exits 0 and says nothing more.
+	for _, r := range []*icmd.Result{events, jsonEvents} {
+		assert.NilError(t, r.Cmd.Process.Signal(os.Interrupt))
+		res := icmd.WaitOnCmd(10*time.Second, r)
+		res.Assert(t, icmd.Expected{ExitCode: 0})
+		assert.Check(t, is.Equal(res.Stderr(), ""))
+	}
+	for _, l := range strings.Split(strings.TrimSpace(events.Stdout()), "\n") {
+		assert.Check(t, regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [a-z]+\.[a-z]+ `).MatchString(l), "event line %q", l)
+	}
+}

@@ -1,0 +1,62 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+
+	"github.com/zaki-platform/zaki-agent/socketapi"
+)
+
+// The hand-written encoder must produce exactly what json.Marshal does.
+func TestAppendInstancesMatchesMarshal(t *testing.T) {
+	odd := []string{"", "plain", `quo"te`, `back\slash`, "<html>&amp;", "tab\tnew\nline\r", "\x00\x1f\x7f",
+		"\u2028\u2029", "héllo wörld", "\xff\xfe invalid", "emoji 🎉", "\b\f"}
+	var ins []socketapi.Instance
+	for i, s := range odd {
+		ins = append(ins, socketapi.Instance{
+			UserID: "u" + s, ContainerName: s, ContainerID: s, Image: s, State: s, Health: s,
+			Port: 18790 + i, URL: s, CreatedAtMs: int64(i) * 1e12, LastUsedAtMs: -int64(i), ConfigHash: s,
+			Stale: i%2 == 0, Labels: map[string]string{s: s, "b": "2", "a" + s: "1"}, Outcome: s,
+		})
+	}
+	ins = append(ins, socketapi.Instance{}, socketapi.Instance{Labels: map[string]string{}})
+	for _, tc := range []struct {
+		name string
+		ins  []socketapi.Instance
+	}{
+		{"nil", nil},
+		{"empty", []socketapi.Instance{}},
+		{"one", ins[:1]},
+		{"odd", ins},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := json.Marshal(tc.ins)
+			assert.NilError(t, err)
+			got := appendInstances(nil, tc.ins)
+			assert.Equal(t, string(got), string(want))
+		})
+	}
+}
+
+// A field added to Instance must be added to appendInstance too: this
+// fails until it is.
+func TestAppendInstanceKnowsEveryField(t *testing.T) {
+	var fields []string
+	typ := reflect.TypeFor[socketapi.Instance]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		fields = append(fields, fmt.Sprintf("%s %s %s", f.Name, f.Type, f.Tag.Get("json")))
+	}
+	want := []string{
+		"UserID string userId", "ContainerName string containerName", "ContainerID string containerId,omitempty",
+		"Image string image", "State string state", "Health string health,omitempty", "Port int port", "URL string url",
+		"CreatedAtMs int64 createdAtMs", "LastUsedAtMs int64 lastUsedAtMs", "ConfigHash string configHash",
+		"Stale bool stale", "Labels map[string]string labels,omitempty", "Outcome string outcome,omitempty",
+	}
+	assert.Equal(t, strings.Join(fields, "\n"), strings.Join(want, "\n"))
+}
