@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X github.com/zaki-platform/zaki-agent/internal/version.Version
 # The mains that exist so far; `make build` builds each into bin/.
 MAINS := $(patsubst %/main.go,%,$(wildcard agent/cmd/*/main.go socketapi/cmd/*/main.go plugins/*/cmd/*/main.go))
 
-.PHONY: help build docker stub-image test run bench proto lint clean
+.PHONY: help build docker podman stub-image test run bench proto lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,13 +26,16 @@ build: ## build the binaries into bin/
 docker: ## make a Docker engine answer (installs and starts dockerd when needed)
 	@scripts/ensure-docker.sh
 
+podman: ## make rootful podman run (installs Debian's podman and catatonit when needed)
+	@scripts/ensure-podman.sh
+
 stub-image: build docker ## build the gateway stand-in image (FROM scratch)
 	@if docker info >/dev/null 2>&1; then \
 		d=$$(mktemp -d) && cp $(BIN)/gateway-stub runtime/runtimetest/gateway-stub/Dockerfile $$d/ && \
 		docker build -q -t $(STUB_IMAGE) $$d >/dev/null && rm -rf $$d && echo "built $(STUB_IMAGE)"; \
 	fi
 
-test: stub-image ## run every test, engine tests included (the README's test command)
+test: stub-image podman ## run every test, engine tests included, podman's too (the README's test command)
 	@scripts/ensure-tools.sh
 	ZAKI_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout 20m ./...
 
@@ -59,3 +62,8 @@ packages: build ## build the .deb and .rpm into dist/ (nfpm) and lintian-check t
 
 e2e: stub-image packages ## install the .deb in a Debian 12 systemd container and drive it (needs the engine)
 	@scripts/e2e.sh
+
+.PHONY: faults
+
+faults: stub-image ## the fault-injection suite: agent/plugin kills, dockerd restart, full disk, hung engine, CIS, isolation (~15 min; stops and starts dockerd)
+	@ZAKI_BIN_DIR=$(BIN) scripts/faults.sh

@@ -17,7 +17,7 @@ die() { log "$*"; exit 1; }
 
 bin_dir=${ZAKI_PKG_BIN_DIR:-$root/bin}
 missing=()
-for b in zaki-agent zakictl zaki-runtime-docker; do
+for b in zaki-agent zakictl zaki-runtime-docker zaki-runtime-podman; do
 	[ -x "$bin_dir/$b" ] || missing+=("$bin_dir/$b")
 done
 [ ${#missing[@]} -eq 0 ] || die "missing binaries (run make build): ${missing[*]}"
@@ -48,7 +48,7 @@ stage=$root/dist/.stage
 rm -rf "$stage"
 mkdir -p "$stage/bin"
 trap 'rm -rf "$stage"' EXIT
-cp "$bin_dir/zaki-agent" "$bin_dir/zakictl" "$bin_dir/zaki-runtime-docker" "$stage/bin/"
+cp "$bin_dir/zaki-agent" "$bin_dir/zakictl" "$bin_dir/zaki-runtime-docker" "$bin_dir/zaki-runtime-podman" "$stage/bin/"
 # A native package's changelog, as lintian wants it (gzip -n: reproducible).
 {
 	printf 'zaki-agent (%s) unstable; urgency=medium\n\n' "$version"

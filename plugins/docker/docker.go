@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/zaki-platform/zaki-agent/plugins/internal/cli"
+	"github.com/zaki-platform/zaki-agent/plugins/internal/cliargs"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
@@ -36,6 +36,7 @@ type Config struct {
 // Docker is a runtime.Runtime on the docker CLI.
 type Docker struct {
 	cli     *cli.Runner
+	health  healthCache // images' HEALTHCHECK tests, for Create
 	tempDir string
 	log     *slog.Logger
 }
@@ -156,16 +157,4 @@ func jsonLines[T any](what string, out []byte) ([]T, error) {
 }
 
 // seconds rounds a timeout up to whole seconds, the docker client's unit.
-func seconds(d time.Duration) int {
-	if d <= 0 {
-		return 0
-	}
-	return int((d + time.Second - 1) / time.Second)
-}
-
-func tempDir(dir string) string {
-	if dir != "" {
-		return dir
-	}
-	return os.TempDir()
-}
+func seconds(d time.Duration) int { return cliargs.Seconds(d) }

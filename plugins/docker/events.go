@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/zaki-platform/zaki-agent/plugins/internal/cli"
+	"github.com/zaki-platform/zaki-agent/plugins/internal/cliargs"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
@@ -19,7 +20,7 @@ import (
 // at the moment of the call (--since now), not when the client has
 // connected, so that an event right after Events returns is never lost.
 func (d *Docker) Events(ctx context.Context, opts runtime.EventOptions) (runtime.EventStream, error) {
-	filters, err := labelFilters(opts.Labels)
+	filters, err := cliargs.LabelFilters(opts.Labels)
 	if err != nil {
 		return nil, err
 	}

@@ -73,6 +73,19 @@ func (d *Docker) healthArgs(ctx context.Context, spec runtime.ContainerSpec) ([]
 // imageHealthTest returns the test of the image's own HEALTHCHECK (nil if
 // it has none).
 func (d *Docker) imageHealthTest(ctx context.Context, image string) ([]string, error) {
+	if test, ok := d.health.get(image, time.Now()); ok {
+		return test, nil
+	}
+	test, err := d.readImageHealthTest(ctx, image)
+	if err == nil {
+		d.health.put(image, test, time.Now())
+	}
+	return test, err
+}
+
+// readImageHealthTest asks the engine for the test of the image's own
+// HEALTHCHECK.
+func (d *Docker) readImageHealthTest(ctx context.Context, image string) ([]string, error) {
 	res, err := d.run(ctx, "image", "inspect", "--format", "{{json .Config.Healthcheck}}", image)
 	if err != nil {
 		return nil, fmt.Errorf("image healthcheck: %w", err)

@@ -32,6 +32,7 @@ func (d *Docker) PullImage(ctx context.Context, ref string, progress func(runtim
 	if err := runtime.ValidateImage(ref); err != nil {
 		return err
 	}
+	d.health.forget(ref) // the pulled image may carry another HEALTHCHECK
 	s, err := d.cli.Stream(ctx, cli.StreamOptions{}, "pull", ref)
 	if err != nil {
 		return fmt.Errorf("pull %q: %w", ref, err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zaki-platform/zaki-agent/plugins/internal/cliargs"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
@@ -35,7 +36,7 @@ func (d *Docker) Inspect(ctx context.Context, ref string) (runtime.Container, er
 // List is one `docker ps` for the IDs of the matching containers and one
 // `docker inspect` of all of them.
 func (d *Docker) List(ctx context.Context, opts runtime.ListOptions) ([]runtime.Container, error) {
-	filters, err := labelFilters(opts.Labels)
+	filters, err := cliargs.LabelFilters(opts.Labels)
 	if err != nil {
 		return nil, err
 	}
@@ -58,23 +59,6 @@ func (d *Docker) List(ctx context.Context, opts runtime.ListOptions) ([]runtime.
 	}
 	slices.SortFunc(cs, func(a, b runtime.Container) int { return cmp.Compare(a.Name, b.Name) })
 	return cs, nil
-}
-
-// labelFilters turns a label selector into docker --filter flags.
-func labelFilters(labels map[string]string) ([]string, error) {
-	var f []string
-	for _, k := range slices.Sorted(maps.Keys(labels)) {
-		v := labels[k]
-		if k == "" || strings.ContainsAny(k, "=\x00\n\r") || strings.ContainsAny(v, "\x00\n\r") {
-			return nil, runtime.Errorf(runtime.ErrInvalidArgument, "invalid label selector %q=%q", k, v)
-		}
-		if v == "" {
-			f = append(f, "--filter=label="+k)
-		} else {
-			f = append(f, "--filter=label="+k+"="+v)
-		}
-	}
-	return f, nil
 }
 
 // inspect inspects containers, as few calls as the argv limit allows.

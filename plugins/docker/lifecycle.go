@@ -49,13 +49,25 @@ func (d *Docker) Restart(ctx context.Context, ref string, timeout time.Duration)
 }
 
 // Remove removes the containers in one `docker rm [-f]`; missing ones are
-// not an error.
+// not an error. With Force, running ones are first stopped (killed), in
+// one `docker stop -t 0` (see below).
 func (d *Docker) Remove(ctx context.Context, refs []string, opts runtime.RemoveOptions) error {
 	if err := validateRefs(refs); err != nil || len(refs) == 0 {
 		return err
 	}
 	args := []string{"rm"}
 	if opts.Force {
+		// Stop first, then remove. A bare `rm --force` of a running
+		// container SIGKILLs it while the engine still runs its restart
+		// policy and health probes: engine 20.10 then panics in a probe's
+		// exec start once the container is gone (seen by the fault suite,
+		// faults/kill_test.go, and by the benchmarks). A container stopped
+		// by `docker stop` has neither. -t 0 kills at once, as rm --force
+		// did: Remove takes no longer than before. A stop that fails is
+		// left to rm --force.
+		if err := d.batch(ctx, []string{"stop", "-t", "0"}, refs); err != nil && (errors.Is(err, runtime.ErrUnavailable) || ctx.Err() != nil) {
+			return fmt.Errorf("remove: stop first: %w", err)
+		}
 		args = append(args, "--force")
 	}
 	if err := d.batch(ctx, args, refs); err != nil {

@@ -95,18 +95,6 @@ func TestCreateArgs(t *testing.T) {
 	}
 }
 
-func TestPublishArg(t *testing.T) {
-	for _, tc := range []struct {
-		in   runtime.PortBinding
-		want string
-	}{
-		{runtime.PortBinding{HostIP: "127.0.0.1", HostPort: 1, ContainerPort: 2}, "127.0.0.1:1:2/tcp"},
-		{runtime.PortBinding{HostIP: "::1", HostPort: 1, ContainerPort: 2, Protocol: "udp"}, "[::1]:1:2/udp"},
-	} {
-		assert.Equal(t, publishArg(tc.in), tc.want)
-	}
-}
-
 func TestShellCommandRoundTrip(t *testing.T) {
 	for _, argv := range [][]string{
 		{"/gateway-stub", "-probe"},

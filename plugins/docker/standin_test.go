@@ -332,10 +332,10 @@ func TestBatchPerRefFailures(t *testing.T) {
 			s := newStandIn(t)
 			d, _ := s.onPath(t)
 			s.on(t, "rm", tc.stdout, tc.stderr, tc.exit)
-			err := d.Remove(t.Context(), append(tc.refs, tc.refs[0]), runtime.RemoveOptions{Force: true})
+			err := d.Remove(t.Context(), append(tc.refs, tc.refs[0]), runtime.RemoveOptions{})
 			calls := s.calls(t)
 			assert.Equal(t, len(calls), 1)
-			assert.DeepEqual(t, calls[0], append([]string{"rm", "--force", "--"}, tc.refs...))
+			assert.DeepEqual(t, calls[0], append([]string{"rm", "--"}, tc.refs...))
 			var be *runtime.BatchError
 			switch {
 			case tc.wholeCall != nil:
@@ -352,6 +352,42 @@ func TestBatchPerRefFailures(t *testing.T) {
 					assert.Equal(t, runtime.Class(ferr), class, "%s: %v", ref, ferr)
 				}
 			}
+		})
+	}
+}
+
+// A forced remove stops the containers first (engine 20.10 can panic
+// when a running, health-checked container is removed by force), then
+// removes them by force whatever the stop said, unless the engine is gone.
+func TestForceRemoveStopsFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		stopStderr string
+		stopExit   int
+		wantCalls  int
+		wantClass  error
+	}{
+		{name: "stop then rm", wantCalls: 2},
+		{name: "a failed stop is left to rm --force", stopExit: 1, wantCalls: 2,
+			stopStderr: "Error response from daemon: cannot stop container: b: permission denied\n"},
+		{name: "engine down", stopExit: 1, wantCalls: 1, wantClass: runtime.ErrUnavailable,
+			stopStderr: "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStandIn(t)
+			d, _ := s.onPath(t)
+			s.on(t, "stop", "a\n", tc.stopStderr, tc.stopExit)
+			s.on(t, "rm", "a\nb\n", "", 0)
+			err := d.Remove(t.Context(), []string{"a", "b"}, runtime.RemoveOptions{Force: true})
+			calls := s.calls(t)
+			assert.Equal(t, len(calls), tc.wantCalls, "calls: %q", calls)
+			assert.DeepEqual(t, calls[0], []string{"stop", "-t", "0", "--", "a", "b"})
+			if tc.wantClass != nil {
+				assert.Assert(t, errors.Is(err, tc.wantClass), "got %v", err)
+				return
+			}
+			assert.NilError(t, err)
+			assert.DeepEqual(t, calls[1], []string{"rm", "--force", "--", "a", "b"})
 		})
 	}
 }

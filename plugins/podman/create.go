@@ -1,0 +1,164 @@
+package podman
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/zaki-platform/zaki-agent/plugins/internal/cliargs"
+	"github.com/zaki-platform/zaki-agent/plugins/internal/envfile"
+	"github.com/zaki-platform/zaki-agent/runtime"
+)
+
+var containerIDRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// The annotations Create adds (annotations are not labels: the agent
+// never sees them). They record what podman normalizes away, so that
+// Inspect reads the spec back in its own terms.
+const (
+	// annImage is the image reference as the caller gave it: podman
+	// stores the resolved name ("localhost/zaki/gateway-stub:latest" for
+	// "zaki/gateway-stub:latest").
+	annImage = "zaki.runtime.image"
+	// annCapDropAll marks a spec that dropped ALL capabilities: podman
+	// stores the effective set instead (CapDrop lists each default
+	// capability not kept), so "ALL plus NET_BIND_SERVICE" cannot be told
+	// from a list otherwise.
+	annCapDropAll = "zaki.runtime.capDropAll"
+	// annImplicitUlimits lists the ulimits Create added (see
+	// implicitUlimits), which read back as absent, as docker's inherited
+	// limits do.
+	annImplicitUlimits = "zaki.runtime.implicitUlimits"
+)
+
+// Create creates (does not start) a container with `podman create` and
+// returns its ID. The image must be present: podman is told never to pull
+// (--pull never), so a missing image is ErrNotFound rather than a hidden
+// pull, and a short name ("zaki/gateway-stub:latest") resolves against
+// local images only.
+func (p *Podman) Create(ctx context.Context, spec runtime.ContainerSpec) (string, error) {
+	if err := spec.Validate(); err != nil {
+		return "", err
+	}
+	health, err := healthArgs(spec.Healthcheck)
+	if err != nil {
+		return "", err
+	}
+	args := createArgs(spec, health, processUlimits)
+
+	// The env file lives exactly as long as the podman create call.
+	if len(spec.Env) > 0 {
+		file, remove, err := envfile.Write(p.tempDir, spec.Env)
+		if err != nil {
+			return "", fmt.Errorf("create %q: env file: %w", spec.Name, err)
+		}
+		defer remove()
+		args = append(args, "--env-file="+file)
+	}
+
+	// The image ends the options; what follows is the container's command,
+	// which podman passes on without parsing.
+	args = append(args, spec.Image)
+	args = append(args, spec.Cmd...)
+
+	res, err := p.run(ctx, args...)
+	if err != nil {
+		return "", fmt.Errorf("create %q: %w", spec.Name, err)
+	}
+	lines := strings.Fields(string(res.Stdout))
+	if len(lines) == 0 || !containerIDRE.MatchString(lines[len(lines)-1]) {
+		return "", fmt.Errorf("create %q: unexpected output %q", spec.Name, res.Stdout)
+	}
+	return lines[len(lines)-1], nil
+}
+
+// createArgs is the argv of `podman create` up to (not including) the env
+// file and the image: the options docker's client reads alike
+// (cliargs.CreateFlags), then podman's own. limits gives the process's
+// soft and hard limit of a resource (see implicitUlimits).
+func createArgs(spec runtime.ContainerSpec, health []string, limits func(resource int) (soft, hard int64, ok bool)) []string {
+	a := append([]string{"create"}, cliargs.CreateFlags(spec, health)...)
+	if spec.Security.ReadOnlyRoot {
+		// Podman mounts tmpfs on /run, /tmp and /var/tmp of a read-only
+		// container unless told not to; docker mounts none: only the
+		// spec's tmpfs are writable.
+		a = append(a, "--read-only-tmpfs=false")
+	}
+	implicit := implicitUlimits(spec.Resources.Ulimits, limits)
+	var names []string
+	for _, u := range implicit {
+		a = append(a, "--ulimit="+u.String())
+		names = append(names, u.Name)
+	}
+	a = append(a, "--annotation="+annImage+"="+spec.Image)
+	if slices.ContainsFunc(spec.Security.CapDrop, func(c string) bool { return strings.EqualFold(c, "ALL") }) {
+		a = append(a, "--annotation="+annCapDropAll+"=true")
+	}
+	if len(names) > 0 {
+		// --annotation splits its value at commas: the names are space-separated.
+		a = append(a, "--annotation="+annImplicitUlimits+"="+strings.Join(names, " "))
+	}
+	return a
+}
+
+// The ulimits podman sets on every container unless told otherwise: it
+// raises nofile and nproc to 1048576, which root without CAP_SYS_RESOURCE
+// may not do ("error setting rlimit type 7: operation not permitted").
+// Create therefore sets each one the spec leaves out to this process's
+// own soft and hard limit, which a child may always have, as a docker
+// container inherits dockerd's. One catch: podman lowers its own nproc
+// limit (and so its containers' ceiling) to the kernel's pid_max, so
+// nproc is capped there too.
+var implicitResources = []struct {
+	name     string
+	resource int
+}{
+	{"nofile", unix.RLIMIT_NOFILE},
+	{"nproc", unix.RLIMIT_NPROC},
+}
+
+// implicitUlimits returns the ulimits of implicitResources that spec
+// lacks, from limits.
+func implicitUlimits(spec []runtime.Ulimit, limits func(resource int) (soft, hard int64, ok bool)) []runtime.Ulimit {
+	var out []runtime.Ulimit
+	for _, r := range implicitResources {
+		if slices.ContainsFunc(spec, func(u runtime.Ulimit) bool { return u.Name == r.name }) {
+			continue
+		}
+		if soft, hard, ok := limits(r.resource); ok {
+			out = append(out, runtime.Ulimit{Name: r.name, Soft: soft, Hard: hard})
+		}
+	}
+	return out
+}
+
+// processUlimits reads one of this process's limits, nproc capped at
+// pid_max (see implicitResources); unlimited is -1, as --ulimit writes it.
+func processUlimits(resource int) (soft, hard int64, ok bool) {
+	var l unix.Rlimit
+	if err := unix.Getrlimit(resource, &l); err != nil {
+		return 0, 0, false
+	}
+	limit := uint64(unix.RLIM_INFINITY)
+	if resource == unix.RLIMIT_NPROC {
+		if b, err := os.ReadFile("/proc/sys/kernel/pid_max"); err == nil {
+			if n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && n > 0 {
+				limit = n
+			}
+		}
+	}
+	conv := func(v uint64) int64 {
+		v = min(v, limit)
+		if v == unix.RLIM_INFINITY || v > 1<<62 {
+			return -1
+		}
+		return int64(v)
+	}
+	return conv(l.Cur), conv(l.Max), true
+}
