@@ -37,12 +37,14 @@ stub-image: build docker ## build the gateway stand-in image (FROM scratch)
 
 test: stub-image podman ## run every test, engine tests included, podman's too (the README's test command)
 	@scripts/ensure-tools.sh
+	@scripts/sweep-test-leftovers.sh
 	ZAKI_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout 20m ./...
 
 run: stub-image ## run the agent for real, on this machine's engine, with the stand-in image
 	@scripts/run-agent.sh
 
 bench: stub-image ## print the benchmark tables
+	@scripts/sweep-test-leftovers.sh
 	@scripts/bench.sh
 
 proto: ## regenerate the gRPC code from runtime/proto/*.proto
@@ -66,4 +68,5 @@ e2e: stub-image packages ## install the .deb in a Debian 12 systemd container an
 .PHONY: faults
 
 faults: stub-image ## the fault-injection suite: agent/plugin kills, dockerd restart, full disk, hung engine, CIS, isolation (~15 min; stops and starts dockerd)
+	@scripts/sweep-test-leftovers.sh
 	@ZAKI_BIN_DIR=$(BIN) scripts/faults.sh

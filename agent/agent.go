@@ -64,6 +64,7 @@ type Agent struct {
 	netDone atomic.Bool   // the instance network exists
 
 	runtimeUp  atomic.Bool
+	outage     outageState  // see outage.go
 	lastResync atomic.Int64 // unix ms of the last full resync
 	loops      loopWatch
 	ready      chan struct{}

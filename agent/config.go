@@ -77,7 +77,7 @@ type ResourcesConfig struct {
 	Memory    string   `toml:"memory" help:"memory (--memory, swap off), default and ceiling"`
 	Pids      int64    `toml:"pids" help:"process limit (--pids-limit), default and ceiling"`
 	CPUShares int64    `toml:"cpuShares" help:"relative CPU weight (--cpu-shares)"`
-	Ulimits   []string `toml:"ulimits" help:"ulimits, name=soft:hard"`
+	Ulimits   []string `toml:"ulimits" help:"ulimits, name=soft:hard (not nproc: it counts the uid's tasks host-wide, across tenants)"`
 }
 
 // SecurityConfig holds the hardening of every instance.
@@ -145,7 +145,13 @@ func DefaultConfig() Config {
 				Memory:    "2g",
 				Pids:      100,
 				CPUShares: 512,
-				Ulimits:   []string{"nofile=1024:2048", "nproc=512:1024"},
+				// No nproc: RLIMIT_NPROC counts every task of the uid on the
+				// whole host, and all instances share one uid, so it is a
+				// limit shared by all tenants, not one per instance (at
+				// nproc=512 one tenant's fork bomb, or about 50 instances,
+				// stopped every other container from starting). The per
+				// instance bound is pids (the PIDs cgroup); faults/ checks it.
+				Ulimits: []string{"nofile=1024:2048"},
 			},
 			Security: SecurityConfig{
 				ReadOnlyRoot:    true,

@@ -20,9 +20,11 @@ type EnsureOptions struct {
 // Ensure makes userID's instance exist, run and accept connections on its
 // port, and returns it with its Outcome:
 //
-//   - no container: reserve the user's port, prepare the data dir and
-//     files, make sure of the image and the network, create, start and
-//     wait until ready: "created";
+//   - no container: make sure of the image and the network (each asked
+//     of the engine once, then remembered), pick the user's port (a new
+//     user's is reserved with the record, in one durable write after the
+//     create), prepare the data dir and files, create, start and wait
+//     until ready: "created";
 //   - a container made from the same effective spec: "reused" when
 //     running (no runtime call at all), "started" when it was stopped;
 //   - a container made from another spec: kept and marked stale while it
@@ -56,6 +58,19 @@ func (a *Agent) ensure(ctx context.Context, userID string, spec InstanceSpec, op
 	unlock := a.locks.lock(userID)
 	defer unlock()
 
+	if !a.runtimeUp.Load() {
+		// Between a lost event stream and the resync that follows its
+		// return, events may have been missed (a stop the engine finished
+		// after the plugin died): the engine is asked first. When it does
+		// not answer either, the live view stands (a hot instance is still
+		// served; anything needing the engine fails as unavailable).
+		vctx, cancel := context.WithTimeout(ctx, min(seconds(a.conf().CallTimeoutSeconds), 5*time.Second))
+		err := a.resyncUser(vctx, userID)
+		cancel()
+		if err != nil && !unavailable(err) && !errors.Is(err, errdefs.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return Instance{}, err
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		in, err := a.ensureLocked(ctx, userID, e, want, opts)
 		if errors.Is(err, errdefs.ErrAlreadyExists) && attempt == 0 {
@@ -183,8 +198,8 @@ func (a *Agent) create(ctx context.Context, userID string, e effectiveSpec, hash
 	a.setLive(userID, liveState{ID: id, Name: spec.Name, Image: e.Image, State: runtime.StateCreated,
 		Hash: hash, Port: port, CreatedAtMs: rec.CreatedAtMs})
 	if err := a.reg.Put(rec); err != nil {
-		a.cleanup(userID, id)
-		return Instance{}, fmt.Errorf("record instance of user %q: %w (container removed)", userID, err)
+		note := a.cleanup(userID, id)
+		return Instance{}, fmt.Errorf("record instance of user %q: %w (%s)", userID, err, note)
 	}
 	if err := a.startAndWait(ctx, rec); err != nil {
 		return Instance{}, err
@@ -247,16 +262,16 @@ func (a *Agent) startAndWait(ctx context.Context, rec registry.Record) error {
 	release()
 	if err != nil {
 		if !unavailable(err) {
-			a.cleanup(rec.UserID, rec.ContainerID)
-			return fmt.Errorf("start container of user %q: %w (container removed; port %d and data kept)", rec.UserID, err, rec.Port)
+			note := a.cleanup(rec.UserID, rec.ContainerID)
+			return fmt.Errorf("start container of user %q: %w (%s; port %d and data kept)", rec.UserID, err, note, rec.Port)
 		}
 		return fmt.Errorf("start container of user %q: %w", rec.UserID, err)
 	}
 	a.markState(rec.UserID, rec.ContainerID, runtime.StateRunning)
 	if err := a.waitReady(ctx, rec); err != nil {
 		if !unavailable(err) {
-			a.cleanup(rec.UserID, rec.ContainerID)
-			return fmt.Errorf("instance of user %q: %w (container removed; port %d and data kept)", rec.UserID, err, rec.Port)
+			note := a.cleanup(rec.UserID, rec.ContainerID)
+			return fmt.Errorf("instance of user %q: %w (%s; port %d and data kept)", rec.UserID, err, note, rec.Port)
 		}
 		return fmt.Errorf("instance of user %q: %w", rec.UserID, err)
 	}
@@ -264,12 +279,17 @@ func (a *Agent) startAndWait(ctx context.Context, rec registry.Record) error {
 }
 
 // cleanup removes a container that failed half-way, with the record that
-// names it; the port reservation and the data dir stay.
-func (a *Agent) cleanup(userID, id string) {
+// names it; the port reservation and the data dir stay. When the engine
+// does not remove it (a hung or vanished engine), the container, its live
+// state and its record are kept, so that no labelled container is left
+// without an entry: the next ensure starts it again. It returns what it
+// did, for the caller's error.
+func (a *Agent) cleanup(userID, id string) (note string) {
 	ctx, cancel := context.WithTimeout(a.bg, seconds(a.conf().CallTimeoutSeconds))
 	defer cancel()
 	if err := a.rt.Remove(ctx, []string{id}, runtime.RemoveOptions{Force: true}); err != nil {
 		a.log.Warn("remove failed container", "user", userID, "container", id, "err", err)
+		return fmt.Sprintf("removing the container failed too, so it is kept: %v", err)
 	}
 	a.dropLive(userID, id)
 	if rec, ok := a.reg.Get(userID); ok && rec.ContainerID == id {
@@ -277,6 +297,7 @@ func (a *Agent) cleanup(userID, id string) {
 			a.log.Warn("delete registry entry", "user", userID, "err", err)
 		}
 	}
+	return "container removed"
 }
 
 // removeContainer removes userID's container (force) and forgets it.

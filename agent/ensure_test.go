@@ -54,7 +54,7 @@ func TestEnsureCreates(t *testing.T) {
 	assert.Equal(t, created.Resources.MemorySwap, created.Resources.Memory)
 	assert.Equal(t, created.Resources.PidsLimit, int64(100))
 	assert.Equal(t, created.Resources.CPUShares, int64(512))
-	assert.DeepEqual(t, created.Resources.Ulimits, []runtime.Ulimit{{Name: "nofile", Soft: 1024, Hard: 2048}, {Name: "nproc", Soft: 512, Hard: 1024}})
+	assert.DeepEqual(t, created.Resources.Ulimits, []runtime.Ulimit{{Name: "nofile", Soft: 1024, Hard: 2048}})
 	assert.Assert(t, created.Security.ReadOnlyRoot)
 	assert.DeepEqual(t, created.Security.Tmpfs, []runtime.Tmpfs{{Path: "/tmp", Options: "size=64m"}})
 	assert.DeepEqual(t, created.Security.CapDrop, []string{"ALL"})

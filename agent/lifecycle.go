@@ -34,8 +34,12 @@ func (a *Agent) Stop(ctx context.Context, userID string) (Instance, error) {
 	err = a.rt.Stop(ctx, []string{ls.ID}, seconds(a.conf().Instance.StopTimeoutSeconds))
 	release()
 	if err != nil {
+		// A stop that failed changed nothing, as far as the caller knows:
+		// if the engine carried it out all the same (the plugin died, not
+		// the request), an outage recovery starts the instance again.
 		return Instance{}, fmt.Errorf("stop instance of user %q: %w", userID, err)
 	}
+	a.outage.stoppedByAgent(ls.ID, a.now())
 	a.markState(userID, ls.ID, runtime.StateExited)
 	a.publish(Event{Type: EventStopped, UserID: userID, ContainerID: ls.ID})
 	return a.instance(rec), nil

@@ -135,6 +135,7 @@ func (a *Agent) Prune(ctx context.Context, req PruneRequest) (PruneResult, error
 				res.Failed = append(res.Failed, it)
 				continue
 			}
+			a.outage.stoppedByAgent(it.ContainerID, a.now())
 			a.markState(it.UserID, it.ContainerID, runtime.StateExited)
 			res.Stopped = append(res.Stopped, it)
 			a.publish(Event{Type: EventStopped, UserID: it.UserID, ContainerID: it.ContainerID, Message: "idle"})

@@ -28,6 +28,8 @@ type liveState struct {
 	Port        int
 	CreatedAtMs int64
 	Labels      map[string]string // the caller's labels (the agent's own removed)
+	FinishedAt  time.Time         // end of the last run (zero when unknown)
+	OOMKilled   bool              // the last run was killed for lack of memory
 	seq         uint64
 }
 
@@ -57,6 +59,7 @@ func (a *Agent) dropLive(userID, id string) {
 	if ls, ok := a.live[userID]; ok && (id == "" || ls.ID == id) {
 		delete(a.live, userID)
 		a.seq.Add(1)
+		a.outage.forget(ls.ID)
 	}
 }
 
@@ -91,6 +94,7 @@ func (a *Agent) liveFromContainer(c runtime.Container) (string, liveState, bool)
 	}
 	userID, ls, ok := a.liveFromLabels(c.ID, c.Name, image, c.State, c.Spec.Labels)
 	ls.Health = c.Health
+	ls.FinishedAt, ls.OOMKilled = c.FinishedAt, c.OOMKilled
 	return userID, ls, ok
 }
 
@@ -134,6 +138,9 @@ func (a *Agent) eventLoop(ctx context.Context) {
 		backoff = 100 * time.Millisecond
 		a.setRuntimeUp(true, nil)
 		a.readyOnce.Do(func() { close(a.ready) })
+		if since := a.outage.runtimeBack(); !since.IsZero() {
+			a.restartAfterOutage(ctx, since)
+		}
 		for {
 			ev, err := stream.Recv()
 			if err != nil {
@@ -160,6 +167,7 @@ func (a *Agent) setRuntimeUp(up bool, err error) {
 		a.publish(Event{Type: EventRuntimeUp})
 		return
 	}
+	a.outage.runtimeLost(a.now())
 	a.log.Warn("runtime unavailable", "err", err)
 	a.publish(Event{Type: EventRuntimeOut, Message: err.Error()})
 }
@@ -383,6 +391,7 @@ func (a *Agent) apply(ev runtime.Event) {
 		out.Type = EventStarted
 	case runtime.EventDie:
 		ls.State = runtime.StateExited
+		ls.FinishedAt = ev.Time
 		code := ev.ExitCode
 		out.Type, out.ExitCode = EventDied, &code
 	case runtime.EventStop, runtime.EventKill:

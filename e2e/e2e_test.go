@@ -36,7 +36,7 @@ const ownerMark = ".zaki-e2e-owned"
 const maxExposure = 4.0
 
 // TestInstall installs the .deb in a Debian 12 container that boots systemd
-// and drives it the way an operator does (e2e/README-install.md). Each step
+// and drives it the way an operator does (the README's Install section). Each step
 // needs the ones before it, so the first failure ends the test.
 func TestInstall(t *testing.T) {
 	testenv.RequireDocker(t)

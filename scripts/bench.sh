@@ -34,12 +34,9 @@ SUITES=(
 	"./registry/ ^Benchmark(Persist|Touch|Get|Open)$ Persist=records=100,Touch=serial"
 	# issue 7: the hot paths alone, no engine: the agent in process over
 	# the fake runtime (hot ensure, 64 users in parallel, list of 200 and
-	# 10,000), the same over a Unix socket through the API server, and one
-	# Inspect called directly, through the gRPC shims, and through a plugin
-	# process (the plugin hop)
+	# 10,000), and the same over a Unix socket through the API server
 	"./agent/ ^Benchmark(EnsureHot|EnsureHotParallel|List)$ "
-	"./socketapi/server/ ^Benchmark(EnsureHot|List)$ "
-	"./runtime/ ^BenchmarkInspect(Direct|Shim|Plugin)$ "
+	"./socketapi/server/ ^BenchmarkAPI(EnsureHot|List)$ "
 )
 
 BENCHTIME=${BENCHTIME:-1s}

@@ -43,7 +43,10 @@ if [ "$(id -u)" != 0 ]; then
 	fail "docker info fails and starting dockerd needs root"
 fi
 
-if ! pgrep -x dockerd >/dev/null 2>&1; then
+# The daemon of the default socket, by its pidfile: another dockerd on a
+# socket of its own (a test's) must not count.
+pid=$(cat /var/run/docker.pid 2>/dev/null || true)
+if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
 	log "starting dockerd (log: /var/log/zaki-dockerd.log)"
 	# setsid: the engine must outlive the make target that started it.
 	setsid nohup dockerd >/var/log/zaki-dockerd.log 2>&1 </dev/null &

@@ -486,8 +486,12 @@ func testCurl(t *testing.T, en *engine) {
 	assert.Check(t, is.Contains(body, `"code":"not_found"`))
 }
 
-// readmeFile holds the API's curl and zakictl examples.
-const readmeFile = "README-api.md"
+// readmeFile holds the API's curl and zakictl examples, in the section
+// whose heading starts with apiSection (up to the next "## " heading).
+const (
+	readmeFile = "../README.md"
+	apiSection = "## The API"
+)
 
 // example is one ```sh block of the README.
 type example struct {
@@ -508,9 +512,17 @@ func readmeExamples(t *testing.T) []example {
 		other   string   // the language of another block being read
 		pending = -1     // a failing example waiting for the json block after it
 	)
+	inAPI := false
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
+		if block == nil && other == "" && strings.HasPrefix(line, "## ") {
+			inAPI = strings.HasPrefix(line, apiSection)
+			continue
+		}
+		if !inAPI {
+			continue
+		}
 		if fence, ok := strings.CutPrefix(line, "```"); ok && fence != "" && block == nil && other == "" {
 			info := strings.Fields(fence)
 			if info[0] == "sh" {
@@ -552,7 +564,7 @@ func readmeExamples(t *testing.T) []example {
 	return out
 }
 
-// testReadme runs every ```sh block of README-api.md as it is written,
+// testReadme runs every ```sh block of the README's API section as it is written,
 // in order, with bash, ZAKI_SOCKET set to the test agent's socket and
 // zakictl on PATH. A block must exit 0 and print no error body unless it
 // is marked "fails" (then it prints the error shown after it); a block

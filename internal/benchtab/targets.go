@@ -139,7 +139,7 @@ func ParseTargets(r io.Reader) ([]Target, error) {
 // Outcome is how a Target fared.
 type Outcome struct {
 	Target
-	Value, RefValue float64
+	Value, RefValue  float64
 	HasValue, HasRef bool
 	// Result is PASS or MISS for a target with checks, "-" without, and
 	// "n/a" when a figure it needs is missing.

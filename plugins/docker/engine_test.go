@@ -120,7 +120,7 @@ func TestCreateFullSpecReadBack(t *testing.T) {
 		Image:  image,
 		Cmd:    []string{"-addr", ":18789", "-data", "/home/node/.openclaw", "--", "-rm"},
 		Env:    secretEnv,
-		Labels: map[string]string{"zaki.instance": "1", "zaki.userId": "u1", "zaki.test": prefix, "tricky": "--privileged -v /:/host"},
+		Labels: map[string]string{"ztest.instance": "1", "ztest.userId": "u1", "zaki.test": prefix, "tricky": "--privileged -v /:/host"},
 		User:   "1000:1000",
 		Init:   true,
 		Resources: runtime.Resources{

@@ -24,8 +24,8 @@ func (s *suite) fullSpec(name, network, dataDir string, hostPort int) runtime.Co
 		Cmd:   []string{"-addr", fmt.Sprintf(":%d", stubPort), "-data", stubDataPath},
 		Env:   map[string]string{"ZAKI_USER_ID": "conformance", "GATEWAY_DATA_DIR": stubDataPath},
 		Labels: s.labels(
-			"zaki.instance", "1",
-			"zaki.userId", "conformance",
+			"zconf.instance", "1",
+			"zconf.userId", "conformance",
 			"zaki.conformance.spec", name,
 		),
 		User: s.cfg.User,

@@ -18,7 +18,7 @@ import (
 
 // The API's hot paths over a real Unix socket, the agent over the
 // in-memory runtime: what the socket, HTTP and JSON add to the agent's
-// own work (see agent's BenchmarkEnsureHot). Compare runs with benchstat:
+// own work (see BenchmarkEnsureHot in package agent). Compare runs with benchstat:
 //
 //	go test -run '^$' -bench . -count 10 ./socketapi/server/ > new.txt
 
@@ -33,9 +33,9 @@ func benchEnv(b *testing.B) *apitest.Env {
 
 var benchSpec = socketapi.InstanceSpec{Env: map[string]string{"OPENCLAW_GATEWAY_TOKEN": "bench-token-not-a-secret"}}
 
-// BenchmarkEnsureHot is PUT /v1/instances/{userId} of a running instance
+// BenchmarkAPIEnsureHot is PUT /v1/instances/{userId} of a running instance
 // with an unchanged config, through socketapi.Client (keep-alive).
-func BenchmarkEnsureHot(b *testing.B) {
+func BenchmarkAPIEnsureHot(b *testing.B) {
 	e := benchEnv(b)
 	ctx := context.Background()
 	if _, err := e.Client.Ensure(ctx, "hot", benchSpec); err != nil {
@@ -49,10 +49,10 @@ func BenchmarkEnsureHot(b *testing.B) {
 	}
 }
 
-// BenchmarkList is GET /v1/instances of 200 and 10,000 registered
+// BenchmarkAPIList is GET /v1/instances of 200 and 10,000 registered
 // instances (entries without containers), the body read whole but not
 // decoded.
-func BenchmarkList(b *testing.B) {
+func BenchmarkAPIList(b *testing.B) {
 	for _, n := range []int{200, 10000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			e := benchEnv(b)

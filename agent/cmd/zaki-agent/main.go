@@ -15,6 +15,7 @@ import (
 )
 
 func main() {
+	tuneGC()
 	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return
