@@ -85,6 +85,7 @@ func serve(ctx context.Context, cfg agent.Config, file string, args []string, st
 	level.Set(parseLevel(cfg.LogLevel))
 	log := newLogger(cfg.LogFormat, level, stderr)
 	sd := newNotifier(log)
+	defer sd.close(2 * time.Second)
 
 	// Signals first, so that a SIGTERM during start-up is not fatal
 	// before the state is safe.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -303,4 +304,21 @@ func TestGracefulStopAndSignals(t *testing.T) {
 	assert.Assert(t, errors.Is(err, os.ErrNotExist), "socket left behind")
 	assert.Equal(t, testenv.Docker(t, "inspect", "-f", "{{.State.Running}}", in.ContainerID), "true")
 	assert.Equal(t, startedAt(t, in.ContainerID), start)
+}
+
+// A notify socket that nobody reads (its queue full, a write to it
+// blocks) must not stall the agent: it keeps serving and exits on SIGTERM.
+func TestUnreadNotifySocketNeverStallsTheAgent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	assert.NilError(t, err)
+	defer conn.Close()
+	assert.NilError(t, conn.SetReadBuffer(1)) // the kernel's minimum: a few datagrams fill it
+	// A watchdog every 300 ms: a ping every 100 ms, none of them read.
+	p := testenv.StartAgent(t, testenv.AgentOptions{Env: []string{"NOTIFY_SOCKET=" + path, "WATCHDOG_USEC=300000"}})
+	time.Sleep(2 * time.Second)
+	_, err = p.Client.Health(context.Background())
+	assert.NilError(t, err)
+	p.Stop() // fails the test unless the agent exits within 30 s
+	assert.Equal(t, p.ExitCode(), 0)
 }

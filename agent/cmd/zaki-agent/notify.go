@@ -2,7 +2,9 @@ package main
 
 import (
 	"log/slog"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -11,15 +13,59 @@ import (
 
 // notifier speaks sd_notify to systemd. Outside systemd (no
 // NOTIFY_SOCKET) every call is a silent no-op.
+//
+// Messages go out in order from one goroutine of their own: a notify
+// socket that is not read (a full datagram queue blocks the write) must
+// never stall the agent's main loop, or SIGTERM would go unheard. When
+// the queue is full a message is dropped and said so; a stuck socket also
+// stops the watchdog pings, which is what the watchdog is for.
 type notifier struct {
-	log *slog.Logger
+	log  *slog.Logger
+	ch   chan string
+	done chan struct{}
 }
 
-func newNotifier(log *slog.Logger) *notifier { return &notifier{log: log} }
+// notifyQueue is how many messages may wait for the socket.
+const notifyQueue = 64
+
+func newNotifier(log *slog.Logger) *notifier {
+	n := &notifier{log: log}
+	if os.Getenv("NOTIFY_SOCKET") == "" {
+		return n
+	}
+	n.ch, n.done = make(chan string, notifyQueue), make(chan struct{})
+	go func() {
+		defer close(n.done)
+		for state := range n.ch {
+			if _, err := daemon.SdNotify(false, state); err != nil {
+				n.log.Warn("sd_notify", "err", err)
+			}
+		}
+	}()
+	return n
+}
 
 func (n *notifier) send(state string) {
-	if _, err := daemon.SdNotify(false, state); err != nil {
-		n.log.Warn("sd_notify", "err", err)
+	if n.ch == nil {
+		return
+	}
+	select {
+	case n.ch <- state:
+	default:
+		n.log.Warn("sd_notify: the notify socket does not keep up; message dropped", "message", strings.SplitN(state, "\n", 2)[0])
+	}
+}
+
+// close sends what is queued, waiting at most wait.
+func (n *notifier) close(wait time.Duration) {
+	if n.ch == nil {
+		return
+	}
+	close(n.ch)
+	select {
+	case <-n.done:
+	case <-time.After(wait):
+		n.log.Warn("sd_notify: messages left unsent at exit")
 	}
 }
 
