@@ -55,6 +55,16 @@ func ValidateRef(ref string) error {
 	return nil
 }
 
+// ValidateRefs checks each of refs with ValidateRef.
+func ValidateRefs(refs []string) error {
+	for _, r := range refs {
+		if err := ValidateRef(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ValidateImage checks an image reference.
 func ValidateImage(ref string) error {
 	if ref == "" {

@@ -27,7 +27,7 @@ func (d *Docker) Start(ctx context.Context, ref string) error {
 // Stop stops the containers in one `docker stop -t N`; missing ones are
 // not an error.
 func (d *Docker) Stop(ctx context.Context, refs []string, timeout time.Duration) error {
-	if err := validateRefs(refs); err != nil || len(refs) == 0 {
+	if err := runtime.ValidateRefs(refs); err != nil || len(refs) == 0 {
 		return err
 	}
 	err := d.batch(ctx, []string{"stop", "-t", strconv.Itoa(seconds(timeout))}, refs)
@@ -52,7 +52,7 @@ func (d *Docker) Restart(ctx context.Context, ref string, timeout time.Duration)
 // not an error. With Force, running ones are first stopped (killed), in
 // one `docker stop -t 0` (see below).
 func (d *Docker) Remove(ctx context.Context, refs []string, opts runtime.RemoveOptions) error {
-	if err := validateRefs(refs); err != nil || len(refs) == 0 {
+	if err := runtime.ValidateRefs(refs); err != nil || len(refs) == 0 {
 		return err
 	}
 	args := []string{"rm"}
@@ -72,15 +72,6 @@ func (d *Docker) Remove(ctx context.Context, refs []string, opts runtime.RemoveO
 	}
 	if err := d.batch(ctx, args, refs); err != nil {
 		return fmt.Errorf("remove: %w", err)
-	}
-	return nil
-}
-
-func validateRefs(refs []string) error {
-	for _, r := range refs {
-		if err := runtime.ValidateRef(r); err != nil {
-			return err
-		}
 	}
 	return nil
 }

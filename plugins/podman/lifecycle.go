@@ -28,7 +28,7 @@ func (p *Podman) Start(ctx context.Context, ref string) error {
 // Stop stops the containers in one `podman stop --ignore -t N`; missing
 // ones are not an error.
 func (p *Podman) Stop(ctx context.Context, refs []string, timeout time.Duration) error {
-	if err := validateRefs(refs); err != nil || len(refs) == 0 {
+	if err := runtime.ValidateRefs(refs); err != nil || len(refs) == 0 {
 		return err
 	}
 	err := p.batch(ctx, []string{"stop", "--ignore", "--time=" + strconv.Itoa(cliargs.Seconds(timeout))}, refs)
@@ -54,7 +54,7 @@ func (p *Podman) Restart(ctx context.Context, ref string, timeout time.Duration)
 // (--time=0), as docker's rm -f does, rather than stopped with their stop
 // timeout, which is podman's default.
 func (p *Podman) Remove(ctx context.Context, refs []string, opts runtime.RemoveOptions) error {
-	if err := validateRefs(refs); err != nil || len(refs) == 0 {
+	if err := runtime.ValidateRefs(refs); err != nil || len(refs) == 0 {
 		return err
 	}
 	args := []string{"rm", "--ignore"}

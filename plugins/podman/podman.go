@@ -255,12 +255,3 @@ func jsonArray[T any](what string, out []byte) ([]T, error) {
 	}
 	return all, nil
 }
-
-func validateRefs(refs []string) error {
-	for _, r := range refs {
-		if err := runtime.ValidateRef(r); err != nil {
-			return err
-		}
-	}
-	return nil
-}
