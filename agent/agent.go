@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,7 +60,8 @@ type Agent struct {
 	mu      sync.RWMutex
 	live    map[string]liveState
 	seq     atomic.Uint64 // bumped by every change of live
-	netDone atomic.Bool   // the instance network exists
+	urls    atomic.Pointer[urlCache]
+	netDone atomic.Bool // the instance network exists
 
 	runtimeUp  atomic.Bool
 	outage     outageState  // see outage.go
@@ -165,12 +165,12 @@ func (a *Agent) instance(rec registry.Record) Instance {
 	a.mu.RLock()
 	ls, ok := a.live[rec.UserID]
 	a.mu.RUnlock()
-	return instanceOf(rec, ls, ok, urlHost(a.conf().Instance.BindAddress))
+	return instanceOf(rec, ls, ok, a.urlCache())
 }
 
 // instanceOf is the Instance of rec, whose live state is ls (ok is false
-// when the engine has no container for it), served on host.
-func instanceOf(rec registry.Record, ls liveState, ok bool, host string) Instance {
+// when the engine has no container for it), its URL from urls.
+func instanceOf(rec registry.Record, ls liveState, ok bool, urls *urlCache) Instance {
 	state := StateMissing
 	if ok && ls.exists() {
 		state = StateStopped
@@ -185,7 +185,7 @@ func instanceOf(rec registry.Record, ls liveState, ok bool, host string) Instanc
 		Image:         rec.Image,
 		State:         state,
 		Port:          rec.Port,
-		URL:           "http://" + host + ":" + strconv.Itoa(rec.Port),
+		URL:           urls.url(rec.Port),
 		CreatedAtMs:   rec.CreatedAtMs,
 		LastUsedAtMs:  rec.LastUsedAtMs,
 		ConfigHash:    rec.ConfigHash,
@@ -196,15 +196,6 @@ func instanceOf(rec registry.Record, ls liveState, ok bool, host string) Instanc
 		in.Health = ls.Health
 	}
 	return in
-}
-
-func urlHost(addr string) string {
-	for _, r := range addr {
-		if r == ':' {
-			return "[" + addr + "]"
-		}
-	}
-	return addr
 }
 
 // Get returns userID's instance; ErrNotFound when it has none.
@@ -219,30 +210,44 @@ func (a *Agent) Get(ctx context.Context, userID string) (Instance, error) {
 	return a.instance(rec), nil
 }
 
-// List returns every instance, filtered by state when state is not "".
+// List returns every instance in user ID order, filtered by state when
+// state is not "". The Labels maps of the result are the registry's own:
+// read them, never change them.
 func (a *Agent) List(ctx context.Context, state string) ([]Instance, error) {
+	out := make([]Instance, 0, a.reg.Len())
+	err := a.EachInstance(state, func(in *Instance) { out = append(out, *in) })
+	return out, err
+}
+
+// EachInstance calls fn with every instance in user ID order, only those
+// in state unless it is "" (else as List: an invalid state is an error).
+// It is List without the copies, for a caller that encodes as it goes
+// (the API's list): fn runs under one read lock of the live view, so it
+// must be quick and must not call the agent; the Instance it gets is
+// reused from one call to the next, and its Labels map is the registry's
+// own: read it, never keep or change it.
+func (a *Agent) EachInstance(state string, fn func(*Instance)) error {
 	switch state {
 	case "", StateRunning, StateStopped, StateMissing:
 	default:
-		return nil, invalid("invalid state %q: want running, stopped or missing", state)
+		return invalid("invalid state %q: want running, stopped or missing", state)
 	}
 	// One pass over the registry's snapshot under one read lock of the
 	// live view: with 10,000 instances, copying every record (List) and
-	// locking per record were most of the cost of a list. The Labels maps
-	// of the result are the registry's own: read them, never change them.
-	host := urlHost(a.conf().Instance.BindAddress)
-	out := make([]Instance, 0, a.reg.Len())
+	// locking per record were most of the cost of a list.
+	urls := a.urlCache()
+	var in Instance
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	a.reg.Each(func(rec registry.Record) bool {
 		ls, ok := a.live[rec.UserID]
-		in := instanceOf(rec, ls, ok, host)
+		in = instanceOf(rec, ls, ok, urls)
 		if state == "" || in.State == state {
-			out = append(out, in)
+			fn(&in)
 		}
 		return true
 	})
-	return out, nil
+	return nil
 }
 
 // Touch marks userID's instance as used now, pushing idle pruning back.

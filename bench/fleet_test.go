@@ -82,11 +82,13 @@ func BenchmarkFleet(b *testing.B) {
 	if err := lb.WriteRegistry(entries); err != nil {
 		b.Fatal(err)
 	}
+	stop := w.profile("list")
 	la, lbs := listBoth(b, ctx, hc, lb, n, envInt("ZAKI_BENCH_LIST_N", 500))
+	stop()
 
 	// startup: restarts until READY, against docker ps + inspect.
 	var st, sr Samples
-	for range envInt("ZAKI_BENCH_STARTUP_N", 5) {
+	for i := range envInt("ZAKI_BENCH_STARTUP_N", 5) {
 		t := time.Now()
 		ids, err := exec.Command("docker", "ps", "-aq", "--no-trunc", "--filter", "label="+w.cfg.Instance.LabelPrefix+".instance=1").Output()
 		if err == nil {
@@ -106,6 +108,7 @@ func BenchmarkFleet(b *testing.B) {
 			b.Fatalf("%v\n%s", err, w.agent.Log())
 		}
 		st = append(st, at.Sub(t))
+		w.keepStartup(fmt.Sprintf("startup-%d", i+1))
 		w.agent.WaitReady(time.Minute)
 		if h, err := w.agent.Client.Health(ctx); err != nil || h.Counts.Running != n {
 			b.Fatalf("after start-up: health %+v, %v: want %d running", h.Counts, err, n)
@@ -115,9 +118,11 @@ func BenchmarkFleet(b *testing.B) {
 	// prune: the agent removes its 200; then 200 raw containers, one rm -f.
 	time.Sleep(time.Second) // idle > 0.36 s
 	idle := 0.0001
+	stop = w.profile("prune")
 	t = time.Now()
 	res, err := w.agent.Client.Prune(ctx, socketapi.PruneRequest{IdleHours: &idle})
 	pa := time.Since(t)
+	stop()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -55,6 +55,7 @@ func BenchmarkRegistered10k(b *testing.B) {
 	}
 
 	w := newWorld(b, worldOptions{stateDir: stateDir, portRange: fmt.Sprintf("18790-%d", 18790+n-1)})
+	w.keepStartup("startup")
 	ctx := b.Context()
 	ins, err := w.agent.Client.List(ctx, "")
 	if err != nil {
@@ -78,7 +79,9 @@ func BenchmarkRegistered10k(b *testing.B) {
 	}
 	hc := &http.Client{Transport: socketapi.NewTransport(w.agent.Socket)}
 	defer hc.CloseIdleConnections()
+	stop := w.profile("list")
 	la, lbs := listBoth(b, ctx, hc, lb, n, envInt("ZAKI_BENCH_LIST10K_N", 200))
+	stop()
 	hwm, err := vmKB(pid, "VmHWM")
 	if err != nil {
 		b.Fatal(err)

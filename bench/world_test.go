@@ -48,6 +48,8 @@ type world struct {
 	prefix  string // label prefix of the baseline's and floor's containers
 	network string // their network (inter-container traffic off, like the agent's)
 	dir     string
+	profDir string      // ZAKI_BENCH_PROFILE_DIR ("" when profiling is off; profile_test.go)
+	profN   map[int]int // SIGUSR1 profiles started, by agent pid
 }
 
 type worldOptions struct {
@@ -78,13 +80,20 @@ func newWorld(b *testing.B, o worldOptions) *world {
 	// flags, for trying settings (e.g. --max-engine-ops=16).
 	o.env = append(o.env, strings.Fields(os.Getenv("ZAKI_BENCH_AGENT_ENV"))...)
 	args = append(args, strings.Fields(os.Getenv("ZAKI_BENCH_AGENT_ARGS"))...)
+	w := &world{b: b, prefix: fmt.Sprintf("zb%d%d", os.Getpid(), rand.IntN(1e6)),
+		network: testenv.UniqueName("zaki-bench-net"), dir: b.TempDir(), profDir: profileDir(), profN: map[int]int{}}
+	if w.profDir != "" {
+		if err := os.MkdirAll(w.agentProfDir(), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		o.env = append(o.env, w.profileEnv()...)
+	}
 	p := testenv.StartAgent(b, testenv.AgentOptions{StateDir: o.stateDir, Args: args, Env: o.env, NoWait: o.noWait})
 	cfg, _, err := agent.ConfigFromArgs("zaki-agent", append([]string{"--config", p.Config}, args...), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := &world{b: b, agent: p, cfg: cfg, prefix: fmt.Sprintf("zb%d%d", os.Getpid(), rand.IntN(1e6)),
-		network: testenv.UniqueName("zaki-bench-net"), dir: b.TempDir()}
+	w.agent, w.cfg = p, cfg
 	b.Cleanup(func() {
 		if os.Getenv("ZAKI_BENCH_AGENT_LOG") != "" {
 			b.Logf("agent log:\n%s", p.Log())

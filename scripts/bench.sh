@@ -19,7 +19,10 @@
 # breaks (an error, a wrong container count) does. Knobs: SCENARIOS=0
 # skips them, SCENARIO_COUNT (default 1) repeats them, SCENARIO_OUT (raw
 # output, benchstat-compatible; default .run/bench-scenarios.txt), and the
-# ZAKI_BENCH_* sample counts documented in bench/*_test.go.
+# ZAKI_BENCH_* sample counts documented in bench/*_test.go. Then each
+# scenario that missed a target is run again with CPU profiles of its
+# agents, whose tops are printed (PROFILE_MISSES=0 skips it; PROFILE_DIR,
+# default .run/profiles, keeps the .pprof files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -82,4 +85,26 @@ if [ "${SCENARIOS:-1}" != 0 ]; then
 	echo "issue 7: zaki-agent vs the engine it replaces ($(nproc) cores; load average $load_before before, $load_after after; scenarios took $(($(date +%s) - start)) s)"
 	go run ./internal/benchtab/cmd/benchtab --targets bench/targets.txt "$SOUT"
 	echo "(a MISS is reported, not fatal; see BENCHMARKS.md)"
+
+	# Each scenario that missed a target runs once more with CPU profiles
+	# of its agents (bench/profile_test.go; not in the measured run, where
+	# the profiler's interrupts would be in the figures), and the top of
+	# each profile is printed. PROFILE_MISSES=0 skips this.
+	missed=$(go run ./internal/benchtab/cmd/benchtab --targets bench/targets.txt --missed "$SOUT")
+	if [ -n "$missed" ] && [ "${PROFILE_MISSES:-1}" != 0 ]; then
+		PDIR=${PROFILE_DIR:-.run/profiles}
+		rm -rf "$PDIR" && mkdir -p "$PDIR"
+		PDIR=$(cd "$PDIR" && pwd)
+		for bm in $missed; do
+			echo
+			echo "== profiling Benchmark$bm (missed a target): agent CPU profiles in $PDIR" >&2
+			ZAKI_BENCH_PROFILE_DIR=$PDIR go test -v -run '^$' -bench "^Benchmark$bm\$" -benchtime 1x -cpu "$CPU" -timeout 60m ./bench/ \
+				>"$PDIR/$bm.txt" 2>&1 || { cat "$PDIR/$bm.txt" >&2; exit 1; }
+			for prof in "$PDIR/$bm"-*.pprof; do
+				echo
+				echo "-- $(basename "$prof" .pprof), the agent's CPU: go tool pprof -top $prof"
+				go tool pprof -top -nodecount 15 "$prof" 2>/dev/null | sed -n '/^Duration/p;/flat%/,$p'
+			done
+		done
+	fi
 fi

@@ -24,8 +24,8 @@ import (
 
 // benchEnv is an agent served without the contract check and with a quiet
 // log, as the daemon serves it.
-func benchEnv(b *testing.B) *apitest.Env {
-	return apitest.Start(b, apitest.Options{Server: func(c *server.Config) {
+func benchEnv(b *testing.B, portRange string) *apitest.Env {
+	return apitest.Start(b, apitest.Options{PortRange: portRange, Server: func(c *server.Config) {
 		c.Middleware = nil
 		c.Logger = slog.New(slog.DiscardHandler)
 	}})
@@ -36,7 +36,7 @@ var benchSpec = socketapi.InstanceSpec{Env: map[string]string{"OPENCLAW_GATEWAY_
 // BenchmarkAPIEnsureHot is PUT /v1/instances/{userId} of a running instance
 // with an unchanged config, through socketapi.Client (keep-alive).
 func BenchmarkAPIEnsureHot(b *testing.B) {
-	e := benchEnv(b)
+	e := benchEnv(b, "")
 	ctx := context.Background()
 	if _, err := e.Client.Ensure(ctx, "hot", benchSpec); err != nil {
 		b.Fatal(err)
@@ -55,7 +55,7 @@ func BenchmarkAPIEnsureHot(b *testing.B) {
 func BenchmarkAPIList(b *testing.B) {
 	for _, n := range []int{200, 10000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			e := benchEnv(b)
+			e := benchEnv(b, "20000-29999") // the records' ports: in the agent's range
 			now := time.Now().UnixMilli()
 			recs := make([]registry.Record, n)
 			for i := range recs {

@@ -140,16 +140,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, c call) error {
 	default:
 		return socketapi.Errorf(socketapi.ErrInvalidArgument, "invalid state %q: want running, stopped or missing", state)
 	}
-	ins, err := s.cfg.Agent.List(r.Context(), state)
-	if err != nil {
-		return err
-	}
-	if ins == nil {
-		ins = []socketapi.Instance{}
-	}
-	sort.Slice(ins, func(i, j int) bool { return ins[i].UserID < ins[j].UserID })
-	writeInstances(w, ins)
-	return nil
+	return writeInstances(w, func(fn func(*socketapi.Instance)) error { return s.cfg.Agent.EachInstance(state, fn) })
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request, c call) error {
@@ -176,6 +167,9 @@ func (s *Server) ensure(w http.ResponseWriter, r *http.Request, c call) error {
 	if in.Outcome == socketapi.OutcomeCreated {
 		status = http.StatusCreated
 	}
+	if in.Outcome == socketapi.OutcomeReused {
+		markRoutine(r)
+	}
 	writeJSON(w, status, in)
 	return nil
 }
@@ -195,7 +189,15 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request, c call) error {
 }
 
 func (s *Server) touch(w http.ResponseWriter, r *http.Request, c call) error {
+	markRoutine(r)
 	return s.instanceOp(w, c, s.cfg.Agent.Touch)
+}
+
+// markRoutine tells the log that r is a routine call (see logCall).
+func markRoutine(r *http.Request) {
+	if st, ok := r.Context().Value(callStateKey{}).(*callState); ok {
+		st.routine = true
+	}
 }
 
 func (s *Server) stop(w http.ResponseWriter, r *http.Request, c call) error {

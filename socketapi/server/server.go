@@ -23,7 +23,7 @@ import (
 // Agent is what the server needs of the agent; *agent.Agent is one.
 type Agent interface {
 	Health(ctx context.Context) socketapi.Health
-	List(ctx context.Context, state string) ([]socketapi.Instance, error)
+	EachInstance(state string, fn func(*socketapi.Instance)) error
 	Get(ctx context.Context, userID string) (socketapi.Instance, error)
 	Ensure(ctx context.Context, userID string, spec socketapi.InstanceSpec, opts agent.EnsureOptions) (socketapi.Instance, error)
 	Touch(ctx context.Context, userID string) (socketapi.Instance, error)
@@ -172,11 +172,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := &responseWriter{ResponseWriter: w, rc: http.NewResponseController(w), writeTimeout: s.cfg.WriteTimeout}
 	p := peerFrom(r.Context())
 	rt := routeName(r.URL.EscapedPath())
+	st := &callState{}
 	defer func() {
 		s.metrics.observe(r.Method, rt, rw.status(), time.Since(start))
-		s.logCall(r, p, rw, time.Since(start))
+		s.logCall(r, p, rw, st, time.Since(start))
 	}()
-	st := &callState{}
 	r = r.WithContext(context.WithValue(r.Context(), callStateKey{}, st))
 	defer func() { rw.code = st.code }()
 	if err := s.authorize(p, r); err != nil {
@@ -186,13 +186,17 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.serveAPI(rw, r)
 }
 
-// logCall logs every mutating call and every refused one at info level,
-// the rest at debug. Never a body, never a header value.
-func (s *Server) logCall(r *http.Request, p peer, rw *responseWriter, d time.Duration) {
+// logCall logs every refused call at warn level, every other mutating
+// call at info, and reads and routine calls at debug: a touch, and an
+// ensure answered by the running instance as it was ("reused"), which the
+// platform sends with every user request. Never a body, never a header
+// value.
+func (s *Server) logCall(r *http.Request, p peer, rw *responseWriter, st *callState, d time.Duration) {
 	level := slog.LevelDebug
 	switch {
 	case rw.status() == http.StatusForbidden:
 		level = slog.LevelWarn
+	case st.routine && rw.status() < 300:
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
 		level = slog.LevelInfo
 	}
@@ -222,8 +226,11 @@ func (s *Server) logCall(r *http.Request, p peer, rw *responseWriter, d time.Dur
 }
 
 // callState carries what a call's handlers tell the log: the error code
-// answered.
-type callState struct{ code string }
+// answered, and whether the call was routine (see logCall).
+type callState struct {
+	code    string
+	routine bool
+}
 
 type callStateKey struct{}
 

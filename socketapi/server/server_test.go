@@ -451,7 +451,9 @@ func TestShutdownEndsStreams(t *testing.T) {
 }
 
 // TestMutatingCallsLogged: every mutating call is logged with uid, pid,
-// method, path and outcome; never a body or an env value.
+// method, path and outcome, at info level; routine ones (a touch, an
+// ensure that reuses the running instance) at debug; never a body or an
+// env value.
 func TestMutatingCallsLogged(t *testing.T) {
 	e := start(t)
 	ctx := ctxT(t)
@@ -460,12 +462,26 @@ func TestMutatingCallsLogged(t *testing.T) {
 	_, err = e.Client.Ensure(ctx, "judy", socketapi.InstanceSpec{Env: map[string]string{"API_KEY": "do-not-log-me\n"}})
 	assert.Check(t, errors.Is(err, socketapi.ErrInvalidArgument))
 	_ = raw(t, e.Socket, http.MethodPut, "/v1/instances/judy", `{"env":{"API_KEY":"do-not-log-me"},"bogus":1}`)
+	in, err := e.Client.Ensure(ctx, "judy", socketapi.InstanceSpec{Env: map[string]string{"API_KEY": "do-not-log-me"}})
+	assert.NilError(t, err)
+	assert.Equal(t, in.Outcome, socketapi.OutcomeReused)
+	_, err = e.Client.Touch(ctx, "judy")
+	assert.NilError(t, err)
+	_, err = e.Client.Stop(ctx, "judy")
+	assert.NilError(t, err)
 	logs := e.Logs.String()
 	assert.Check(t, !strings.Contains(logs, "do-not-log-me"), "an env value was logged:\n%s", logs)
-	want := fmt.Sprintf(`msg="api call" method=PUT path=/v1/instances/judy status=201 outcome=ok`)
-	assert.Check(t, is.Contains(logs, want))
+	for _, want := range []string{
+		`level=INFO msg="api call" method=PUT path=/v1/instances/judy status=201 outcome=ok`,
+		`level=INFO msg="api call" method=PUT path=/v1/instances/judy status=400 outcome=invalid_argument`,
+		`level=DEBUG msg="api call" method=PUT path=/v1/instances/judy status=200 outcome=ok`,
+		`level=DEBUG msg="api call" method=POST path=/v1/instances/judy/touch status=200 outcome=ok`,
+		`level=INFO msg="api call" method=POST path=/v1/instances/judy/stop status=200 outcome=ok`,
+	} {
+		assert.Check(t, is.Contains(logs, want))
+	}
+	assert.Check(t, !strings.Contains(logs, `level=INFO msg="api call" method=PUT path=/v1/instances/judy status=200`), "a reused ensure logged at info:\n%s", logs)
 	assert.Check(t, is.Contains(logs, fmt.Sprintf("uid=%d pid=%d", os.Geteuid(), os.Getpid())))
-	assert.Check(t, is.Contains(logs, `status=400 outcome=invalid_argument`))
 }
 
 // TestSlowClients: a client that sends its headers or its body too slowly

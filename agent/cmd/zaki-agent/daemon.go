@@ -58,7 +58,9 @@ Examples:
   zaki-agent --version
 
 Signals: SIGTERM/SIGINT stop the agent (instances keep running); SIGHUP
-reloads the config file.
+reloads the config file. With ZAKI_AGENT_PROFILE_DIR set (a debugging aid),
+the start-up is CPU-profiled into that directory and each SIGUSR1 starts or
+ends a CPU profile there.
 `, agent.DefaultConfigPath, fset.FlagUsages())
 	})
 }
@@ -92,6 +94,12 @@ func serve(ctx context.Context, cfg agent.Config, file string, args []string, st
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+	prof := newProfiler(log) // nil unless ZAKI_AGENT_PROFILE_DIR is set
+	if prof != nil {
+		signal.Notify(sigs, syscall.SIGUSR1)
+		prof.start(fmt.Sprintf("startup-%d.pprof", os.Getpid()))
+		defer prof.stop()
+	}
 
 	metrics := agent.NewMetrics()
 	reg, err := registry.Open(cfg.StateDir, registry.Options{
@@ -150,6 +158,9 @@ func serve(ctx context.Context, cfg agent.Config, file string, args []string, st
 		case <-a.Ready():
 			ready = true
 		case sig := <-sigs:
+			if sig == syscall.SIGUSR1 {
+				continue // the start-up is being profiled
+			}
 			if sig != syscall.SIGHUP {
 				log.Info("stopping before ready", "signal", sig.String())
 				sd.stopping()
@@ -185,6 +196,7 @@ func serve(ctx context.Context, cfg agent.Config, file string, args []string, st
 	log.Info("zaki-agent ready", "version", version.Version, "socket", cfg.Socket, "socketActivated", activated,
 		"runtime", cfg.Runtime, "config", file, "instances", c.Total, "running", c.Running)
 	sd.ready(statusLine(a))
+	prof.stop()
 
 	watchdog := sd.watchdogInterval()
 	tick := 10 * time.Second
@@ -199,6 +211,10 @@ func serve(ctx context.Context, cfg agent.Config, file string, args []string, st
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				reload(a, args, file, level, log, sd)
+				continue
+			}
+			if sig == syscall.SIGUSR1 {
+				prof.toggle()
 				continue
 			}
 			log.Info("stopping", "signal", sig.String())

@@ -324,3 +324,40 @@ func TestUnreadNotifySocketNeverStallsTheAgent(t *testing.T) {
 	p.Stop() // fails the test unless the agent exits within 30 s
 	assert.Equal(t, p.ExitCode(), 0)
 }
+
+// With ZAKI_AGENT_PROFILE_DIR set, the start-up is profiled and SIGUSR1
+// starts and ends CPU profiles, each file a whole gzip'd profile; the
+// agent keeps serving throughout. Without it, the agent handles no SIGUSR1
+// (covered by every other test: none sets it).
+func TestProfileDir(t *testing.T) {
+	dir := t.TempDir()
+	p := testenv.StartAgent(t, testenv.AgentOptions{Env: []string{profileDirEnv + "=" + dir}})
+	ctx := context.Background()
+	wholeProfile := func(name string) func(poll.LogT) poll.Result {
+		return func(poll.LogT) poll.Result {
+			b, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				return poll.Continue("%v", err)
+			}
+			if len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b { // gzip
+				return poll.Error(fmt.Errorf("%s: %d bytes, not a gzip'd profile", name, len(b)))
+			}
+			return poll.Success()
+		}
+	}
+	poll.WaitOn(t, wholeProfile(fmt.Sprintf("startup-%d.pprof", p.Pid())))
+	for n := 1; n <= 2; n++ {
+		p.Signal(syscall.SIGUSR1)
+		for range 50 {
+			_, err := p.Client.List(ctx, "")
+			assert.NilError(t, err)
+		}
+		p.Signal(syscall.SIGUSR1)
+		poll.WaitOn(t, wholeProfile(fmt.Sprintf("cpu-%d-%d.pprof", p.Pid(), n)))
+	}
+	entries, err := os.ReadDir(dir)
+	assert.NilError(t, err)
+	assert.Equal(t, len(entries), 3, "no temporary file left")
+	_, err = p.Client.Health(ctx)
+	assert.NilError(t, err)
+}

@@ -7,6 +7,9 @@
 //
 //	benchtab --targets bench/targets.txt .run/bench-issue7.txt
 //
+// With --missed as well it prints instead the benchmarks (top-level names,
+// one a line) of the targets missed, for a script to look into them.
+//
 //	go test -run '^$' -bench . -count 5 ./plugins/docker/ | benchtab -baseline docker-cli
 package main
 
@@ -15,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -35,6 +39,7 @@ func run(_ context.Context, args []string, stdin io.Reader, stdout io.Writer) er
 	fs.StringVar(&o.DiffLabel, "diff-label", "added per call", "heading of the difference column")
 	targets := fs.String("targets", "", "print one table of the targets in this file (see benchtab.ParseTargets) instead of the per-group tables")
 	subject := fs.String("subject", "zaki-agent", "heading of the subject's column of the targets table")
+	missed := fs.Bool("missed", false, "with --targets: print the benchmarks of the targets missed, one a line, instead of the table")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -51,7 +56,7 @@ func run(_ context.Context, args []string, stdin io.Reader, stdout io.Writer) er
 		in = append(in, stdin)
 	}
 	if *targets != "" {
-		return writeTargets(*targets, *subject, io.MultiReader(in...), stdout)
+		return writeTargets(*targets, *subject, *missed, io.MultiReader(in...), stdout)
 	}
 	groups, err := benchtab.Parse(io.MultiReader(in...))
 	if err != nil {
@@ -63,7 +68,7 @@ func run(_ context.Context, args []string, stdin io.Reader, stdout io.Writer) er
 	return benchtab.Write(stdout, groups, o)
 }
 
-func writeTargets(file, subject string, in io.Reader, stdout io.Writer) error {
+func writeTargets(file, subject string, missed bool, in io.Reader, stdout io.Writer) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return err
@@ -77,5 +82,17 @@ func writeTargets(file, subject string, in io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return benchtab.WriteTargets(stdout, subject, benchtab.Evaluate(m, ts))
+	outs := benchtab.Evaluate(m, ts)
+	if !missed {
+		return benchtab.WriteTargets(stdout, subject, outs)
+	}
+	seen := map[string]bool{}
+	for _, o := range outs {
+		name, _, _ := strings.Cut(o.Bench, "/")
+		if o.Result == "MISS" && !seen[name] {
+			seen[name] = true
+			fmt.Fprintln(stdout, name)
+		}
+	}
+	return nil
 }

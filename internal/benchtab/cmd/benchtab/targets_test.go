@@ -16,6 +16,11 @@ func TestRunTargets(t *testing.T) {
 	assert.Assert(t, strings.HasPrefix(lines[0], "scenario") && strings.Contains(lines[0], "agent"), "%q", lines[0])
 	assert.Assert(t, strings.Contains(out.String(), "5 of 7 targets met"), out.String())
 
+	out.Reset()
+	err = run(t.Context(), []string{"--targets", "../../testdata/targets.txt", "--missed", "../../testdata/scenarios.txt"}, strings.NewReader(""), &out)
+	assert.NilError(t, err)
+	assert.Equal(t, out.String(), "Fleet\n") // Fleet/startup misses its bound
+
 	err = run(t.Context(), []string{"--targets", "no-such-file"}, strings.NewReader(""), &out)
 	assert.ErrorContains(t, err, "no-such-file")
 }

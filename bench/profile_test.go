@@ -1,0 +1,80 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Profiles of the agents, for a scenario that misses its target (the
+// issue asks for the profile that shows where the time goes). With
+// ZAKI_BENCH_PROFILE_DIR set, every agent of a scenario runs with
+// ZAKI_AGENT_PROFILE_DIR (see agent/cmd/zaki-agent/profile.go), and the
+// scenario keeps a CPU profile of the agent for each of its timed phases
+// as <dir>/<Benchmark>-<phase>.pprof. scripts/bench.sh re-runs each
+// scenario that missed a target this way, after the measured run (a
+// profiler's interrupts would be in the figures), and prints the top of
+// each profile.
+func profileDir() string { return os.Getenv("ZAKI_BENCH_PROFILE_DIR") }
+
+// profileEnv is the environment of a world's agents: the directory where
+// they write their profiles ("" when profiling is off).
+func (w *world) profileEnv() []string {
+	if w.profDir == "" {
+		return nil
+	}
+	return []string{"ZAKI_AGENT_PROFILE_DIR=" + w.agentProfDir()}
+}
+
+func (w *world) agentProfDir() string { return filepath.Join(w.profDir, ".agent-"+w.benchName()) }
+
+func (w *world) benchName() string {
+	name, _, _ := strings.Cut(strings.TrimPrefix(w.b.Name(), "Benchmark"), "/")
+	return name
+}
+
+// profile starts a CPU profile of the agent (SIGUSR1) and returns what
+// ends it and keeps it as <Benchmark>-<phase>.pprof. A no-op without
+// ZAKI_BENCH_PROFILE_DIR.
+func (w *world) profile(phase string) (stop func()) {
+	if w.profDir == "" {
+		return func() {}
+	}
+	pid := w.agent.Pid()
+	w.profN[pid]++
+	n := w.profN[pid]
+	w.agent.Signal(syscall.SIGUSR1)
+	return func() {
+		w.agent.Signal(syscall.SIGUSR1)
+		w.keepProfile(fmt.Sprintf("cpu-%d-%d.pprof", pid, n), phase)
+	}
+}
+
+// keepStartup keeps the profile of the running agent's start-up as
+// <Benchmark>-<phase>.pprof.
+func (w *world) keepStartup(phase string) {
+	if w.profDir != "" {
+		w.keepProfile(fmt.Sprintf("startup-%d.pprof", w.agent.Pid()), phase)
+	}
+}
+
+// keepProfile waits for the agent to write name, then moves it.
+func (w *world) keepProfile(name, phase string) {
+	from := filepath.Join(w.agentProfDir(), name)
+	to := filepath.Join(w.profDir, w.benchName()+"-"+phase+".pprof")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := os.Rename(from, to)
+		if err == nil {
+			w.b.Logf("agent CPU profile of %s: %s", phase, to)
+			return
+		}
+		if time.Now().After(deadline) {
+			w.b.Fatalf("agent profile %s: %v\n%s", name, err, w.agent.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
