@@ -186,10 +186,16 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // reconcile makes sure of the network, resyncs, and settles the registry
 // with what the engine holds.
 func (a *Agent) reconcile(ctx context.Context) error {
-	if err := a.ensureNetwork(ctx); err != nil {
-		a.log.Warn("network", "err", err)
+	// The network and the List side by side: each is an engine round
+	// trip, seconds apiece on a host whose CPUs the instances fill, and
+	// the agent's start-up waits for both.
+	netErr := make(chan error, 1)
+	go func() { netErr <- a.ensureNetwork(ctx) }()
+	err := a.resync(ctx)
+	if nerr := <-netErr; nerr != nil {
+		a.log.Warn("network", "err", nerr)
 	}
-	return a.resync(ctx)
+	return err
 }
 
 // resync replaces the live view with a full List, then settles the

@@ -232,7 +232,7 @@ func boot(t *testing.T, image, deb string) *box {
 	b := &box{name: testenv.UniqueName("zaki-e2e-systemd")}
 	res := icmd.RunCommand("docker", "run", "-d", "--name", b.name,
 		"--network", "host",
-		"--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined",
+		"--cap-add", "SYS_ADMIN", "--cap-add", "SYS_NICE", "--security-opt", "seccomp=unconfined",
 		"--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
 		"--tmpfs", "/run", "--tmpfs", "/run/lock",
 		"-v", "/var/run/docker.sock:/run/docker.sock",

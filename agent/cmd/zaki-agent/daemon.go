@@ -83,6 +83,7 @@ func parseLevel(s string) slog.Level {
 
 // serve runs the agent until SIGTERM or SIGINT.
 func serve(ctx context.Context, cfg agent.Config, file string, args []string, stderr io.Writer) error {
+	begun := time.Now()
 	level := new(slog.LevelVar)
 	level.Set(parseLevel(cfg.LogLevel))
 	log := newLogger(cfg.LogFormat, level, stderr)
@@ -129,11 +130,13 @@ func serve(ctx context.Context, cfg agent.Config, file string, args []string, st
 	}
 	sd.status("starting runtime plugin " + cfg.Runtime)
 	launchCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	launched := time.Now()
 	plugin, err := runtime.Launch(launchCtx, runtime.PluginConfig{Name: cfg.Runtime, Path: pluginPath, Logger: log})
 	cancel()
 	if err != nil {
 		return fmt.Errorf("start runtime plugin: %w", err)
 	}
+	launchTook := time.Since(launched)
 	defer plugin.Close()
 
 	a, err := agent.New(cfg, plugin, reg, agent.Options{Logger: log, PluginRestarts: plugin.Restarts, Metrics: metrics})
@@ -153,6 +156,7 @@ func serve(ctx context.Context, cfg agent.Config, file string, args []string, st
 	}()
 
 	sd.status("reconciling")
+	reconciling := time.Now()
 	for ready := false; !ready; {
 		select {
 		case <-a.Ready():
@@ -193,8 +197,11 @@ func serve(ctx context.Context, cfg agent.Config, file string, args []string, st
 	}
 
 	c := a.Counts()
+	// Where the start-up went: launching the plugin, then the first
+	// reconciliation (the event stream and one List of the engine).
 	log.Info("zaki-agent ready", "version", version.Version, "socket", cfg.Socket, "socketActivated", activated,
-		"runtime", cfg.Runtime, "config", file, "instances", c.Total, "running", c.Running)
+		"runtime", cfg.Runtime, "config", file, "instances", c.Total, "running", c.Running,
+		"took", time.Since(begun), "plugin", launchTook, "reconcile", time.Since(reconciling))
 	sd.ready(statusLine(a))
 	prof.stop()
 
