@@ -99,7 +99,7 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 			}
 			hasRec = true
 		}
-		if a.hash.matches(rec.ConfigHash, e) {
+		if a.hash.matches(rec.ConfigHash, want, e) {
 			if rec.DesiredHash != "" {
 				rec.DesiredHash = ""
 				rec.LastUsedAtMs = nowMs

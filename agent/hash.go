@@ -74,19 +74,26 @@ func loadHashKey(dir string) (hasher, error) {
 func (h hasher) sum(v int, e effectiveSpec) string {
 	mac := hmac.New(sha256.New, h.key)
 	mac.Write(hashers[v](e))
-	return fmt.Sprintf("v%d-%s", v, hex.EncodeToString(mac.Sum(nil)))
+	var sum [sha256.Size]byte
+	return "v" + strconv.Itoa(v) + "-" + hex.EncodeToString(mac.Sum(sum[:0]))
 }
 
 // current returns e's hash under the current version.
 func (h hasher) current(e effectiveSpec) string { return h.sum(hashVersion, e) }
 
-// matches reports whether a container labelled with hash was made from e.
-func (h hasher) matches(hash string, e effectiveSpec) bool {
+// matches reports whether a container labelled with hash was made from e,
+// whose hash under the current version is cur (current(e), which the
+// caller has: a label of the current version, the usual case, costs no
+// second HMAC).
+func (h hasher) matches(hash, cur string, e effectiveSpec) bool {
 	v := parseHashVersion(hash)
 	if _, ok := hashers[v]; !ok {
 		return true // unknown encoding: keep the container (see above)
 	}
-	return hmac.Equal([]byte(hash), []byte(h.sum(v, e)))
+	if v != hashVersion {
+		cur = h.sum(v, e)
+	}
+	return hmac.Equal([]byte(hash), []byte(cur))
 }
 
 // parseHashVersion returns the version of a hash label value, 0 when it

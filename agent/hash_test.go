@@ -27,8 +27,8 @@ func TestHash(t *testing.T) {
 
 	c, _ := cfg.resolve(InstanceSpec{Env: map[string]string{"A": "1", "B": "other"}, Labels: map[string]string{"x": "1", "y": "2"}})
 	assert.Assert(t, h.current(a) != h.current(c))
-	assert.Assert(t, h.matches(h.current(a), b))
-	assert.Assert(t, !h.matches(h.current(a), c))
+	assert.Assert(t, h.matches(h.current(a), h.current(b), b))
+	assert.Assert(t, !h.matches(h.current(a), h.current(c), c))
 
 	// The key persists: a second load gives the same hashes.
 	h2, err := loadHashKey(dir)
@@ -41,8 +41,8 @@ func TestHash(t *testing.T) {
 	assert.Assert(t, h3.current(a) != h.current(a))
 
 	// Unknown versions (the legacy registry's) are kept, not recreated.
-	assert.Assert(t, h.matches("0123abcd", c))
-	assert.Assert(t, h.matches("v99-abcd", c))
+	assert.Assert(t, h.matches("0123abcd", h.current(c), c))
+	assert.Assert(t, h.matches("v99-abcd", h.current(c), c))
 	assert.Equal(t, parseHashVersion(h.current(a)), 1)
 	assert.Equal(t, parseHashVersion("abc"), 0)
 }

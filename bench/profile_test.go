@@ -13,8 +13,9 @@ import (
 // issue asks for the profile that shows where the time goes). With
 // ZAKI_BENCH_PROFILE_DIR set, every agent of a scenario runs with
 // ZAKI_AGENT_PROFILE_DIR (see agent/cmd/zaki-agent/profile.go), and the
-// scenario keeps a CPU profile of the agent for each of its timed phases
-// as <dir>/<Benchmark>-<phase>.pprof. scripts/bench.sh re-runs each
+// scenario keeps a CPU profile and an execution trace of the agent for
+// each of its timed phases as <dir>/<Benchmark>-<phase>.pprof and .trace
+// (and a CPU profile of each start-up). scripts/bench.sh re-runs each
 // scenario that missed a target this way, after the measured run (a
 // profiler's interrupts would be in the figures), and prints the top of
 // each profile.
@@ -36,9 +37,9 @@ func (w *world) benchName() string {
 	return name
 }
 
-// profile starts a CPU profile of the agent (SIGUSR1) and returns what
-// ends it and keeps it as <Benchmark>-<phase>.pprof. A no-op without
-// ZAKI_BENCH_PROFILE_DIR.
+// profile starts a CPU profile and a trace of the agent (SIGUSR1) and
+// returns what ends them and keeps them as <Benchmark>-<phase>.pprof and
+// .trace. A no-op without ZAKI_BENCH_PROFILE_DIR.
 func (w *world) profile(phase string) (stop func()) {
 	if w.profDir == "" {
 		return func() {}
@@ -49,7 +50,8 @@ func (w *world) profile(phase string) (stop func()) {
 	w.agent.Signal(syscall.SIGUSR1)
 	return func() {
 		w.agent.Signal(syscall.SIGUSR1)
-		w.keepProfile(fmt.Sprintf("cpu-%d-%d.pprof", pid, n), phase)
+		w.keepProfile(fmt.Sprintf("cpu-%d-%d.pprof", pid, n), phase+".pprof")
+		w.keepProfile(fmt.Sprintf("trace-%d-%d.out", pid, n), phase+".trace")
 	}
 }
 
@@ -57,19 +59,20 @@ func (w *world) profile(phase string) (stop func()) {
 // <Benchmark>-<phase>.pprof.
 func (w *world) keepStartup(phase string) {
 	if w.profDir != "" {
-		w.keepProfile(fmt.Sprintf("startup-%d.pprof", w.agent.Pid()), phase)
+		w.keepProfile(fmt.Sprintf("startup-%d.pprof", w.agent.Pid()), phase+".pprof")
 	}
 }
 
-// keepProfile waits for the agent to write name, then moves it.
-func (w *world) keepProfile(name, phase string) {
+// keepProfile waits for the agent to write name, then moves it to
+// <Benchmark>-<as>.
+func (w *world) keepProfile(name, as string) {
 	from := filepath.Join(w.agentProfDir(), name)
-	to := filepath.Join(w.profDir, w.benchName()+"-"+phase+".pprof")
+	to := filepath.Join(w.profDir, w.benchName()+"-"+as)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		err := os.Rename(from, to)
 		if err == nil {
-			w.b.Logf("agent CPU profile of %s: %s", phase, to)
+			w.b.Logf("agent profile: %s", to)
 			return
 		}
 		if time.Now().After(deadline) {

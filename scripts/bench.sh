@@ -110,8 +110,18 @@ if [ "${SCENARIOS:-1}" != 0 ]; then
 				>"$PDIR/$bm.txt" 2>&1 || { cat "$PDIR/$bm.txt" >&2; exit 1; }
 			for prof in "$PDIR/$bm"-*.pprof; do
 				echo
-				echo "-- $(basename "$prof" .pprof), the agent's CPU: go tool pprof -top $prof"
-				go tool pprof -top -nodecount 15 "$prof" 2>/dev/null | sed -n '/^Duration/p;/flat%/,$p'
+				echo "-- $(basename "$prof" .pprof): where the agent spent CPU (go tool pprof -top -cum $prof)"
+				go tool pprof -top -cum -nodecount 15 "$prof" 2>/dev/null | sed -n '/^Duration/p;/flat%/,$p'
+			done
+			# Where the agent's goroutines waited for a CPU, from the
+			# execution trace of the same phase.
+			for tr in "$PDIR/$bm"-*.trace; do
+				[ -e "$tr" ] || continue
+				sched=${tr%.trace}.sched.pprof
+				go tool trace -pprof=sched "$tr" >"$sched" 2>/dev/null || continue
+				echo
+				echo "-- $(basename "$tr" .trace): where the agent's goroutines waited for a CPU (go tool trace -pprof=sched; go tool pprof -top -cum $sched)"
+				go tool pprof -top -cum -nodecount 12 "$sched" 2>/dev/null | sed -n '/^Showing nodes/p;/flat%/,$p'
 			done
 		done
 	fi

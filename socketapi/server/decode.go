@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -97,9 +98,9 @@ func decodeJSON(body []byte, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return invalidBody("unexpected data after the JSON object")
 	}
-	dec = json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	// The check above let through only exact keys (json.Unmarshal alone
+	// would match them case-insensitively), each once, of the right kinds.
+	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			return invalidBody("field %q: want %s", te.Field, kindName(te.Type))
@@ -216,6 +217,9 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 	if t.Kind() != reflect.Struct {
 		return nil
 	}
+	if m, ok := fieldsOf.Load(t); ok {
+		return m.(map[string]reflect.Type)
+	}
 	m := make(map[string]reflect.Type, t.NumField())
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -231,8 +235,12 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 		}
 		m[name] = f.Type
 	}
+	fieldsOf.Store(t, m)
 	return m
 }
+
+// fieldsOf caches jsonFields by struct type (the maps are only read).
+var fieldsOf sync.Map
 
 func syntaxErr(err error) error {
 	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {

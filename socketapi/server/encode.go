@@ -53,6 +53,24 @@ func writeInstances(w http.ResponseWriter, each func(fn func(*socketapi.Instance
 	return nil
 }
 
+// writeInstance answers with one instance as JSON, byte for byte what
+// writeJSON sends, without reflection: the hot path's answer (an ensure
+// of a running instance, a touch).
+func writeInstance(w http.ResponseWriter, status int, in *socketapi.Instance) {
+	buf := instanceBufs.Get().(*[]byte)
+	defer instanceBufs.Put(buf)
+	b := append(appendInstance((*buf)[:0], in), '\n')
+	*buf = b
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+var instanceBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
 // listBufs keeps list response buffers between calls: a fresh one of
 // megabytes is zeroed at every allocation.
 var listBufs = sync.Pool{New: func() any { return new([]byte) }}

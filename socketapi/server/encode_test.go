@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
@@ -47,6 +48,14 @@ func TestAppendInstancesMatchesMarshal(t *testing.T) {
 			assert.NilError(t, err)
 			want = append(want, '\n')
 			assert.Equal(t, rec.Body.String(), string(want))
+			for i := range tc.ins {
+				want, err := json.Marshal(tc.ins[i])
+				assert.NilError(t, err)
+				one := httptest.NewRecorder()
+				writeInstance(one, http.StatusCreated, &tc.ins[i])
+				assert.Equal(t, one.Code, http.StatusCreated)
+				assert.Equal(t, one.Body.String(), string(want)+"\n")
+			}
 		})
 	}
 }

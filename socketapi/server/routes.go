@@ -148,7 +148,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, c call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, in)
+	writeInstance(w, http.StatusOK, &in)
 	return nil
 }
 
@@ -170,7 +170,7 @@ func (s *Server) ensure(w http.ResponseWriter, r *http.Request, c call) error {
 	if in.Outcome == socketapi.OutcomeReused {
 		markRoutine(r)
 	}
-	writeJSON(w, status, in)
+	writeInstance(w, status, &in)
 	return nil
 }
 
@@ -215,7 +215,7 @@ func (s *Server) instanceOp(w http.ResponseWriter, c call, op func(context.Conte
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, in)
+	writeInstance(w, http.StatusOK, &in)
 	return nil
 }
 

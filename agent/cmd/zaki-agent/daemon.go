@@ -98,7 +98,7 @@ func serve(ctx context.Context, cfg agent.Config, file string, args []string, st
 	prof := newProfiler(log) // nil unless ZAKI_AGENT_PROFILE_DIR is set
 	if prof != nil {
 		signal.Notify(sigs, syscall.SIGUSR1)
-		prof.start(fmt.Sprintf("startup-%d.pprof", os.Getpid()))
+		prof.start(fmt.Sprintf("startup-%d.pprof", os.Getpid()), "")
 		defer prof.stop()
 	}
 

@@ -326,11 +326,11 @@ func TestUnreadNotifySocketNeverStallsTheAgent(t *testing.T) {
 }
 
 // With ZAKI_AGENT_PROFILE_DIR set, the start-up is profiled and SIGUSR1
-// starts and ends CPU profiles, each file a whole gzip'd profile; the
+// starts and ends CPU profiles and execution traces, each file whole; the
 // agent keeps serving throughout. Without it, the agent handles no SIGUSR1
 // (covered by every other test: none sets it).
 func TestProfileDir(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "profiles") // made by the agent
 	p := testenv.StartAgent(t, testenv.AgentOptions{Env: []string{profileDirEnv + "=" + dir}})
 	ctx := context.Background()
 	wholeProfile := func(name string) func(poll.LogT) poll.Result {
@@ -354,10 +354,19 @@ func TestProfileDir(t *testing.T) {
 		}
 		p.Signal(syscall.SIGUSR1)
 		poll.WaitOn(t, wholeProfile(fmt.Sprintf("cpu-%d-%d.pprof", p.Pid(), n)))
+		trace := filepath.Join(dir, fmt.Sprintf("trace-%d-%d.out", p.Pid(), n))
+		poll.WaitOn(t, func(poll.LogT) poll.Result {
+			if fi, err := os.Stat(trace); err != nil || fi.Size() < 100 {
+				return poll.Continue("no execution trace %s yet (%v)", trace, err)
+			}
+			return poll.Success()
+		})
+		// The trace is one go tool trace reads.
+		icmd.RunCommand("go", "tool", "trace", "-pprof=sched", trace).Assert(t, icmd.Success)
 	}
 	entries, err := os.ReadDir(dir)
 	assert.NilError(t, err)
-	assert.Equal(t, len(entries), 3, "no temporary file left")
+	assert.Equal(t, len(entries), 5, "no temporary file left")
 	_, err = p.Client.Health(ctx)
 	assert.NilError(t, err)
 }

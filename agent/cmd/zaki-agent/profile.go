@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
+	"strings"
 	"sync"
 )
 
@@ -14,23 +16,33 @@ import (
 //
 //   - the start-up (from the start of serve to READY=1) is profiled into
 //     startup-<pid>.pprof;
-//   - each SIGUSR1 starts a CPU profile, the next one ends it and writes
-//     cpu-<pid>-<n>.pprof (n counts from 1); one still running at exit is
-//     written then.
+//   - each SIGUSR1 starts a CPU profile and an execution trace, the next
+//     one ends them and writes cpu-<pid>-<n>.pprof and trace-<pid>-<n>.out
+//     (n counts from 1); ones still running at exit are written then. A
+//     CPU profile shows where the agent spends CPU; the trace shows where
+//     a call waits (`go tool trace -pprof=sched` makes a pprof profile of
+//     the time goroutines waited for a CPU).
 //
-// Each file appears whole (written aside, then renamed), so that a reader
-// waiting for it never sees half of it. Unset, SIGUSR1 is not handled
-// (its default action, like any unexpected signal's, ends the process).
+// The directory is made if need be. Each file appears whole (written
+// aside, then renamed), so that a reader waiting for it never sees half of
+// it. Unset, SIGUSR1 is not handled (its default action, like any
+// unexpected signal's, ends the process).
 const profileDirEnv = "ZAKI_AGENT_PROFILE_DIR"
 
 type profiler struct {
 	dir string
 	log *slog.Logger
 
-	mu   sync.Mutex
-	n    int      // profiles started by SIGUSR1
-	tmp  *os.File // the profile being written, nil when none
-	name string   // its final name
+	mu      sync.Mutex
+	n       int        // profiles started by SIGUSR1
+	running []*pending // the files being written, none when idle
+}
+
+// pending is a file being written and its final name.
+type pending struct {
+	f    *os.File
+	name string
+	stop func()
 }
 
 // newProfiler returns nil when profileDirEnv is not set.
@@ -42,54 +54,80 @@ func newProfiler(log *slog.Logger) *profiler {
 	return &profiler{dir: dir, log: log}
 }
 
-// start starts a CPU profile to be written as name.
-func (p *profiler) start(name string) {
+// start starts a CPU profile to be written as cpuName and, when
+// traceName is not "", an execution trace to be written as traceName.
+func (p *profiler) start(cpuName, traceName string) {
 	if p == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.tmp != nil {
+	if len(p.running) > 0 {
 		return
 	}
-	f, err := os.CreateTemp(p.dir, ".profile-*")
-	if err == nil {
-		if err = pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}
+	cpu, err := p.begin(cpuName, func(f *os.File) (func(), error) {
+		return pprof.StopCPUProfile, pprof.StartCPUProfile(f)
+	})
 	if err != nil {
 		p.log.Warn("cannot start a CPU profile", "dir", p.dir, "err", err)
 		return
 	}
-	p.tmp, p.name = f, name
+	p.running = append(p.running, cpu)
+	if traceName == "" {
+		return
+	}
+	tr, err := p.begin(traceName, func(f *os.File) (func(), error) { return trace.Stop, trace.Start(f) })
+	if err != nil {
+		p.log.Warn("cannot start an execution trace", "dir", p.dir, "err", err)
+		return
+	}
+	p.running = append(p.running, tr)
 }
 
-// stop ends the running profile, if any, and puts it in place.
+// begin makes a temporary file in the directory and starts writing to it.
+func (p *profiler) begin(name string, start func(*os.File) (stop func(), err error)) (*pending, error) {
+	if err := os.MkdirAll(p.dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(p.dir, ".profile-*")
+	if err != nil {
+		return nil, err
+	}
+	stop, err := start(f)
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return &pending{f: f, name: name, stop: stop}, nil
+}
+
+// stop ends what is running, if anything, and puts the files in place.
 func (p *profiler) stop() {
 	if p == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.tmp == nil {
-		return
+	var written []string
+	for _, r := range p.running {
+		r.stop()
+		path := filepath.Join(p.dir, r.name)
+		err := r.f.Close()
+		if err == nil {
+			err = os.Rename(r.f.Name(), path)
+		}
+		if err != nil {
+			os.Remove(r.f.Name())
+			p.log.Warn("cannot write a profile", "path", path, "err", err)
+			continue
+		}
+		written = append(written, path)
 	}
-	pprof.StopCPUProfile()
-	f := p.tmp
-	p.tmp = nil
-	path := filepath.Join(p.dir, p.name)
-	err := f.Close()
-	if err == nil {
-		err = os.Rename(f.Name(), path)
+	p.running = nil
+	if len(written) > 0 {
+		p.log.Info("profile written", "files", strings.Join(written, " "))
 	}
-	if err != nil {
-		os.Remove(f.Name())
-		p.log.Warn("cannot write a CPU profile", "path", path, "err", err)
-		return
-	}
-	p.log.Info("CPU profile written", "path", path)
 }
 
 // toggle starts the next SIGUSR1 profile, or ends the running one.
@@ -98,7 +136,7 @@ func (p *profiler) toggle() {
 		return
 	}
 	p.mu.Lock()
-	running := p.tmp != nil
+	running := len(p.running) > 0
 	if !running {
 		p.n++
 	}
@@ -108,5 +146,6 @@ func (p *profiler) toggle() {
 		p.stop()
 		return
 	}
-	p.start(fmt.Sprintf("cpu-%d-%d.pprof", os.Getpid(), n))
+	pid := os.Getpid()
+	p.start(fmt.Sprintf("cpu-%d-%d.pprof", pid, n), fmt.Sprintf("trace-%d-%d.out", pid, n))
 }
