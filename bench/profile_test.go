@@ -21,15 +21,6 @@ import (
 // each profile.
 func profileDir() string { return os.Getenv("ZAKI_BENCH_PROFILE_DIR") }
 
-// profileEnv is the environment of a world's agents: the directory where
-// they write their profiles ("" when profiling is off).
-func (w *world) profileEnv() []string {
-	if w.profDir == "" {
-		return nil
-	}
-	return []string{"ZAKI_AGENT_PROFILE_DIR=" + w.agentProfDir()}
-}
-
 func (w *world) agentProfDir() string { return filepath.Join(w.profDir, ".agent-"+w.benchName()) }
 
 func (w *world) benchName() string {

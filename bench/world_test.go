@@ -86,7 +86,7 @@ func newWorld(b *testing.B, o worldOptions) *world {
 		if err := os.MkdirAll(w.agentProfDir(), 0o755); err != nil {
 			b.Fatal(err)
 		}
-		o.env = append(o.env, w.profileEnv()...)
+		o.env = append(o.env, "ZAKI_AGENT_PROFILE_DIR="+w.agentProfDir())
 	}
 	p := testenv.StartAgent(b, testenv.AgentOptions{StateDir: o.stateDir, Args: args, Env: o.env, NoWait: o.noWait})
 	cfg, _, err := agent.ConfigFromArgs("zaki-agent", append([]string{"--config", p.Config}, args...), nil)

@@ -37,19 +37,13 @@ func writeInstances(w http.ResponseWriter, each func(fn func(*socketapi.Instance
 		first = false
 		b = appendInstance(b, in)
 	})
+	b = append(b, ']', '\n')
 	*buf = b
 	if err != nil {
 		return err
 	}
-	b = append(b, ']', '\n')
-	*buf = b
 	lastListBytes.Store(int64(len(b)))
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	w.Write(b)
+	writeBody(w, http.StatusOK, b)
 	return nil
 }
 
@@ -61,12 +55,7 @@ func writeInstance(w http.ResponseWriter, status int, in *socketapi.Instance) {
 	defer instanceBufs.Put(buf)
 	b := append(appendInstance((*buf)[:0], in), '\n')
 	*buf = b
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	w.Write(b)
+	writeBody(w, status, b)
 }
 
 var instanceBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}

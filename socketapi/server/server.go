@@ -253,7 +253,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		status = http.StatusInternalServerError
 		b, _ = json.Marshal(socketapi.ErrorBody{Error: socketapi.ErrorDetail{Code: socketapi.CodeInternal, Message: "encode response: " + err.Error()}})
 	}
-	b = append(b, '\n')
+	writeBody(w, status, append(b, '\n'))
+}
+
+// writeBody answers with b, a JSON document and its newline.
+func writeBody(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
