@@ -50,9 +50,10 @@ bench: stub-image ## print the benchmark tables
 proto: ## regenerate the gRPC code from runtime/proto/*.proto
 	@scripts/gen-proto.sh
 
-lint: ## gofmt, go vet
-	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
+lint: ## gofmt, go vet, and a tidy go.mod (go mod tidy -diff); run by .ci/run
+	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go' | grep -v '\.pb\.go$$')); if [ -n "$$out" ]; then echo "gofmt -l (run gofmt -w on these):"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@if ! diff=$$($(GO) mod tidy -diff 2>&1); then echo "go mod tidy -diff (run go mod tidy):"; echo "$$diff"; exit 1; fi
 
 clean: ## remove build output
 	rm -rf $(BIN)
