@@ -1,4 +1,4 @@
-package agent
+package daemon
 
 import (
 	"os"
@@ -82,7 +82,7 @@ func TestConfigErrors(t *testing.T) {
 // The packaged config file documents every key with its default: loading
 // it must give exactly the built-in defaults, and every key must be in it.
 func TestPackagedConfigMatchesDefaults(t *testing.T) {
-	p := filepath.Join("..", "packaging", "config.toml")
+	p := filepath.Join("..", "..", "packaging", "config.toml")
 	b, err := os.ReadFile(p)
 	if os.IsNotExist(err) {
 		t.Skip("packaging/config.toml not written yet")
