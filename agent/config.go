@@ -164,48 +164,48 @@ func (c *Config) checkEngineBounds(p *problems) {
 
 // checkPlacement checks what an instance is made of and where it lives:
 // image, ports, data mount, network, user, labels, restart policy.
-func (in *InstanceConfig) checkPlacement(p *problems) {
-	if err := runtime.ValidateImage(in.Image); err != nil {
+func (c *InstanceConfig) checkPlacement(p *problems) {
+	if err := runtime.ValidateImage(c.Image); err != nil {
 		p.add("instance.image: %v", err)
 	}
-	for _, pat := range in.AllowedImages {
+	for _, pat := range c.AllowedImages {
 		if _, err := path.Match(pat, ""); err != nil {
 			p.add("instance.allowedImages: bad pattern %q", pat)
 		}
 	}
-	if in.ContainerPort < 1 || in.ContainerPort > 65535 {
-		p.add("instance.containerPort %d out of range", in.ContainerPort)
+	if c.ContainerPort < 1 || c.ContainerPort > 65535 {
+		p.add("instance.containerPort %d out of range", c.ContainerPort)
 	}
-	if !path.IsAbs(in.DataMountPath) {
-		p.add("instance.dataMountPath %q: want an absolute path", in.DataMountPath)
+	if !path.IsAbs(c.DataMountPath) {
+		p.add("instance.dataMountPath %q: want an absolute path", c.DataMountPath)
 	}
-	if _, _, err := in.Ports(); err != nil {
+	if _, _, err := c.Ports(); err != nil {
 		p.add("instance.portRange: %v", err)
 	}
-	if err := runtime.ValidateName(in.Network); err != nil {
+	if err := runtime.ValidateName(c.Network); err != nil {
 		p.add("instance.network: %v", err)
 	}
-	if _, _, err := in.UIDGID(); err != nil {
+	if _, _, err := c.UIDGID(); err != nil {
 		p.add("instance.user: %v", err)
 	}
-	if _, err := parseRestart(in.Restart); err != nil {
+	if _, err := parseRestart(c.Restart); err != nil {
 		p.add("instance.restart: %v", err)
 	}
-	if in.LabelPrefix == "" || strings.ContainsAny(in.LabelPrefix, "= \n") {
-		p.add("instance.labelPrefix %q is not a label prefix", in.LabelPrefix)
+	if c.LabelPrefix == "" || strings.ContainsAny(c.LabelPrefix, "= \n") {
+		p.add("instance.labelPrefix %q is not a label prefix", c.LabelPrefix)
 	}
 }
 
-func (in *InstanceConfig) checkTimings(p *problems) {
+func (c *InstanceConfig) checkTimings(p *problems) {
 	for name, v := range map[string]float64{
-		"readinessTimeoutSeconds": in.ReadinessTimeoutSeconds, "pullTimeoutSeconds": in.PullTimeoutSeconds,
-		"pullStallSeconds": in.PullStallSeconds, "healthIntervalSeconds": in.HealthIntervalSeconds,
+		"readinessTimeoutSeconds": c.ReadinessTimeoutSeconds, "pullTimeoutSeconds": c.PullTimeoutSeconds,
+		"pullStallSeconds": c.PullStallSeconds, "healthIntervalSeconds": c.HealthIntervalSeconds,
 	} {
 		if v <= 0 {
 			p.add("instance.%s must be positive", name)
 		}
 	}
-	if in.StopTimeoutSeconds < 0 {
+	if c.StopTimeoutSeconds < 0 {
 		p.add("instance.stopTimeoutSeconds must not be negative")
 	}
 }
