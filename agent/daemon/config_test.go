@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/pflag"
 	"gotest.tools/v3/assert"
 	"gotest.tools/v3/fs"
+
+	"github.com/zaki-platform/zaki-agent/internal/configkeys"
 )
 
 func TestConfigDefaultsAreValid(t *testing.T) {
@@ -113,3 +115,16 @@ func camel(k string) string {
 }
 
 type pflagFlag = pflag.Flag
+
+// Every restart-only key names a setting, and a reload keeps each at its
+// running value.
+func TestRestartOnlyKeys(t *testing.T) {
+	cur, next := DefaultConfig(), DefaultConfig()
+	next.Socket, next.Runtime, next.LogLevel = "/other.sock", "podman", "debug"
+	next.API.MaxBodyBytes = 4096
+	changed := configkeys.Keep(&cur, &next, restartOnly)
+	assert.DeepEqual(t, changed, []string{"api.maxBodyBytes", "runtime", "socket"})
+	assert.Equal(t, next.Socket, cur.Socket)
+	assert.Equal(t, next.API.MaxBodyBytes, cur.API.MaxBodyBytes)
+	assert.Equal(t, next.LogLevel, "debug") // changes live
+}
