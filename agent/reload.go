@@ -8,7 +8,8 @@ import (
 
 // restartOnly are the settings of Config a running agent cannot change:
 // they size or name what New built (the engine bound, the call timeout,
-// the labels). A reload keeps their running values and reports them.
+// the labels). A reload keeps their running values and reports them, in
+// this (sorted) order.
 var restartOnly = []string{"callTimeoutSeconds", "instance.labelPrefix", "maxEngineOps"}
 
 // Reload applies a new configuration to the running agent. Everything but
