@@ -18,9 +18,14 @@ import (
 	"github.com/zaki-platform/zaki-agent/socketapi"
 )
 
-// Options are the agent's dependencies that are not configuration.
+// Options are the agent's dependencies that are not reloadable settings.
 type Options struct {
-	Logger *slog.Logger
+	// StateDir holds hash.key and instances/ (the users' data); the
+	// registry, opened by the caller, lives there too. Required.
+	StateDir string
+	// RuntimeName names the runtime in health reports ("docker").
+	RuntimeName string
+	Logger      *slog.Logger
 	// Now is the clock (tests inject one); time.Now when nil.
 	Now func() time.Time
 	// PluginRestarts, when set, reports how often the runtime plugin was
@@ -40,6 +45,7 @@ type Agent struct {
 	log      *slog.Logger
 	now      func() time.Time
 	hash     hasher
+	rtName   string
 	labels   labelKeys
 	dataDir  string // <stateDir>/instances
 	metrics  *Metrics
@@ -81,14 +87,17 @@ func New(cfg Config, rt runtime.Runtime, reg *registry.Registry, opts Options) (
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+	if !filepath.IsAbs(opts.StateDir) {
+		return nil, fmt.Errorf("state dir %q: want an absolute path", opts.StateDir)
+	}
+	if err := os.MkdirAll(opts.StateDir, 0o750); err != nil {
 		return nil, err
 	}
-	h, err := loadHashKey(cfg.StateDir)
+	h, err := loadHashKey(opts.StateDir)
 	if err != nil {
 		return nil, err
 	}
-	dataDir := filepath.Join(cfg.StateDir, "instances")
+	dataDir := filepath.Join(opts.StateDir, "instances")
 	if err := os.MkdirAll(dataDir, 0o711); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -97,6 +106,7 @@ func New(cfg Config, rt runtime.Runtime, reg *registry.Registry, opts Options) (
 		log:      opts.Logger,
 		now:      opts.Now,
 		hash:     h,
+		rtName:   opts.RuntimeName,
 		labels:   newLabelKeys(cfg.Instance.LabelPrefix),
 		dataDir:  dataDir,
 		restarts: opts.PluginRestarts,
@@ -284,7 +294,7 @@ func (a *Agent) Health(ctx context.Context) Health {
 			LastResyncMs: a.lastResync.Load(),
 			Loops:        "ok",
 		},
-		Runtime: socketapi.RuntimeHealth{Name: a.conf().Runtime, Restarts: a.restarts()},
+		Runtime: socketapi.RuntimeHealth{Name: a.rtName, Restarts: a.restarts()},
 		Counts:  a.Counts(),
 	}
 	select {

@@ -23,15 +23,15 @@ import (
 func benchAgent(b *testing.B) *Agent {
 	b.Helper()
 	cfg := DefaultConfig()
-	cfg.StateDir = b.TempDir()
+	stateDir := b.TempDir()
 	cfg.Instance.Image = testenv.StubImage
 	cfg.Instance.AllowedImages = []string{"zaki/*"}
 	cfg.Instance.PortRange = "20000-30999"
-	reg, err := registry.Open(cfg.StateDir, registry.Options{Logger: slog.New(slog.DiscardHandler)})
+	reg, err := registry.Open(stateDir, registry.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, err := New(cfg, runtimetest.NewFake(), reg, Options{})
+	a, err := New(cfg, runtimetest.NewFake(), reg, Options{StateDir: stateDir})
 	if err != nil {
 		b.Fatal(err)
 	}

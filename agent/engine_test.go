@@ -26,7 +26,7 @@ import (
 
 type engineEnv struct {
 	t     *testing.T
-	cfg   Config
+	cfg   envConfig
 	rt    *runtime.Plugin
 	reg   *registry.Registry
 	a     *Agent
@@ -50,7 +50,7 @@ func newEngineEnv(t *testing.T, mutate ...func(*Config)) *engineEnv {
 	cfg.Instance.HealthCmd = []string{"/gateway-stub", "-probe"}
 	cfg.Instance.HealthIntervalSeconds = 2
 	for _, m := range mutate {
-		m(&cfg)
+		m(&cfg.Config)
 	}
 	e := &engineEnv{t: t, cfg: cfg, clock: newClock()}
 	plugin, err := runtime.Launch(context.Background(), runtime.PluginConfig{
@@ -77,7 +77,7 @@ func (e *engineEnv) start() {
 	t := e.t
 	reg, err := registry.Open(e.cfg.StateDir, registry.Options{Logger: slog.New(slog.DiscardHandler)})
 	assert.NilError(t, err)
-	a, err := New(e.cfg, e.rt, reg, Options{Now: e.clock.Now})
+	a, err := New(e.cfg.Config, e.rt, reg, Options{StateDir: e.cfg.StateDir, RuntimeName: "docker", Now: e.clock.Now})
 	assert.NilError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -40,7 +39,7 @@ func (c *clock) Add(d time.Duration) {
 // state dir.
 type fakeEnv struct {
 	t      *testing.T
-	cfg    Config
+	cfg    envConfig
 	fake   *runtimetest.Fake
 	reg    *registry.Registry
 	a      *Agent
@@ -49,10 +48,15 @@ type fakeEnv struct {
 	done   chan struct{}
 }
 
-func testConfig(t *testing.T) Config {
-	cfg := DefaultConfig()
-	cfg.StateDir = t.TempDir()
-	cfg.Socket = filepath.Join(cfg.StateDir, "agent.sock")
+// envConfig is the agent's config and the state dir the daemon would
+// give it.
+type envConfig struct {
+	Config
+	StateDir string
+}
+
+func testConfig(t *testing.T) envConfig {
+	cfg := envConfig{Config: DefaultConfig(), StateDir: t.TempDir()}
 	cfg.Instance.Image = testenv.StubImage
 	cfg.Instance.AllowedImages = []string{"zaki/*", "alpine/openclaw:*"}
 	cfg.Instance.PortRange = "20000-20099"
@@ -66,7 +70,7 @@ func newFakeEnv(t *testing.T, mutate ...func(*Config)) *fakeEnv {
 	t.Helper()
 	cfg := testConfig(t)
 	for _, m := range mutate {
-		m(&cfg)
+		m(&cfg.Config)
 	}
 	e := &fakeEnv{t: t, cfg: cfg, clock: newClock()}
 	e.fake = runtimetest.NewFake(runtimetest.WithClock(e.clock.Now))
@@ -81,7 +85,7 @@ func (e *fakeEnv) start() {
 	reg, err := registry.Open(e.cfg.StateDir, registry.Options{Logger: slog.New(slog.DiscardHandler)})
 	assert.NilError(t, err)
 	e.reg = reg
-	a, err := New(e.cfg, e.fake, reg, Options{Now: e.clock.Now})
+	a, err := New(e.cfg.Config, e.fake, reg, Options{StateDir: e.cfg.StateDir, Now: e.clock.Now})
 	assert.NilError(t, err)
 	a.probe = func(ctx context.Context, addr string) error { return nil }
 	e.a = a

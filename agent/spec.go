@@ -58,128 +58,187 @@ type effectiveSpec struct {
 // effective spec: defaults filled in, limits no higher than the configured
 // ceilings, image allowed. Every error is of class ErrInvalidArgument.
 func (c *Config) resolve(s InstanceSpec) (effectiveSpec, error) {
-	in := &c.Instance
-	e := effectiveSpec{
-		Image:          in.Image,
-		Env:            map[string]string{},
-		Files:          map[string]string{},
-		Labels:         map[string]string{},
-		CPUs:           in.Resources.CPUs,
-		Pids:           in.Resources.Pids,
-		CPUShares:      in.Resources.CPUShares,
-		Ulimits:        append([]string{}, in.Resources.Ulimits...),
-		User:           in.User,
-		Init:           in.Init,
-		Restart:        in.Restart,
-		Network:        in.Network,
-		ContainerPort:  in.ContainerPort,
-		DataMountPath:  in.DataMountPath,
-		ReadOnlyRoot:   in.Security.ReadOnlyRoot,
-		Tmpfs:          append([]string{}, in.Security.Tmpfs...),
-		CapDrop:        append([]string{}, in.Security.CapDrop...),
-		NoNewPrivs:     in.Security.NoNewPrivileges,
-		Seccomp:        in.Security.SeccompProfile,
-		Apparmor:       in.Security.ApparmorProfile,
-		HealthCmd:      append([]string{}, in.HealthCmd...),
-		HealthInterval: in.HealthIntervalSeconds,
-	}
-	maxMem, err := runtime.ParseBytes(in.Resources.Memory)
+	e, err := c.Instance.defaultSpec()
 	if err != nil {
 		return effectiveSpec{}, err
 	}
-	e.MemoryBytes = maxMem
-
-	if s.Image != "" {
-		if err := runtime.ValidateImage(s.Image); err != nil {
-			return effectiveSpec{}, err
-		}
-		if !c.imageAllowed(s.Image) {
-			return effectiveSpec{}, invalid("image %q is not allowed (allowed: %s)", s.Image, strings.Join(in.AllowedImages, ", "))
-		}
-		e.Image = s.Image
+	if err := c.chooseImage(&e, s.Image); err != nil {
+		return effectiveSpec{}, err
 	}
+	if err := addEnv(&e, s.Env); err != nil {
+		return effectiveSpec{}, err
+	}
+	if err := addFiles(&e, s.Files); err != nil {
+		return effectiveSpec{}, err
+	}
+	if err := c.Instance.addLabels(&e, s.Labels); err != nil {
+		return effectiveSpec{}, err
+	}
+	if err := c.Instance.Resources.lowerLimits(&e, s.Resources); err != nil {
+		return effectiveSpec{}, err
+	}
+	return e, nil
+}
 
-	if len(s.Env) > maxEnv {
-		return effectiveSpec{}, invalid("too many environment variables: %d, at most %d", len(s.Env), maxEnv)
+// defaultSpec is the effective spec of an empty InstanceSpec: the
+// configured defaults, which are also the ceilings.
+func (c *InstanceConfig) defaultSpec() (effectiveSpec, error) {
+	mem, err := runtime.ParseBytes(c.Resources.Memory)
+	if err != nil {
+		return effectiveSpec{}, err
+	}
+	return effectiveSpec{
+		Image:          c.Image,
+		Env:            map[string]string{},
+		Files:          map[string]string{},
+		Labels:         map[string]string{},
+		CPUs:           c.Resources.CPUs,
+		MemoryBytes:    mem,
+		Pids:           c.Resources.Pids,
+		CPUShares:      c.Resources.CPUShares,
+		Ulimits:        append([]string{}, c.Resources.Ulimits...),
+		User:           c.User,
+		Init:           c.Init,
+		Restart:        c.Restart,
+		Network:        c.Network,
+		ContainerPort:  c.ContainerPort,
+		DataMountPath:  c.DataMountPath,
+		ReadOnlyRoot:   c.Security.ReadOnlyRoot,
+		Tmpfs:          append([]string{}, c.Security.Tmpfs...),
+		CapDrop:        append([]string{}, c.Security.CapDrop...),
+		NoNewPrivs:     c.Security.NoNewPrivileges,
+		Seccomp:        c.Security.SeccompProfile,
+		Apparmor:       c.Security.ApparmorProfile,
+		HealthCmd:      append([]string{}, c.HealthCmd...),
+		HealthInterval: c.HealthIntervalSeconds,
+	}, nil
+}
+
+// chooseImage takes the caller's image, if any, when the config allows it.
+func (c *Config) chooseImage(e *effectiveSpec, image string) error {
+	if image == "" {
+		return nil
+	}
+	if err := runtime.ValidateImage(image); err != nil {
+		return err
+	}
+	if !c.imageAllowed(image) {
+		return invalid("image %q is not allowed (allowed: %s)", image, strings.Join(c.Instance.AllowedImages, ", "))
+	}
+	e.Image = image
+	return nil
+}
+
+// addEnv takes the caller's environment: valid keys and values, within
+// the count and size limits.
+func addEnv(e *effectiveSpec, env map[string]string) error {
+	if len(env) > maxEnv {
+		return invalid("too many environment variables: %d, at most %d", len(env), maxEnv)
 	}
 	size := 0
-	for k, v := range s.Env {
+	for k, v := range env {
 		if err := runtime.ValidateEnvKey(k); err != nil {
-			return effectiveSpec{}, err
+			return err
 		}
 		if err := runtime.ValidateEnvValue(k, v); err != nil {
-			return effectiveSpec{}, err
+			return err
 		}
 		size += len(k) + len(v)
 		e.Env[k] = v
 	}
 	if size > maxEnvBytes {
-		return effectiveSpec{}, invalid("environment too large: %d bytes, at most %d", size, maxEnvBytes)
+		return invalid("environment too large: %d bytes, at most %d", size, maxEnvBytes)
 	}
+	return nil
+}
 
-	if len(s.Files) > maxFiles {
-		return effectiveSpec{}, invalid("too many files: %d, at most %d", len(s.Files), maxFiles)
+// addFiles takes the caller's files: plain names, within the limits.
+func addFiles(e *effectiveSpec, files map[string]string) error {
+	if len(files) > maxFiles {
+		return invalid("too many files: %d, at most %d", len(files), maxFiles)
 	}
-	for name, text := range s.Files {
+	for name, text := range files {
 		if err := validateFileName(name); err != nil {
-			return effectiveSpec{}, err
+			return err
 		}
 		if len(text) > maxFileBytes {
-			return effectiveSpec{}, invalid("file %q too large: %d bytes, at most %d", name, len(text), maxFileBytes)
+			return invalid("file %q too large: %d bytes, at most %d", name, len(text), maxFileBytes)
 		}
 		e.Files[name] = text
 	}
+	return nil
+}
 
-	if len(s.Labels) > maxLabels {
-		return effectiveSpec{}, invalid("too many labels: %d, at most %d", len(s.Labels), maxLabels)
+// addLabels takes the caller's labels, none of them under the agent's own
+// prefix.
+func (c *InstanceConfig) addLabels(e *effectiveSpec, labels map[string]string) error {
+	if len(labels) > maxLabels {
+		return invalid("too many labels: %d, at most %d", len(labels), maxLabels)
 	}
-	for k, v := range s.Labels {
+	for k, v := range labels {
 		if !labelKeyRE.MatchString(k) {
-			return effectiveSpec{}, invalid("invalid label key %q", k)
+			return invalid("invalid label key %q", k)
 		}
-		if k == in.LabelPrefix || strings.HasPrefix(k, in.LabelPrefix+".") {
-			return effectiveSpec{}, invalid("label key %q: the prefix %q is the agent's own", k, in.LabelPrefix)
+		if k == c.LabelPrefix || strings.HasPrefix(k, c.LabelPrefix+".") {
+			return invalid("label key %q: the prefix %q is the agent's own", k, c.LabelPrefix)
 		}
 		if len(v) > 256 || strings.ContainsAny(v, "\x00\n\r") {
-			return effectiveSpec{}, invalid("label %q: value too long or holds a NUL or line break", k)
+			return invalid("label %q: value too long or holds a NUL or line break", k)
 		}
 		e.Labels[k] = v
 	}
+	return nil
+}
 
-	if r := s.Resources; r != nil {
-		if r.CPUs < 0 || r.Pids < 0 {
-			return effectiveSpec{}, invalid("resources must not be negative")
+// lowerLimits takes the caller's resources, which may lower the defaults
+// but never exceed them: the defaults are the ceilings.
+func (r *ResourcesConfig) lowerLimits(e *effectiveSpec, want *Resources) error {
+	if want == nil {
+		return nil
+	}
+	if want.CPUs < 0 || want.Pids < 0 {
+		return invalid("resources must not be negative")
+	}
+	if want.CPUs > 0 {
+		if want.CPUs > r.CPUs {
+			return invalid("cpus %v exceeds the ceiling %v", want.CPUs, r.CPUs)
 		}
-		if r.CPUs > 0 {
-			if r.CPUs > in.Resources.CPUs {
-				return effectiveSpec{}, invalid("cpus %v exceeds the ceiling %v", r.CPUs, in.Resources.CPUs)
-			}
-			if r.CPUs < 0.01 {
-				return effectiveSpec{}, invalid("cpus %v: the minimum is 0.01", r.CPUs)
-			}
-			e.CPUs = r.CPUs
+		if want.CPUs < 0.01 {
+			return invalid("cpus %v: the minimum is 0.01", want.CPUs)
 		}
-		if r.Memory != "" {
-			n, err := runtime.ParseBytes(r.Memory)
-			if err != nil {
-				return effectiveSpec{}, err
-			}
-			if n > maxMem {
-				return effectiveSpec{}, invalid("memory %q exceeds the ceiling %q", r.Memory, in.Resources.Memory)
-			}
-			if n < 6<<20 {
-				return effectiveSpec{}, invalid("memory %q: the minimum is 6m", r.Memory)
-			}
-			e.MemoryBytes = n
-		}
-		if r.Pids > 0 {
-			if r.Pids > in.Resources.Pids {
-				return effectiveSpec{}, invalid("pids %d exceeds the ceiling %d", r.Pids, in.Resources.Pids)
-			}
-			e.Pids = r.Pids
+		e.CPUs = want.CPUs
+	}
+	if want.Memory != "" {
+		if err := r.lowerMemory(e, want.Memory); err != nil {
+			return err
 		}
 	}
-	return e, nil
+	if want.Pids > 0 {
+		if want.Pids > r.Pids {
+			return invalid("pids %d exceeds the ceiling %d", want.Pids, r.Pids)
+		}
+		e.Pids = want.Pids
+	}
+	return nil
+}
+
+func (r *ResourcesConfig) lowerMemory(e *effectiveSpec, memory string) error {
+	n, err := runtime.ParseBytes(memory)
+	if err != nil {
+		return err
+	}
+	limit, err := runtime.ParseBytes(r.Memory)
+	if err != nil {
+		return err
+	}
+	if n > limit {
+		return invalid("memory %q exceeds the ceiling %q", memory, r.Memory)
+	}
+	if n < 6<<20 {
+		return invalid("memory %q: the minimum is 6m", memory)
+	}
+	e.MemoryBytes = n
+	return nil
 }
 
 func validateFileName(name string) error {

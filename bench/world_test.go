@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/zaki-platform/zaki-agent/agent"
+	"github.com/zaki-platform/zaki-agent/agent/daemon"
 	"github.com/zaki-platform/zaki-agent/bench/baseline"
 	"github.com/zaki-platform/zaki-agent/internal/testenv"
 	"github.com/zaki-platform/zaki-agent/socketapi"
@@ -89,11 +90,11 @@ func newWorld(b *testing.B, o worldOptions) *world {
 		o.env = append(o.env, "ZAKI_AGENT_PROFILE_DIR="+w.agentProfDir())
 	}
 	p := testenv.StartAgent(b, testenv.AgentOptions{StateDir: o.stateDir, Args: args, Env: o.env, NoWait: o.noWait})
-	cfg, _, err := agent.ConfigFromArgs("zaki-agent", append([]string{"--config", p.Config}, args...), nil)
+	cfg, _, err := daemon.ConfigFromArgs("zaki-agent", append([]string{"--config", p.Config}, args...), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	w.agent, w.cfg = p, cfg
+	w.agent, w.cfg = p, cfg.Config
 	b.Cleanup(func() {
 		if os.Getenv("ZAKI_BENCH_AGENT_LOG") != "" {
 			b.Logf("agent log:\n%s", p.Log())
@@ -105,7 +106,7 @@ func newWorld(b *testing.B, o worldOptions) *world {
 	})
 	testenv.Docker(b, "network", "create", "--label", w.prefix+".network=1",
 		"-o", "com.docker.network.bridge.enable_icc=false", w.network)
-	bc := cfg
+	bc := cfg.Config
 	bc.Instance.Network = w.network
 	bc.Instance.PortRange = fmt.Sprintf("%d-%d", portBase+baselinePorts, portBase+floorPorts-1)
 	w.base, err = baseline.New(baseline.Config{Dir: filepath.Join(w.dir, "baseline"), Agent: bc, LabelPrefix: w.prefix, ReadyInterval: ReadyInterval})

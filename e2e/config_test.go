@@ -12,7 +12,8 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
-	"github.com/zaki-platform/zaki-agent/agent"
+	"github.com/zaki-platform/zaki-agent/agent/daemon"
+	"github.com/zaki-platform/zaki-agent/internal/configkeys"
 	"github.com/zaki-platform/zaki-agent/internal/testenv"
 )
 
@@ -21,7 +22,7 @@ import (
 var commentedKey = regexp.MustCompile(`^#(\[[A-Za-z.]+\]|[A-Za-z]+ = .*)$`)
 
 // TestPackagedConfig checks the packaged /etc/zaki-agent/config.toml: with
-// its commented keys switched on, it sets every key of agent.Config, and
+// its commented keys switched on, it sets every key of daemon.Config, and
 // nothing else, to the agent's own default, and each key has a comment of
 // its own right above it.
 func TestPackagedConfig(t *testing.T) {
@@ -40,31 +41,12 @@ func TestPackagedConfig(t *testing.T) {
 		}
 	}
 
-	var got agent.Config
+	var got daemon.Config
 	md, err := toml.Decode(strings.Join(on, "\n"), &got)
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(md.Undecoded(), 0), "keys the agent does not know: %v", md.Undecoded())
-	for _, key := range configKeys("", reflect.TypeOf(got)) {
-		assert.Check(t, md.IsDefined(key...), "key %s is not documented", strings.Join(key, "."))
-	}
-	assert.Check(t, is.DeepEqual(got, agent.DefaultConfig()))
-}
-
-// configKeys lists the TOML paths of every leaf field of a config struct.
-func configKeys(prefix string, t reflect.Type) [][]string {
-	var keys [][]string
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name := f.Tag.Get("toml")
-		if name == "" {
-			continue
-		}
-		path := strings.TrimPrefix(prefix+"."+name, ".")
-		if f.Type.Kind() == reflect.Struct {
-			keys = append(keys, configKeys(path, f.Type)...)
-			continue
-		}
-		keys = append(keys, strings.Split(path, "."))
-	}
-	return keys
+	configkeys.Each(&got, "", func(key string, _ reflect.Value, _ reflect.StructField) {
+		assert.Check(t, md.IsDefined(strings.Split(key, ".")...), "key %s is not documented", key)
+	})
+	assert.Check(t, is.DeepEqual(got, daemon.DefaultConfig()))
 }

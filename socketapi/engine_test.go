@@ -26,7 +26,7 @@ import (
 	"gotest.tools/v3/icmd"
 	"gotest.tools/v3/poll"
 
-	"github.com/zaki-platform/zaki-agent/agent"
+	"github.com/zaki-platform/zaki-agent/agent/daemon"
 	"github.com/zaki-platform/zaki-agent/internal/testenv"
 	"github.com/zaki-platform/zaki-agent/runtime"
 	"github.com/zaki-platform/zaki-agent/socketapi"
@@ -75,7 +75,7 @@ func startEngine(t *testing.T) *engine {
 	en.Env = apitest.Start(t, apitest.Options{
 		Runtime:   plugin,
 		PortRange: fmt.Sprintf("%d-%d", lo, lo+199),
-		Config: func(c *agent.Config) {
+		Config: func(c *daemon.Config) {
 			c.Runtime = "docker"
 			c.Instance.Image = image
 			c.Instance.AllowedImages = []string{image}

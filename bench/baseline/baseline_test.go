@@ -12,7 +12,7 @@ import (
 
 	"gotest.tools/v3/assert"
 
-	"github.com/zaki-platform/zaki-agent/agent"
+	"github.com/zaki-platform/zaki-agent/agent/daemon"
 	"github.com/zaki-platform/zaki-agent/bench/baseline"
 	"github.com/zaki-platform/zaki-agent/internal/testenv"
 	"github.com/zaki-platform/zaki-agent/socketapi"
@@ -25,8 +25,9 @@ func setup(t *testing.T) (*testenv.AgentProc, *baseline.Engine, string) {
 	lo := 64000 + rand.IntN(15)*100
 	args := []string{"--log-level=info", fmt.Sprintf("--instance.port-range=%d-%d", lo, lo+49), "--instance.health-interval-seconds=30"}
 	p := testenv.StartAgent(t, testenv.AgentOptions{Args: args})
-	cfg, _, err := agent.ConfigFromArgs("zaki-agent", append([]string{"--config", p.Config}, args...), nil)
+	full, _, err := daemon.ConfigFromArgs("zaki-agent", append([]string{"--config", p.Config}, args...), nil)
 	assert.NilError(t, err)
+	cfg := full.Config
 	prefix := fmt.Sprintf("zbt%d%d", os.Getpid(), rand.IntN(1e6))
 	network := testenv.UniqueName("zaki-baseline-net")
 	t.Cleanup(func() {

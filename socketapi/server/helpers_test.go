@@ -11,7 +11,7 @@ import (
 
 	"gotest.tools/v3/assert"
 
-	"github.com/zaki-platform/zaki-agent/agent"
+	"github.com/zaki-platform/zaki-agent/agent/daemon"
 	"github.com/zaki-platform/zaki-agent/socketapi"
 	"github.com/zaki-platform/zaki-agent/socketapi/internal/apitest"
 	"github.com/zaki-platform/zaki-agent/socketapi/server"
@@ -84,7 +84,7 @@ func ctxT(t testing.TB) context.Context {
 }
 
 type (
-	agentConfig  = agent.Config
+	daemonConfig = daemon.Config
 	serverConfig = server.Config
 )
 

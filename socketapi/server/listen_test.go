@@ -16,6 +16,7 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
+	"github.com/zaki-platform/zaki-agent/agent/daemon"
 	"github.com/zaki-platform/zaki-agent/socketapi/server"
 )
 
@@ -122,7 +123,7 @@ func TestListen(t *testing.T) {
 // caller is unknown, and refused.
 func TestNonUnixListenerForbidden(t *testing.T) {
 	e := start(t)
-	srv := server.New(server.Config{Agent: e.Agent, Middleware: e.Contract.Middleware, Logger: slog.New(slog.DiscardHandler)})
+	srv := server.New(server.Config{Agent: daemon.APIAgent(e.Agent), Middleware: e.Contract.Middleware, Logger: slog.New(slog.DiscardHandler)})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	assert.NilError(t, err)
 	go srv.Serve(ln)

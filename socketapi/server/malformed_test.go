@@ -33,7 +33,7 @@ const malformedCount = 10000
 // dirs are unchanged; and the contract check saw every answer the API gave.
 func TestMalformedRequests(t *testing.T) {
 	e := start(t, func(o *apitest.Options) {
-		o.Config = func(c *agentConfig) { c.API.MaxBodyBytes = 4096 }
+		o.Config = func(c *daemonConfig) { c.API.MaxBodyBytes = 4096 }
 	})
 	ctx := ctxT(t)
 	for _, u := range []string{"m1", "m2"} {

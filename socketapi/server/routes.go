@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/zaki-platform/zaki-agent/agent"
 	"github.com/zaki-platform/zaki-agent/socketapi"
 )
 
@@ -159,7 +158,7 @@ func (s *Server) ensure(w http.ResponseWriter, r *http.Request, c call) error {
 	}
 	ctx, cancel := s.opContext()
 	defer cancel()
-	in, err := s.cfg.Agent.Ensure(ctx, c.userID, spec, agent.EnsureOptions{})
+	in, err := s.cfg.Agent.Ensure(ctx, c.userID, spec)
 	if err != nil {
 		return err
 	}

@@ -15,27 +15,26 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/zaki-platform/zaki-agent/agent"
-	"github.com/zaki-platform/zaki-agent/runtime"
 	"github.com/zaki-platform/zaki-agent/socketapi"
 )
 
-// Agent is what the server needs of the agent; *agent.Agent is one.
+// Agent is what the server needs of the agent, in the API's own types
+// (daemon.APIAgent adapts an *agent.Agent).
 type Agent interface {
 	Health(ctx context.Context) socketapi.Health
 	EachInstance(state string, fn func(*socketapi.Instance)) error
 	Get(ctx context.Context, userID string) (socketapi.Instance, error)
-	Ensure(ctx context.Context, userID string, spec socketapi.InstanceSpec, opts agent.EnsureOptions) (socketapi.Instance, error)
+	Ensure(ctx context.Context, userID string, spec socketapi.InstanceSpec) (socketapi.Instance, error)
 	Touch(ctx context.Context, userID string) (socketapi.Instance, error)
 	Stop(ctx context.Context, userID string) (socketapi.Instance, error)
 	Restart(ctx context.Context, userID string) (socketapi.Instance, error)
 	Remove(ctx context.Context, userID string, purge bool) error
-	Logs(ctx context.Context, userID string, opts runtime.LogOptions) (io.ReadCloser, error)
+	Logs(ctx context.Context, userID string, opts socketapi.LogOptions) (io.ReadCloser, error)
 	Prune(ctx context.Context, req socketapi.PruneRequest) (socketapi.PruneResult, error)
-	Subscribe(buf int) *agent.Subscription
+	// Subscribe streams lifecycle events until cancel is called; a reader
+	// more than buf events behind loses some.
+	Subscribe(buf int) (events <-chan socketapi.Event, cancel func())
 }
-
-var _ Agent = (*agent.Agent)(nil)
 
 // Config configures a Server. Zero durations and sizes take their defaults.
 type Config struct {

@@ -173,7 +173,7 @@ func TestEnsureStatus(t *testing.T) {
 // class.
 func TestErrorCodes(t *testing.T) {
 	e := start(t, func(o *apitest.Options) {
-		o.Config = func(c *agentConfig) { c.API.MaxBodyBytes = 4096 }
+		o.Config = func(c *daemonConfig) { c.API.MaxBodyBytes = 4096 }
 	})
 	ctx := ctxT(t)
 	_, err := e.Client.Ensure(ctx, "carol", socketapi.InstanceSpec{})

@@ -6,7 +6,7 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/zaki-platform/zaki-agent/runtime"
+	"github.com/zaki-platform/zaki-agent/socketapi"
 )
 
 // events streams lifecycle events as NDJSON, one flushed line each, until
@@ -14,8 +14,8 @@ import (
 // the agent: its subscription drops events (counted in the next one's
 // "dropped"), and a reader stuck for WriteTimeout is cut off.
 func (s *Server) events(w http.ResponseWriter, r *http.Request, _ call) error {
-	sub := s.cfg.Agent.Subscribe(s.cfg.EventBuffer)
-	defer sub.Close()
+	events, cancel := s.cfg.Agent.Subscribe(s.cfg.EventBuffer)
+	defer cancel()
 	h := w.Header()
 	h.Set("Content-Type", "application/x-ndjson")
 	h.Set("Cache-Control", "no-store")
@@ -31,7 +31,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ call) error {
 			return nil
 		case <-s.closing:
 			return nil
-		case ev, ok := <-sub.C:
+		case ev, ok := <-events:
 			if !ok {
 				return nil
 			}
@@ -70,7 +70,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, c call) error {
 		case <-ctx.Done():
 		}
 	}()
-	rd, err := s.cfg.Agent.Logs(ctx, c.userID, runtime.LogOptions{Tail: tail, Follow: follow})
+	rd, err := s.cfg.Agent.Logs(ctx, c.userID, socketapi.LogOptions{Tail: tail, Follow: follow})
 	if err != nil {
 		return err
 	}

@@ -331,7 +331,7 @@ func TestUnreadNotifySocketNeverStallsTheAgent(t *testing.T) {
 // (covered by every other test: none sets it).
 func TestProfileDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "profiles") // made by the agent
-	p := testenv.StartAgent(t, testenv.AgentOptions{Env: []string{profileDirEnv + "=" + dir}})
+	p := testenv.StartAgent(t, testenv.AgentOptions{Env: []string{"ZAKI_AGENT_PROFILE_DIR=" + dir}})
 	ctx := context.Background()
 	wholeProfile := func(name string) func(poll.LogT) poll.Result {
 		return func(poll.LogT) poll.Result {

@@ -1,22 +1,23 @@
 // Command zaki-agent is the host agent of the Zaki platform: it owns the
 // per-user OpenClaw gateway containers of one host and serves the API on a
 // Unix socket. See the README for the API and `zaki-agent --help` for the
-// settings.
+// settings; package agent/daemon is the process itself.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/spf13/pflag"
+
+	"github.com/zaki-platform/zaki-agent/agent/daemon"
 )
 
 func main() {
 	tuneGC()
-	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return
 		}
@@ -25,16 +26,6 @@ func main() {
 	}
 }
 
-// run is the whole agent; see daemon.go.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	for _, a := range args {
-		if a == "--version" || a == "-version" {
-			return printVersion(stdout)
-		}
-	}
-	cfg, file, err := loadConfig(args, stdout)
-	if err != nil {
-		return err
-	}
-	return serve(ctx, cfg, file, args, stderr)
+func run(ctx context.Context, args []string) error {
+	return daemon.Run(ctx, args, os.Stdout, os.Stderr)
 }

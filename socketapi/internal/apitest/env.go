@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/zaki-platform/zaki-agent/agent"
+	"github.com/zaki-platform/zaki-agent/agent/daemon"
 	"github.com/zaki-platform/zaki-agent/internal/testenv"
 	"github.com/zaki-platform/zaki-agent/registry"
 	"github.com/zaki-platform/zaki-agent/runtime"
@@ -27,8 +28,9 @@ type Options struct {
 	// Runtime is the runtime the agent drives; a fresh runtimetest.Fake
 	// when nil (then Env.Fake is it).
 	Runtime runtime.Runtime
-	// Config changes the agent's config after the test defaults are set.
-	Config func(*agent.Config)
+	// Config changes the config (the agent's and the API's settings) after
+	// the test defaults are set.
+	Config func(*daemon.Config)
 	// Server changes the server's config (peer allow lists, limits).
 	Server func(*server.Config)
 	// SocketGroup is the socket's group ("" = the process's).
@@ -76,7 +78,7 @@ func Start(t testing.TB, opts Options) *Env {
 	e.Socket = filepath.Join(dir, "run", "agent.sock")
 	e.StateDir = filepath.Join(dir, "state")
 
-	cfg := agent.DefaultConfig()
+	cfg := daemon.DefaultConfig()
 	cfg.Socket = e.Socket
 	cfg.StateDir = e.StateDir
 	cfg.Instance.AllowedImages = append(cfg.Instance.AllowedImages, testenv.StubImage)
@@ -108,7 +110,9 @@ func Start(t testing.TB, opts Options) *Env {
 		t.Fatal(err)
 	}
 	e.Registry = reg
-	a, err := agent.New(cfg, rt, reg, agent.Options{Logger: log, Metrics: e.Metrics})
+	a, err := agent.New(cfg.Config, rt, reg, agent.Options{
+		StateDir: cfg.StateDir, RuntimeName: cfg.Runtime, Logger: log, Metrics: e.Metrics,
+	})
 	if err != nil {
 		reg.Close()
 		t.Fatal(err)
@@ -130,7 +134,7 @@ func Start(t testing.TB, opts Options) *Env {
 
 	e.Contract = NewContract(t)
 	scfg := server.Config{
-		Agent:        a,
+		Agent:        daemon.APIAgent(a),
 		Logger:       log,
 		MaxBodyBytes: cfg.API.MaxBodyBytes,
 		AllowUIDs:    cfg.API.AllowUids,

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"log/slog"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
+	systemd "github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,7 +37,7 @@ func newNotifier(log *slog.Logger) *notifier {
 	go func() {
 		defer close(n.done)
 		for state := range n.ch {
-			if _, err := daemon.SdNotify(false, state); err != nil {
+			if _, err := systemd.SdNotify(false, state); err != nil {
 				n.log.Warn("sd_notify", "err", err)
 			}
 		}
@@ -72,7 +72,7 @@ func (n *notifier) close(wait time.Duration) {
 func (n *notifier) ready(status string) { n.send("READY=1\nSTATUS=" + status) }
 func (n *notifier) status(s string)     { n.send("STATUS=" + s) }
 func (n *notifier) stopping()           { n.send("STOPPING=1\nSTATUS=stopping") }
-func (n *notifier) watchdog()           { n.send(daemon.SdNotifyWatchdog) }
+func (n *notifier) watchdog()           { n.send(systemd.SdNotifyWatchdog) }
 
 func (n *notifier) reloading() {
 	n.send("RELOADING=1\nSTATUS=reloading the config\nMONOTONIC_USEC=" + monotonicUsec())
@@ -81,7 +81,7 @@ func (n *notifier) reloading() {
 // watchdogInterval returns systemd's WatchdogSec for this process, 0 when
 // the watchdog is off.
 func (n *notifier) watchdogInterval() time.Duration {
-	d, err := daemon.SdWatchdogEnabled(false)
+	d, err := systemd.SdWatchdogEnabled(false)
 	if err != nil {
 		n.log.Warn("watchdog settings", "err", err)
 		return 0

@@ -1,4 +1,4 @@
-package agent
+package daemon
 
 import (
 	"os"
@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/pflag"
 	"gotest.tools/v3/assert"
 	"gotest.tools/v3/fs"
+
+	"github.com/zaki-platform/zaki-agent/internal/configkeys"
 )
 
 func TestConfigDefaultsAreValid(t *testing.T) {
@@ -82,7 +84,7 @@ func TestConfigErrors(t *testing.T) {
 // The packaged config file documents every key with its default: loading
 // it must give exactly the built-in defaults, and every key must be in it.
 func TestPackagedConfigMatchesDefaults(t *testing.T) {
-	p := filepath.Join("..", "packaging", "config.toml")
+	p := filepath.Join("..", "..", "packaging", "config.toml")
 	b, err := os.ReadFile(p)
 	if os.IsNotExist(err) {
 		t.Skip("packaging/config.toml not written yet")
@@ -113,3 +115,16 @@ func camel(k string) string {
 }
 
 type pflagFlag = pflag.Flag
+
+// Every restart-only key names a setting, and a reload keeps each at its
+// running value.
+func TestRestartOnlyKeys(t *testing.T) {
+	cur, next := DefaultConfig(), DefaultConfig()
+	next.Socket, next.Runtime, next.LogLevel = "/other.sock", "podman", "debug"
+	next.API.MaxBodyBytes = 4096
+	changed := configkeys.Keep(&cur, &next, restartOnly)
+	assert.DeepEqual(t, changed, []string{"api.maxBodyBytes", "runtime", "socket"})
+	assert.Equal(t, next.Socket, cur.Socket)
+	assert.Equal(t, next.API.MaxBodyBytes, cur.API.MaxBodyBytes)
+	assert.Equal(t, next.LogLevel, "debug") // changes live
+}

@@ -1,0 +1,34 @@
+package daemon
+
+import (
+	"context"
+	"io"
+
+	"github.com/zaki-platform/zaki-agent/agent"
+	"github.com/zaki-platform/zaki-agent/runtime"
+	"github.com/zaki-platform/zaki-agent/socketapi"
+	"github.com/zaki-platform/zaki-agent/socketapi/server"
+)
+
+// APIAgent is the agent as the API server sees it. The server's Agent
+// speaks only the API's types (package socketapi), so that the HTTP layer
+// never depends on the agent's or the runtime's options; the three calls
+// that take or give such options are translated here.
+func APIAgent(a *agent.Agent) server.Agent { return apiAgent{a} }
+
+type apiAgent struct{ *agent.Agent }
+
+var _ server.Agent = apiAgent{}
+
+func (x apiAgent) Ensure(ctx context.Context, userID string, spec socketapi.InstanceSpec) (socketapi.Instance, error) {
+	return x.Agent.Ensure(ctx, userID, spec, agent.EnsureOptions{})
+}
+
+func (x apiAgent) Logs(ctx context.Context, userID string, opts socketapi.LogOptions) (io.ReadCloser, error) {
+	return x.Agent.Logs(ctx, userID, runtime.LogOptions{Tail: opts.Tail, Follow: opts.Follow})
+}
+
+func (x apiAgent) Subscribe(buf int) (events <-chan socketapi.Event, cancel func()) {
+	sub := x.Agent.Subscribe(buf)
+	return sub.C, sub.Close
+}
