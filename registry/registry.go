@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/zaki-platform/zaki-agent/internal/atomicfile"
 )
 
 // FileName is the registry file in the state dir; LegacyCopyFile the copy
@@ -105,7 +107,7 @@ func Open(dir string, opts Options) (*Registry, error) {
 // load reads the registry file, importing a legacy one.
 func (r *Registry) load() (*state, error) {
 	for _, target := range []string{r.path, filepath.Join(r.dir, LegacyCopyFile)} {
-		removed, err := removeTemps(target)
+		removed, err := atomicfile.RemoveTemps(target)
 		for _, m := range removed {
 			r.log.Info("removed a temp file left by an interrupted write", "file", m)
 		}
