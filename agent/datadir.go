@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/zaki-platform/zaki-agent/internal/atomicfile"
+	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 )
 
 // prepareDataDir makes <stateDir>/instances/<userId> (owned by the
@@ -27,7 +28,7 @@ func (a *Agent) prepareDataDir(userID string, files map[string]string) (string, 
 	case err != nil:
 		return "", fmt.Errorf("data dir of user %q: %w", userID, err)
 	case !fi.IsDir():
-		return "", fmt.Errorf("data dir of user %q: %s is not a directory", userID, dir)
+		return "", errdefs.Errorf(errdefs.ErrConflict, "data dir of user %q: %s is not a directory: move it away", userID, dir)
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {

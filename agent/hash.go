@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/zaki-platform/zaki-agent/internal/atomicfile"
+	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 )
 
 // The config hash tells whether a container was made from the spec a
@@ -67,7 +68,7 @@ func loadHashKey(dir string) (hasher, error) {
 	}
 	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
 	if err != nil || len(key) < 16 {
-		return hasher{}, fmt.Errorf("hash key %s is corrupt: want at least 16 bytes in hex; refusing to start (removing it would recreate every instance)", p)
+		return hasher{}, errdefs.Errorf(errdefs.ErrDataLoss, "hash key %s is corrupt: want at least 16 bytes in hex; refusing to start (removing it would recreate every instance)", p)
 	}
 	return hasher{key: key}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 	"github.com/zaki-platform/zaki-agent/registry"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
@@ -362,8 +363,11 @@ func (a *Agent) resyncUser(ctx context.Context, userID string) error {
 		return fmt.Errorf("inspect container of user %q: %w", userID, err)
 	}
 	id, ls, ok := a.liveFromContainer(c)
-	if !ok || id != userID {
-		return fmt.Errorf("container %s exists but is not an instance of user %q: remove it or rename it", c.Name, userID)
+	switch {
+	case !ok:
+		return errdefs.Errorf(errdefs.ErrConflict, "container %s exists but is not managed by zaki-agent (it lacks the label %s=1 or a valid %s): remove or rename it", c.Name, a.labels.Instance, a.labels.UserID)
+	case id != userID:
+		return errdefs.Errorf(errdefs.ErrConflict, "container %s is the instance of user %q, not of %q: remove or rename it", c.Name, id, userID)
 	}
 	a.setLive(userID, ls)
 	return nil

@@ -126,7 +126,7 @@ func TestFullDisk(t *testing.T) {
 		consistent(t, "after a failed remove")
 
 		h, err := p.Client.Health(ctx)
-		l.checkT(t, err == nil && h.Status == "ok", "health on a full disk: %+v %v", h, err)
+		l.checkT(t, err == nil && h.Status == socketapi.HealthOK, "health on a full disk: %+v %v", h, err)
 		l.checkT(t, p.Running(), "the agent died of the full disk")
 	})
 

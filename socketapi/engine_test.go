@@ -189,7 +189,7 @@ func testGoClient(t *testing.T, en *engine) {
 
 	h, err := c.Health(ctx)
 	assert.NilError(t, err)
-	assert.Check(t, is.Equal(h.Status, "ok"))
+	assert.Check(t, is.Equal(h.Status, socketapi.HealthOK))
 	assert.Check(t, h.Runtime.Up)
 	assert.Assert(t, h.Runtime.Engine != nil)
 	assert.Check(t, is.Equal(h.Runtime.Engine.Runtime, "docker"))

@@ -21,10 +21,24 @@ var (
 	ErrInvalidArgument = errors.New("invalid argument")
 	ErrUnavailable     = errors.New("unavailable")
 	ErrTimeout         = errors.New("timeout")
+	// ErrConflict: the request clashes with what the host holds (a port
+	// another user has, a container name taken by a container the agent
+	// does not manage); retrying does not help until someone resolves it.
+	ErrConflict = errors.New("conflict")
+	// ErrResourceExhausted: the host has run out of something the request
+	// needs (every port of the range is reserved); another host may have
+	// it, this one will not until the limit is raised.
+	ErrResourceExhausted = errors.New("resource exhausted")
+	// ErrDataLoss: state the agent keeps on disk cannot be read (a corrupt
+	// file); an operator must repair or restore it.
+	ErrDataLoss = errors.New("data loss")
 )
 
 // classes lists the error classes, most specific first.
-var classes = []error{ErrInvalidArgument, ErrNotFound, ErrAlreadyExists, ErrTimeout, ErrUnavailable}
+var classes = []error{
+	ErrInvalidArgument, ErrNotFound, ErrAlreadyExists, ErrConflict,
+	ErrResourceExhausted, ErrDataLoss, ErrTimeout, ErrUnavailable,
+}
 
 // Errorf returns an error of class class whose text is the formatted
 // message alone (the class is not repeated in it). %w in format wraps as
