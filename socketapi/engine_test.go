@@ -44,7 +44,11 @@ type engine struct {
 	log     *apitest.SyncBuffer
 }
 
-func startEngine(t *testing.T) *engine {
+func startEngine(t *testing.T) *engine { return startEngineWithPorts(t, 200) }
+
+// startEngineWithPorts is startEngine with a range of the given number of
+// host ports.
+func startEngineWithPorts(t *testing.T, ports int) *engine {
 	testenv.RequireDocker(t)
 	image := testenv.EnsureStubImage(t)
 	pluginBin := testenv.Binary(t, "zaki-runtime-docker")
@@ -71,10 +75,10 @@ func startEngine(t *testing.T) *engine {
 	assert.NilError(t, err)
 	t.Cleanup(func() { plugin.Close() })
 
-	lo := freePortWindow(t, 200)
+	lo := freePortWindow(t, ports)
 	en.Env = apitest.Start(t, apitest.Options{
 		Runtime:   plugin,
-		PortRange: fmt.Sprintf("%d-%d", lo, lo+199),
+		PortRange: fmt.Sprintf("%d-%d", lo, lo+ports-1),
 		Config: func(c *agent.Config) {
 			c.Runtime = "docker"
 			c.Instance.Image = image
