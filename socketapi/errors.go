@@ -50,8 +50,8 @@ const (
 // the server and the client translate with. Two classes share "conflict"
 // (the wire does not tell them apart: the client's error is of both), and
 // two share 503, told apart by their codes: runtime_unavailable passes
-// (retry), resource_exhausted lasts until the port range is widened
-// (place the user on another host).
+// (retry), resource_exhausted lasts until someone widens the port range
+// or frees disk space (place the user on another host).
 type errorKind struct {
 	class  error
 	code   string

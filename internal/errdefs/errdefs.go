@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // The error classes.
@@ -26,8 +27,8 @@ var (
 	// does not manage); retrying does not help until someone resolves it.
 	ErrConflict = errors.New("conflict")
 	// ErrResourceExhausted: the host has run out of something the request
-	// needs (every port of the range is reserved); another host may have
-	// it, this one will not until the limit is raised.
+	// needs (every port of the range is reserved, the disk is full);
+	// another host may have it, this one will not until someone acts.
 	ErrResourceExhausted = errors.New("resource exhausted")
 	// ErrDataLoss: state the agent keeps on disk cannot be read (a corrupt
 	// file); an operator must repair or restore it.
@@ -56,7 +57,9 @@ func (e *classError) Error() string   { return e.err.Error() }
 func (e *classError) Unwrap() []error { return []error{e.class, e.err} }
 
 // Class returns the class of err (one of the Err* variables), or nil when
-// err belongs to none. A context deadline counts as ErrTimeout.
+// err belongs to none. A context deadline counts as ErrTimeout, and a full
+// file system or quota (ENOSPC, EDQUOT) as ErrResourceExhausted: the host
+// ran out of disk, which is no fault of the agent's.
 func Class(err error) error {
 	if err == nil {
 		return nil
@@ -68,6 +71,9 @@ func Class(err error) error {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return ErrTimeout
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return ErrResourceExhausted
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -25,6 +27,8 @@ func TestClass(t *testing.T) {
 		{"wrapped", fmt.Errorf("op: %w", errdefs.Errorf(errdefs.ErrResourceExhausted, "full")), errdefs.ErrResourceExhausted},
 		{"named", fmt.Errorf("op: %w", errdefs.Errorf(named, "port 1 is taken")), errdefs.ErrConflict},
 		{"deadline", fmt.Errorf("wait: %w", context.DeadlineExceeded), errdefs.ErrTimeout},
+		{"full disk", fmt.Errorf("write: %w", &os.PathError{Op: "write", Path: "f", Err: syscall.ENOSPC}), errdefs.ErrResourceExhausted},
+		{"quota", fmt.Errorf("write: %w", syscall.EDQUOT), errdefs.ErrResourceExhausted},
 		{"most specific", errdefs.Errorf(errdefs.ErrUnavailable, "%w", errdefs.Errorf(errdefs.ErrAlreadyExists, "dup")), errdefs.ErrAlreadyExists},
 	}
 	for _, c := range cases {
