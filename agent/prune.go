@@ -53,8 +53,9 @@ func (a *Agent) Prune(ctx context.Context, req PruneRequest) (PruneResult, error
 		res.Stopped, res.Removed = splitByAction(candidates)
 		return res, nil
 	}
-	stop, remove, unlock := a.lockCandidates(rules, candidates)
-	defer unlock()
+	held := heldLocks{locks: &a.locks}
+	defer held.release()
+	stop, remove := a.lockCandidates(rules, candidates, &held)
 	a.stopIdle(ctx, stop, &res)
 	a.removeExpired(ctx, remove, &res)
 	a.reportPrune(res)
@@ -133,16 +134,13 @@ func splitByAction(items []PruneItem) (stop, remove []PruneItem) {
 
 // lockCandidates locks the candidates (skipping busy users) and decides
 // again under the lock, since a touch may have come in between; each item
-// names the container the engine has now. unlock releases every lock.
-func (a *Agent) lockCandidates(r pruneRules, candidates []PruneItem) (stop, remove []PruneItem, unlock func()) {
-	var unlocks []func()
+// names the container the engine has now.
+func (a *Agent) lockCandidates(r pruneRules, candidates []PruneItem, held *heldLocks) (stop, remove []PruneItem) {
 	var due []PruneItem
 	for _, c := range candidates {
-		u, ok := a.locks.tryLock(c.UserID)
-		if !ok {
+		if !held.try(c.UserID) {
 			continue
 		}
-		unlocks = append(unlocks, u)
 		rec, ok := a.reg.Get(c.UserID)
 		if !ok {
 			continue
@@ -154,12 +152,7 @@ func (a *Agent) lockCandidates(r pruneRules, candidates []PruneItem) (stop, remo
 		it.ContainerID = a.liveOf(rec.UserID).ID
 		due = append(due, it)
 	}
-	stop, remove = splitByAction(due)
-	return stop, remove, func() {
-		for i := len(unlocks) - 1; i >= 0; i-- {
-			unlocks[i]()
-		}
-	}
+	return splitByAction(due)
 }
 
 // stopIdle stops the idle instances in one runtime call.

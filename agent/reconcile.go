@@ -271,27 +271,6 @@ func (a *Agent) replaceLive(found map[string]liveState, seq0 uint64) {
 	}
 }
 
-// heldLocks are the user locks a resync took, released when it ends.
-type heldLocks struct {
-	locks   *userLocks
-	unlocks []func()
-}
-
-// try takes userID's lock unless another call holds it.
-func (h *heldLocks) try(userID string) bool {
-	u, ok := h.locks.tryLock(userID)
-	if ok {
-		h.unlocks = append(h.unlocks, u)
-	}
-	return ok
-}
-
-func (h *heldLocks) release() {
-	for _, u := range h.unlocks {
-		u()
-	}
-}
-
 // settleRecords returns the entries to rewrite so that the registry
 // matches found (container IDs, states, and for a container made anew its
 // hash, image and creation time; missing for a container gone), locking
