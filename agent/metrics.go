@@ -122,6 +122,8 @@ func className(err error) string {
 		return "resource_exhausted"
 	case errdefs.ErrDataLoss:
 		return "data_loss"
+	case errdefs.ErrInstanceFailed:
+		return "instance_failed"
 	}
 	return "internal"
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 )
 
-// The error classes of the API, tested with errors.Is. The first seven
+// The error classes of the API, tested with errors.Is. The first eight
 // are the agent's own (package internal/errdefs); the others arise in the
 // API layer alone. The agent's errdefs.ErrDataLoss (a corrupt file of its
 // own) is answered as internal.
@@ -20,6 +20,7 @@ var (
 	ErrTimeout           = errdefs.ErrTimeout
 	ErrConflict          = errdefs.ErrConflict
 	ErrResourceExhausted = errdefs.ErrResourceExhausted
+	ErrInstanceFailed    = errdefs.ErrInstanceFailed
 
 	// ErrForbidden: the caller's uid/gid is not allowed, or the request
 	// came from a browser (Origin or Referer header).
@@ -42,6 +43,7 @@ const (
 	CodeTooLarge           = "too_large"
 	CodeRuntimeUnavailable = "runtime_unavailable"
 	CodeResourceExhausted  = "resource_exhausted"
+	CodeInstanceFailed     = "instance_failed"
 	CodeTimeout            = "timeout"
 	CodeInternal           = "internal"
 )
@@ -68,6 +70,7 @@ var errorKinds = []errorKind{
 	{ErrTooLarge, CodeTooLarge, http.StatusRequestEntityTooLarge},
 	{ErrUnavailable, CodeRuntimeUnavailable, http.StatusServiceUnavailable},
 	{ErrResourceExhausted, CodeResourceExhausted, http.StatusServiceUnavailable},
+	{ErrInstanceFailed, CodeInstanceFailed, http.StatusBadGateway},
 	{ErrTimeout, CodeTimeout, http.StatusGatewayTimeout},
 	{ErrInternal, CodeInternal, http.StatusInternalServerError},
 }

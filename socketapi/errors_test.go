@@ -36,6 +36,7 @@ func TestHTTPError(t *testing.T) {
 		{socketapi.Errorf(socketapi.ErrTooLarge, "big"), 413, "too_large", socketapi.ErrTooLarge},
 		{fmt.Errorf("pick: %w: all reserved", registry.ErrNoFreePort), 503, "resource_exhausted", socketapi.ErrResourceExhausted},
 		{errdefs.Errorf(errdefs.ErrDataLoss, "corrupt"), 500, "internal", socketapi.ErrInternal},
+		{fmt.Errorf("instance: %w", errdefs.Errorf(errdefs.ErrInstanceFailed, "exited with code 3")), 502, "instance_failed", socketapi.ErrInstanceFailed},
 		{fmt.Errorf("x: %w", errdefs.Errorf(errdefs.ErrUnavailable, "down")), 503, "runtime_unavailable", socketapi.ErrUnavailable},
 		{errdefs.Errorf(errdefs.ErrTimeout, "slow"), 504, "timeout", socketapi.ErrTimeout},
 		{fmt.Errorf("wait: %w", context.DeadlineExceeded), 504, "timeout", socketapi.ErrTimeout},

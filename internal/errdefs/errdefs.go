@@ -33,12 +33,16 @@ var (
 	// ErrDataLoss: state the agent keeps on disk cannot be read (a corrupt
 	// file); an operator must repair or restore it.
 	ErrDataLoss = errors.New("data loss")
+	// ErrInstanceFailed: the user's container itself failed (it exited, or
+	// was killed for memory, before it became ready): its image or its
+	// spec is at fault, not the agent nor the engine; its logs say why.
+	ErrInstanceFailed = errors.New("instance failed")
 )
 
 // classes lists the error classes, most specific first.
 var classes = []error{
 	ErrInvalidArgument, ErrNotFound, ErrAlreadyExists, ErrConflict,
-	ErrResourceExhausted, ErrDataLoss, ErrTimeout, ErrUnavailable,
+	ErrResourceExhausted, ErrDataLoss, ErrInstanceFailed, ErrTimeout, ErrUnavailable,
 }
 
 // Errorf returns an error of class class whose text is the formatted
