@@ -283,16 +283,16 @@ func (a *Agent) publish(e Event) {
 }
 
 // Health asks the runtime for its engine's info and reports. Its Status
-// is "unavailable" when the runtime does not answer.
+// is HealthUnavailable when the runtime does not answer.
 func (a *Agent) Health(ctx context.Context) Health {
 	h := Health{
-		Status: "ok",
+		Status: socketapi.HealthOK,
 		Agent: socketapi.AgentHealth{
 			Version:      version.Version,
 			Pid:          os.Getpid(),
 			StartedAtMs:  a.startedAt.UnixMilli(),
 			LastResyncMs: a.lastResync.Load(),
-			Loops:        "ok",
+			Loops:        socketapi.LoopsOK,
 		},
 		Runtime: socketapi.RuntimeHealth{Name: a.rtName, Restarts: a.restarts()},
 		Counts:  a.Counts(),
@@ -301,17 +301,17 @@ func (a *Agent) Health(ctx context.Context) Health {
 	case <-a.ready:
 		h.Agent.Ready = true
 	default:
-		h.Status = "degraded"
+		h.Status = socketapi.HealthDegraded
 	}
 	if wedged := a.loops.wedged(a.loopBound()); wedged != "" {
 		h.Agent.Loops = wedged
-		h.Status = "degraded"
+		h.Status = socketapi.HealthDegraded
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	info, err := a.rt.Info(ctx)
 	if err != nil {
-		h.Status = "unavailable"
+		h.Status = socketapi.HealthUnavailable
 		h.Runtime.Error = err.Error()
 		return h
 	}

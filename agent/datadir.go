@@ -6,8 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"time"
+
+	"github.com/zaki-platform/zaki-agent/internal/atomicfile"
+	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 )
 
 // prepareDataDir makes <stateDir>/instances/<userId> (owned by the
@@ -27,7 +28,7 @@ func (a *Agent) prepareDataDir(userID string, files map[string]string) (string, 
 	case err != nil:
 		return "", fmt.Errorf("data dir of user %q: %w", userID, err)
 	case !fi.IsDir():
-		return "", fmt.Errorf("data dir of user %q: %s is not a directory", userID, dir)
+		return "", errdefs.Errorf(errdefs.ErrConflict, "data dir of user %q: %s is not a directory: move it away", userID, dir)
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -45,41 +46,21 @@ func (a *Agent) prepareDataDir(userID string, files map[string]string) (string, 
 	return dir, nil
 }
 
-// writeRootFile writes name in root atomically (temp file, fsync, rename)
-// with mode 0600, owned by uid:gid. A symlink named name is replaced, never
-// followed.
+// writeRootFile writes name in root atomically with mode 0600, owned by
+// uid:gid. A symlink named name is replaced, never followed.
 func writeRootFile(root *os.Root, name string, data []byte, uid, gid int) error {
-	tmp := "." + name + ".tmp-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := atomicfile.CreateIn(root, name, atomicfile.Options{Perm: 0o600})
 	if err != nil {
 		return err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			root.Remove(tmp)
-		}
-	}()
+	defer f.Abort()
 	if err := f.Chown(uid, gid); err != nil {
-		f.Close()
 		return err
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := root.Rename(tmp, name); err != nil {
-		return err
-	}
-	ok = true
-	return nil
+	return f.Commit()
 }
 
 // purgeDataDir deletes a user's data dir. Only an explicit remove with

@@ -262,6 +262,7 @@ func TestEnsureDiesBeforeReady(t *testing.T) {
 	}
 	_, err := e.a.Ensure(context.Background(), "hank", InstanceSpec{}, EnsureOptions{})
 	assert.ErrorContains(t, err, "before it became ready")
+	assert.Check(t, errors.Is(err, errdefs.ErrInstanceFailed), "got %v", err)
 }
 
 func TestEnsureBadInputTouchesNothing(t *testing.T) {

@@ -13,6 +13,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/zaki-platform/zaki-agent/internal/atomicfile"
+	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 )
 
 // The config hash tells whether a container was made from the spec a
@@ -55,7 +58,7 @@ func loadHashKey(dir string) (hasher, error) {
 		if _, err := rand.Read(key); err != nil {
 			return hasher{}, err
 		}
-		if err := writeFileAtomic(p, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		if err := atomicfile.WriteFile(p, []byte(hex.EncodeToString(key)+"\n"), atomicfile.Options{Perm: 0o600}); err != nil {
 			return hasher{}, fmt.Errorf("create hash key: %w", err)
 		}
 		return hasher{key: key}, nil
@@ -65,7 +68,7 @@ func loadHashKey(dir string) (hasher, error) {
 	}
 	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
 	if err != nil || len(key) < 16 {
-		return hasher{}, fmt.Errorf("hash key %s is corrupt: want at least 16 bytes in hex; refusing to start (removing it would recreate every instance)", p)
+		return hasher{}, errdefs.Errorf(errdefs.ErrDataLoss, "hash key %s is corrupt: want at least 16 bytes in hex; refusing to start (removing it would recreate every instance)", p)
 	}
 	return hasher{key: key}, nil
 }
@@ -112,45 +115,4 @@ func parseHashVersion(hash string) int {
 		return 0
 	}
 	return v
-}
-
-// writeFileAtomic writes a small file durably: temp file, fsync, rename,
-// fsync of the directory.
-func writeFileAtomic(p string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(p)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

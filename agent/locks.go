@@ -61,3 +61,25 @@ func (l *userLocks) tryLock(id string) (unlock func(), ok bool) {
 		l.unref(id, ul)
 	}, true
 }
+
+// heldLocks are the user locks a pass over many users (a resync, a
+// prune) took without waiting, released together when it ends.
+type heldLocks struct {
+	locks   *userLocks
+	unlocks []func()
+}
+
+// try takes userID's lock unless another call holds it.
+func (h *heldLocks) try(userID string) bool {
+	u, ok := h.locks.tryLock(userID)
+	if ok {
+		h.unlocks = append(h.unlocks, u)
+	}
+	return ok
+}
+
+func (h *heldLocks) release() {
+	for _, u := range h.unlocks {
+		u()
+	}
+}

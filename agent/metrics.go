@@ -116,6 +116,14 @@ func className(err error) string {
 		return "unavailable"
 	case errdefs.ErrTimeout:
 		return "timeout"
+	case errdefs.ErrConflict:
+		return "conflict"
+	case errdefs.ErrResourceExhausted:
+		return "resource_exhausted"
+	case errdefs.ErrDataLoss:
+		return "data_loss"
+	case errdefs.ErrInstanceFailed:
+		return "instance_failed"
 	}
 	return "internal"
 }

@@ -33,7 +33,7 @@ func (h *portHolds) pick(reg *registry.Registry, userID string, lo, hi int) (por
 	}
 	p, ok := reg.FreePort(lo, hi, func(p int) bool { _, held := h.held[p]; return held })
 	if !ok {
-		return 0, nil, fmt.Errorf("reserve a port for user %q: %w: all ports of %d-%d are reserved", userID, registry.ErrNoFreePort, lo, hi)
+		return 0, nil, fmt.Errorf("reserve a port for user %q: %w: all ports of %d-%d are reserved, each for its user's life (widen instance.portRange, or place the user on another host)", userID, registry.ErrNoFreePort, lo, hi)
 	}
 	h.held[p] = userID
 	return p, func() {

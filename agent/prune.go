@@ -42,151 +42,204 @@ func (a *Agent) pruneLoop(ctx context.Context) {
 // in another call are left for the next pass; a removal that fails keeps
 // its entry, to be tried again.
 func (a *Agent) Prune(ctx context.Context, req PruneRequest) (PruneResult, error) {
-	idleStop, idleH, maxAge := a.conf().Prune.IdleStopMinutes, a.conf().Prune.IdleHours, a.conf().Prune.MaxAgeDays
+	rules, err := a.pruneRulesFor(req)
+	if err != nil {
+		return PruneResult{}, err
+	}
+	rules.now = a.now()
+	res := PruneResult{DryRun: req.DryRun, Stopped: []PruneItem{}, Removed: []PruneItem{}, Failed: []PruneItem{}}
+	candidates := a.pruneCandidates(rules)
+	if req.DryRun {
+		res.Stopped, res.Removed = splitByAction(candidates)
+		return res, nil
+	}
+	held := heldLocks{locks: &a.locks}
+	defer held.release()
+	stop, remove := a.lockCandidates(rules, candidates, &held)
+	a.stopIdle(ctx, stop, &res)
+	a.removeExpired(ctx, remove, &res)
+	a.reportPrune(res)
+	return res, nil
+}
+
+// pruneRules are the thresholds of one pass (0 turns a rule off) and the
+// time it measures from.
+type pruneRules struct {
+	idleStopMinutes, idleHours, maxAgeDays float64
+	now                                    time.Time
+}
+
+// pruneRulesFor returns the config's thresholds with req's overrides.
+func (a *Agent) pruneRulesFor(req PruneRequest) (pruneRules, error) {
+	p := a.conf().Prune
+	r := pruneRules{idleStopMinutes: p.IdleStopMinutes, idleHours: p.IdleHours, maxAgeDays: p.MaxAgeDays}
 	for _, o := range []struct {
 		v   *float64
 		dst *float64
 		key string
-	}{{req.IdleStopMinutes, &idleStop, "idleStopMinutes"}, {req.IdleHours, &idleH, "idleHours"}, {req.MaxAgeDays, &maxAge, "maxAgeDays"}} {
+	}{{req.IdleStopMinutes, &r.idleStopMinutes, "idleStopMinutes"}, {req.IdleHours, &r.idleHours, "idleHours"}, {req.MaxAgeDays, &r.maxAgeDays, "maxAgeDays"}} {
 		if o.v == nil {
 			continue
 		}
 		if *o.v < 0 || math.IsNaN(*o.v) || math.IsInf(*o.v, 0) {
-			return PruneResult{}, invalid("%s must be a number >= 0 (0 = off)", o.key)
+			return pruneRules{}, invalid("%s must be a number >= 0 (0 = off)", o.key)
 		}
 		*o.dst = *o.v
 	}
-	now := a.now()
-	res := PruneResult{DryRun: req.DryRun, Stopped: []PruneItem{}, Removed: []PruneItem{}, Failed: []PruneItem{}}
+	return r, nil
+}
 
-	decide := func(rec registry.Record) (PruneItem, bool) {
-		idle := now.Sub(time.UnixMilli(rec.LastUsedAtMs))
-		age := now.Sub(time.UnixMilli(rec.CreatedAtMs))
-		it := PruneItem{UserID: rec.UserID, ContainerID: rec.ContainerID,
-			IdleMinutes: round2(idle.Minutes()), AgeDays: round2(age.Hours() / 24)}
-		switch {
-		case maxAge > 0 && age > time.Duration(maxAge*24*float64(time.Hour)):
-			it.Reason = ReasonMaxAge
-		case idleH > 0 && idle > time.Duration(idleH*float64(time.Hour)):
-			it.Reason = ReasonIdle
-		case idleStop > 0 && idle > minutes(idleStop) && a.liveOf(rec.UserID).running():
-			it.Reason = ReasonIdleStop
-		default:
-			return it, false
-		}
-		return it, true
+// pruneDecision tells whether rec is due, and why.
+func (a *Agent) pruneDecision(r pruneRules, rec registry.Record) (PruneItem, bool) {
+	idle := r.now.Sub(time.UnixMilli(rec.LastUsedAtMs))
+	age := r.now.Sub(time.UnixMilli(rec.CreatedAtMs))
+	it := PruneItem{UserID: rec.UserID, ContainerID: rec.ContainerID,
+		IdleMinutes: round2(idle.Minutes()), AgeDays: round2(age.Hours() / 24)}
+	switch {
+	case r.maxAgeDays > 0 && age > time.Duration(r.maxAgeDays*24*float64(time.Hour)):
+		it.Reason = ReasonMaxAge
+	case r.idleHours > 0 && idle > time.Duration(r.idleHours*float64(time.Hour)):
+		it.Reason = ReasonIdle
+	case r.idleStopMinutes > 0 && idle > minutes(r.idleStopMinutes) && a.liveOf(rec.UserID).running():
+		it.Reason = ReasonIdleStop
+	default:
+		return it, false
 	}
+	return it, true
+}
 
+// pruneCandidates lists the entries due, as the registry has them now.
+func (a *Agent) pruneCandidates(r pruneRules) []PruneItem {
 	var candidates []PruneItem
 	for _, rec := range a.reg.List() {
-		if it, ok := decide(rec); ok {
+		if it, ok := a.pruneDecision(r, rec); ok {
 			candidates = append(candidates, it)
 		}
 	}
-	if req.DryRun {
-		for _, it := range candidates {
-			if it.Reason == ReasonIdleStop {
-				res.Stopped = append(res.Stopped, it)
-			} else {
-				res.Removed = append(res.Removed, it)
-			}
-		}
-		return res, nil
-	}
+	return candidates
+}
 
-	// Lock the candidates (skipping busy users), and decide again under
-	// the lock: a touch may have come in between.
-	var stop, remove []PruneItem
-	for _, c := range candidates {
-		unlock, ok := a.locks.tryLock(c.UserID)
-		if !ok {
-			continue
-		}
-		defer unlock()
-		rec, ok := a.reg.Get(c.UserID)
-		if !ok {
-			continue
-		}
-		it, ok := decide(rec)
-		if !ok {
-			continue
-		}
-		if ls := a.liveOf(rec.UserID); ls.exists() {
-			it.ContainerID = ls.ID
-		} else {
-			it.ContainerID = ""
-		}
+// splitByAction parts items into those to stop and those to remove.
+func splitByAction(items []PruneItem) (stop, remove []PruneItem) {
+	stop, remove = []PruneItem{}, []PruneItem{}
+	for _, it := range items {
 		if it.Reason == ReasonIdleStop {
 			stop = append(stop, it)
 		} else {
 			remove = append(remove, it)
 		}
 	}
+	return stop, remove
+}
 
-	if len(stop) > 0 {
-		ids := make([]string, len(stop))
-		for i, it := range stop {
-			ids[i] = it.ContainerID
+// lockCandidates locks the candidates (skipping busy users) and decides
+// again under the lock, since a touch may have come in between; each item
+// names the container the engine has now.
+func (a *Agent) lockCandidates(r pruneRules, candidates []PruneItem, held *heldLocks) (stop, remove []PruneItem) {
+	var due []PruneItem
+	for _, c := range candidates {
+		if !held.try(c.UserID) {
+			continue
 		}
-		failed := runtime.FailedRefs(a.rt.Stop(ctx, ids, seconds(a.conf().Instance.StopTimeoutSeconds)), ids)
-		for _, it := range stop {
-			if err := failed[it.ContainerID]; err != nil {
-				it.Error = err.Error()
-				res.Failed = append(res.Failed, it)
-				continue
-			}
-			a.outage.stoppedByAgent(it.ContainerID, a.now())
-			a.markState(it.UserID, it.ContainerID, runtime.StateExited)
-			res.Stopped = append(res.Stopped, it)
-			a.publish(Event{Type: EventStopped, UserID: it.UserID, ContainerID: it.ContainerID, Message: "idle"})
+		rec, ok := a.reg.Get(c.UserID)
+		if !ok {
+			continue
+		}
+		it, ok := a.pruneDecision(r, rec)
+		if !ok {
+			continue
+		}
+		it.ContainerID = a.liveOf(rec.UserID).ID
+		due = append(due, it)
+	}
+	return splitByAction(due)
+}
+
+// stopIdle stops the idle instances in one runtime call.
+func (a *Agent) stopIdle(ctx context.Context, stop []PruneItem, res *PruneResult) {
+	if len(stop) == 0 {
+		return
+	}
+	ids := make([]string, len(stop))
+	for i, it := range stop {
+		ids[i] = it.ContainerID
+	}
+	failed := runtime.FailedRefs(a.rt.Stop(ctx, ids, seconds(a.conf().Instance.StopTimeoutSeconds)), ids)
+	for _, it := range stop {
+		if err := failed[it.ContainerID]; err != nil {
+			it.Error = err.Error()
+			res.Failed = append(res.Failed, it)
+			continue
+		}
+		a.outage.stoppedByAgent(it.ContainerID, a.now())
+		a.markState(it.UserID, it.ContainerID, runtime.StateExited)
+		res.Stopped = append(res.Stopped, it)
+		a.publish(Event{Type: EventStopped, UserID: it.UserID, ContainerID: it.ContainerID, Message: "idle"})
+	}
+}
+
+// removeExpired removes the containers of the expired instances in one
+// runtime call, then their entries in one registry write.
+func (a *Agent) removeExpired(ctx context.Context, remove []PruneItem, res *PruneResult) {
+	if len(remove) == 0 {
+		return
+	}
+	var ids []string
+	for _, it := range remove {
+		if it.ContainerID != "" {
+			ids = append(ids, it.ContainerID)
 		}
 	}
-
-	if len(remove) > 0 {
-		var ids []string
-		for _, it := range remove {
-			if it.ContainerID != "" {
-				ids = append(ids, it.ContainerID)
-			}
-		}
-		var failed map[string]error
-		if len(ids) > 0 {
-			failed = runtime.FailedRefs(a.rt.Remove(ctx, ids, runtime.RemoveOptions{Force: true}), ids)
-		}
-		var gone []string
-		var removed []PruneItem
-		for _, it := range remove {
-			if err := failed[it.ContainerID]; it.ContainerID != "" && err != nil {
-				it.Error = err.Error()
-				res.Failed = append(res.Failed, it)
-				continue
-			}
-			gone = append(gone, it.UserID)
-			removed = append(removed, it)
-		}
-		if len(gone) > 0 {
-			if err := a.reg.Delete(gone...); err != nil {
-				// The containers are gone; the entries stay and turn missing
-				// at the next resync, to be pruned again.
-				for _, it := range removed {
-					it.Error = fmt.Sprintf("container removed, entry kept: %v", err)
-					res.Failed = append(res.Failed, it)
-				}
-				removed = nil
-			}
-			for _, it := range removed {
-				a.dropLive(it.UserID, "")
-				res.Removed = append(res.Removed, it)
-				a.publish(Event{Type: EventRemoved, UserID: it.UserID, ContainerID: it.ContainerID, Message: it.Reason})
-			}
-		}
+	var failed map[string]error
+	if len(ids) > 0 {
+		failed = runtime.FailedRefs(a.rt.Remove(ctx, ids, runtime.RemoveOptions{Force: true}), ids)
 	}
+	var removed []PruneItem
+	for _, it := range remove {
+		if err := failed[it.ContainerID]; it.ContainerID != "" && err != nil {
+			it.Error = err.Error()
+			res.Failed = append(res.Failed, it)
+			continue
+		}
+		removed = append(removed, it)
+	}
+	a.deleteEntries(removed, res)
+}
+
+// deleteEntries deletes the entries of instances whose containers are
+// gone, in one registry write.
+func (a *Agent) deleteEntries(removed []PruneItem, res *PruneResult) {
+	if len(removed) == 0 {
+		return
+	}
+	gone := make([]string, len(removed))
+	for i, it := range removed {
+		gone[i] = it.UserID
+	}
+	if err := a.reg.Delete(gone...); err != nil {
+		// The containers are gone; the entries stay and turn missing at
+		// the next resync, to be pruned again.
+		for _, it := range removed {
+			it.Error = fmt.Sprintf("container removed, entry kept: %v", err)
+			res.Failed = append(res.Failed, it)
+		}
+		return
+	}
+	for _, it := range removed {
+		a.dropLive(it.UserID, "")
+		res.Removed = append(res.Removed, it)
+		a.publish(Event{Type: EventRemoved, UserID: it.UserID, ContainerID: it.ContainerID, Message: it.Reason})
+	}
+}
+
+// reportPrune counts a pass in the metrics and, when it did anything,
+// logs it and publishes its summary.
+func (a *Agent) reportPrune(res PruneResult) {
 	a.metrics.observePrune(res)
 	if n := len(res.Stopped) + len(res.Removed) + len(res.Failed); n > 0 {
 		a.log.Info("pruned", "stopped", len(res.Stopped), "removed", len(res.Removed), "failed", len(res.Failed))
 		a.publish(Event{Type: EventPruned, Message: fmt.Sprintf("stopped %d, removed %d, failed %d", len(res.Stopped), len(res.Removed), len(res.Failed))})
 	}
-	return res, nil
 }
 
 func round2(f float64) float64 { return math.Round(f*100) / 100 }

@@ -43,9 +43,9 @@ func (a *Agent) waitReady(ctx context.Context, rec registry.Record) error {
 				return fmt.Errorf("inspect while waiting for readiness: %w", err)
 			case err == nil && !c.Running():
 				if c.OOMKilled {
-					return fmt.Errorf("container was killed for lack of memory before it became ready")
+					return errdefs.Errorf(errdefs.ErrInstanceFailed, "container was killed for lack of memory before it became ready")
 				}
-				return fmt.Errorf("container exited with code %d before it became ready", c.ExitCode)
+				return errdefs.Errorf(errdefs.ErrInstanceFailed, "container exited with code %d before it became ready", c.ExitCode)
 			}
 		}
 		select {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 	"github.com/zaki-platform/zaki-agent/registry"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
@@ -205,9 +206,35 @@ func (a *Agent) reconcile(ctx context.Context) error {
 // Users busy in another call are left for the next resync.
 func (a *Agent) resync(ctx context.Context) error {
 	seq0 := a.seq.Load()
-	cs, err := a.rt.List(ctx, runtime.ListOptions{Labels: map[string]string{a.labels.Instance: "1"}})
+	found, err := a.listInstances(ctx)
 	if err != nil {
 		return fmt.Errorf("resync: %w", err)
+	}
+	a.replaceLive(found, seq0)
+
+	held := heldLocks{locks: &a.locks}
+	defer held.release()
+	puts, events := a.settleRecords(found, &held)
+	if len(puts) > 0 {
+		if err := a.reg.Put(puts...); err != nil {
+			return fmt.Errorf("resync: record states: %w", err)
+		}
+	}
+	for _, e := range events {
+		a.publish(e)
+	}
+	a.adoptUnrecorded(found, &held)
+	a.lastResync.Store(a.now().UnixMilli())
+	return nil
+}
+
+// listInstances asks the engine for the labelled containers, by user. A
+// container with an invalid label is ignored; of two claiming one user,
+// the one with the user's container name wins.
+func (a *Agent) listInstances(ctx context.Context) (map[string]liveState, error) {
+	cs, err := a.rt.List(ctx, runtime.ListOptions{Labels: map[string]string{a.labels.Instance: "1"}})
+	if err != nil {
+		return nil, err
 	}
 	found := make(map[string]liveState, len(cs))
 	for _, c := range cs {
@@ -222,8 +249,14 @@ func (a *Agent) resync(ctx context.Context) error {
 		}
 		found[userID] = ls
 	}
+	return found, nil
+}
 
+// replaceLive makes found the live view, but for the users whose entry
+// changed after seq0 (the List began): those changes are newer.
+func (a *Agent) replaceLive(found map[string]liveState, seq0 uint64) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	for userID, ls := range found {
 		if cur, ok := a.live[userID]; ok && cur.seq > seq0 {
 			continue
@@ -236,25 +269,13 @@ func (a *Agent) resync(ctx context.Context) error {
 			delete(a.live, userID)
 		}
 	}
-	a.mu.Unlock()
+}
 
-	var (
-		puts    []registry.Record
-		unlocks []func()
-		events  []Event
-	)
-	defer func() {
-		for _, u := range unlocks {
-			u()
-		}
-	}()
-	lockUser := func(userID string) bool {
-		u, ok := a.locks.tryLock(userID)
-		if ok {
-			unlocks = append(unlocks, u)
-		}
-		return ok
-	}
+// settleRecords returns the entries to rewrite so that the registry
+// matches found (container IDs, states, and for a container made anew its
+// hash, image and creation time; missing for a container gone), locking
+// each such user, and the missing events to publish once they are written.
+func (a *Agent) settleRecords(found map[string]liveState, held *heldLocks) (puts []registry.Record, events []Event) {
 	for _, rec := range a.reg.List() {
 		ls, ok := found[rec.UserID]
 		want := rec
@@ -274,7 +295,7 @@ func (a *Agent) resync(ctx context.Context) error {
 		if want.State == rec.State && want.ContainerID == rec.ContainerID && want.ConfigHash == rec.ConfigHash {
 			continue
 		}
-		if !lockUser(rec.UserID) {
+		if !held.try(rec.UserID) {
 			continue
 		}
 		if cur, ok := a.reg.Get(rec.UserID); !ok || cur.ContainerID != rec.ContainerID || cur.State != rec.State {
@@ -285,24 +306,20 @@ func (a *Agent) resync(ctx context.Context) error {
 		}
 		puts = append(puts, want)
 	}
-	if len(puts) > 0 {
-		if err := a.reg.Put(puts...); err != nil {
-			return fmt.Errorf("resync: record states: %w", err)
-		}
-	}
-	for _, e := range events {
-		a.publish(e)
-	}
+	return puts, events
+}
+
+// adoptUnrecorded adopts the containers of found that have no entry, of
+// the users not busy in another call.
+func (a *Agent) adoptUnrecorded(found map[string]liveState, held *heldLocks) {
 	for userID, ls := range found {
-		if _, ok := a.reg.Get(userID); ok || !lockUser(userID) {
+		if _, ok := a.reg.Get(userID); ok || !held.try(userID) {
 			continue
 		}
 		if _, err := a.adopt(userID, ls, registry.Record{}, false); err != nil {
 			a.log.Error("adopt container", "user", userID, "container", ls.Name, "err", err)
 		}
 	}
-	a.lastResync.Store(a.now().UnixMilli())
-	return nil
 }
 
 func stateName(ls liveState) string {
@@ -362,8 +379,11 @@ func (a *Agent) resyncUser(ctx context.Context, userID string) error {
 		return fmt.Errorf("inspect container of user %q: %w", userID, err)
 	}
 	id, ls, ok := a.liveFromContainer(c)
-	if !ok || id != userID {
-		return fmt.Errorf("container %s exists but is not an instance of user %q: remove it or rename it", c.Name, userID)
+	switch {
+	case !ok:
+		return errdefs.Errorf(errdefs.ErrConflict, "container %s exists but is not managed by zaki-agent (it lacks the label %s=1 or a valid %s): remove or rename it", c.Name, a.labels.Instance, a.labels.UserID)
+	case id != userID:
+		return errdefs.Errorf(errdefs.ErrConflict, "container %s is the instance of user %q, not of %q: remove or rename it", c.Name, id, userID)
 	}
 	a.setLive(userID, ls)
 	return nil

@@ -89,8 +89,9 @@ func TestFullDisk(t *testing.T) {
 	diskFull := func(t *testing.T, what string, err error) {
 		t.Helper()
 		var apiErr *socketapi.Error
-		l.checkT(t, errors.As(err, &apiErr) && apiErr.Status == http.StatusInternalServerError && strings.Contains(apiErr.Message, "no space left on device"),
-			"%s on a full disk: want 500 saying \"no space left on device\", got %v", what, err)
+		l.checkT(t, errors.As(err, &apiErr) && apiErr.Status == http.StatusServiceUnavailable && apiErr.Code == socketapi.CodeResourceExhausted &&
+			strings.Contains(apiErr.Message, "no space left on device"),
+			"%s on a full disk: want 503 resource_exhausted saying \"no space left on device\", got %v", what, err)
 	}
 
 	t.Run("while the disk is full", func(t *testing.T) {
@@ -126,7 +127,7 @@ func TestFullDisk(t *testing.T) {
 		consistent(t, "after a failed remove")
 
 		h, err := p.Client.Health(ctx)
-		l.checkT(t, err == nil && h.Status == "ok", "health on a full disk: %+v %v", h, err)
+		l.checkT(t, err == nil && h.Status == socketapi.HealthOK, "health on a full disk: %+v %v", h, err)
 		l.checkT(t, p.Running(), "the agent died of the full disk")
 	})
 

@@ -14,7 +14,7 @@
 //     while it is gone, the agent stays up, instances come back on their
 //     own and the state is resynced;
 //   - a full disk under the state dir (a small tmpfs): writes fail with an
-//     error that says so, memory never runs ahead of the disk, nothing is
+//     error that says so (503 resource_exhausted), memory never runs ahead of the disk, nothing is
 //     corrupted, and the agent recovers once space is freed;
 //   - an engine that never answers (a docker CLI stand-in on PATH): every
 //     call ends within its bound and the agent keeps serving other users;

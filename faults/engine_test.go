@@ -167,7 +167,7 @@ func TestEngineRestart(t *testing.T) {
 	t.Run("while the engine is down", func(t *testing.T) {
 		waitFor(t, 30*time.Second, "health says the runtime is unavailable", func() (bool, string) {
 			h, err := p.Client.Health(ctx)
-			return err != nil && h.Status == "unavailable", fmt.Sprintf("%+v %v", h.Runtime, err)
+			return err != nil && h.Status == socketapi.HealthUnavailable, fmt.Sprintf("%+v %v", h.Runtime, err)
 		})
 		h, err := p.Client.Health(ctx)
 		var apiErr *socketapi.Error
@@ -210,7 +210,7 @@ func TestEngineRestart(t *testing.T) {
 	t.Run("once the engine is back", func(t *testing.T) {
 		waitFor(t, 60*time.Second, "health ok again", func() (bool, string) {
 			h, err := p.Client.Health(ctx)
-			return err == nil && h.Status == "ok" && h.Runtime.Up, fmt.Sprintf("%+v %v", h, err)
+			return err == nil && h.Status == socketapi.HealthOK && h.Runtime.Up, fmt.Sprintf("%+v %v", h, err)
 		})
 		l.checkT(t, p.Pid() == agentPid, "the agent was restarted")
 		l.checkT(t, events.has(socketapi.EventRuntimeUp, ""), "no runtime.up event: %v", events.types(""))

@@ -124,7 +124,7 @@ func TestHangingEngine(t *testing.T) {
 			assert.NilError(t, os.Remove(filepath.Join(shim, "hang")))
 			waitFor(t, 60*time.Second, "health ok once the engine answers", func() (bool, string) {
 				h, err := p.Client.Health(ctx)
-				return err == nil && h.Status == "ok", fmt.Sprintf("%+v %v", h.Runtime, err)
+				return err == nil && h.Status == socketapi.HealthOK, fmt.Sprintf("%+v %v", h.Runtime, err)
 			})
 			// (A loaded machine may take longer than the short bound for a
 			// start: the agent recovers when a call succeeds again.)

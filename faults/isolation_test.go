@@ -153,7 +153,7 @@ func TestTenantIsolation(t *testing.T) {
 		in, err := p.Client.Ensure(ctx, "newcomer", socketapi.InstanceSpec{})
 		l.checkT(t, err == nil && in.State == socketapi.StateRunning, "a new tenant cannot start after the others' fork bombs: %v", err)
 		h, err := p.Client.Health(ctx)
-		l.checkT(t, err == nil && h.Status == "ok", "agent health after the fork bombs: %+v %v", h, err)
+		l.checkT(t, err == nil && h.Status == socketapi.HealthOK, "agent health after the fork bombs: %+v %v", h, err)
 		for _, b := range bombers {
 			assert.Check(t, p.Client.Remove(ctx, b.UserID, true))
 		}

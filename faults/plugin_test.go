@@ -92,7 +92,7 @@ func TestPluginKill(t *testing.T) {
 		l.check(p.Running() && p.Pid() == agentPid, "round %d: the agent died with its plugin", round)
 		waitFor(t, 60*time.Second, "plugin relaunched", func() (bool, string) {
 			h, err := p.Client.Health(ctx)
-			return err == nil && h.Status == "ok" && h.Runtime.Restarts > h0.Runtime.Restarts, fmt.Sprintf("%+v %v", h.Runtime, err)
+			return err == nil && h.Status == socketapi.HealthOK && h.Runtime.Restarts > h0.Runtime.Restarts, fmt.Sprintf("%+v %v", h.Runtime, err)
 		})
 		np := pluginPid(p)
 		l.check(np > 0 && np != plugin, "round %d: plugin pid %d -> %d", round, plugin, np)

@@ -1,41 +1,29 @@
 package registry
 
-import (
-	"errors"
-	"fmt"
-)
+import "github.com/zaki-platform/zaki-agent/internal/errdefs"
 
-// The closed set of error classes the registry returns, tested with
-// errors.Is. A write that fails for another reason (a full disk, an I/O
-// error) wraps the underlying error instead, so errors.Is(err,
-// syscall.ENOSPC) holds for a full disk.
+// The errors the registry returns, tested with errors.Is. Each is also of
+// one of the classes of package internal/errdefs (errdefs.Class names it),
+// which is how it reaches the API. A write that fails for another reason
+// (a full disk, an I/O error) wraps the underlying error instead, so
+// errors.Is(err, syscall.ENOSPC) holds for a full disk.
 var (
-	// ErrInvalid: a user ID, record field or port range the registry refuses.
-	ErrInvalid = errors.New("invalid argument")
-	// ErrPortConflict: a port that belongs to another user, or a record
-	// whose port is not the one its user has reserved.
-	ErrPortConflict = errors.New("port conflict")
-	// ErrNoFreePort: every port of the requested range is reserved.
-	ErrNoFreePort = errors.New("no free port")
-	// ErrLocked: another process (or another Registry) holds the state dir.
-	ErrLocked = errors.New("state dir in use")
-	// ErrCorrupt: registry.json (or the legacy file) cannot be decoded; it
-	// was left as it is.
-	ErrCorrupt = errors.New("corrupt registry file")
-	// ErrClosed: the Registry was closed.
-	ErrClosed = errors.New("registry closed")
+	// ErrInvalid: a user ID, record field or port range the registry
+	// refuses.
+	ErrInvalid = errdefs.ErrInvalidArgument
+	// ErrPortConflict (errdefs.ErrConflict): a port that belongs to another
+	// user, or a record whose port is not the one its user has reserved.
+	ErrPortConflict = errdefs.Errorf(errdefs.ErrConflict, "port conflict")
+	// ErrNoFreePort (errdefs.ErrResourceExhausted): every port of the
+	// requested range is reserved.
+	ErrNoFreePort = errdefs.Errorf(errdefs.ErrResourceExhausted, "no free port")
+	// ErrLocked (errdefs.ErrConflict): another process (or another
+	// Registry) holds the state dir.
+	ErrLocked = errdefs.Errorf(errdefs.ErrConflict, "state dir in use")
+	// ErrCorrupt (errdefs.ErrDataLoss): registry.json (or the legacy file)
+	// cannot be decoded; it was left as it is.
+	ErrCorrupt = errdefs.Errorf(errdefs.ErrDataLoss, "corrupt registry file")
+	// ErrClosed (errdefs.ErrUnavailable): the Registry was closed (the
+	// agent is stopping).
+	ErrClosed = errdefs.Errorf(errdefs.ErrUnavailable, "registry closed")
 )
-
-// errorf returns an error of class class whose text is the formatted
-// message alone. %w in format wraps as fmt.Errorf does.
-func errorf(class error, format string, args ...any) error {
-	return &classError{class: class, err: fmt.Errorf(format, args...)}
-}
-
-type classError struct {
-	class error
-	err   error
-}
-
-func (e *classError) Error() string   { return e.err.Error() }
-func (e *classError) Unwrap() []error { return []error{e.class, e.err} }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 )
 
 // LockFile is the file in the state dir that Open locks (flock, exclusive)
@@ -35,7 +37,7 @@ func lockDir(dir string) (*os.File, error) {
 	if err != nil {
 		defer f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, errorf(ErrLocked, "state dir %s is in use by %s", dir, lockHolder(f))
+			return nil, errdefs.Errorf(ErrLocked, "state dir %s is in use by %s", dir, lockHolder(f))
 		}
 		return nil, fmt.Errorf("lock state dir %s: flock %s: %w", dir, path, err)
 	}

@@ -1,6 +1,10 @@
 package registry
 
-import "maps"
+import (
+	"maps"
+
+	"github.com/zaki-platform/zaki-agent/internal/errdefs"
+)
 
 // ReservePort returns userID's port, reserving one first when the user has
 // none: the lowest port in [lo, hi] that was never reserved by anyone. The
@@ -13,7 +17,7 @@ func (r *Registry) ReservePort(userID string, lo, hi int) (int, error) {
 		return 0, err
 	}
 	if lo < 1 || hi > 65535 || lo > hi {
-		return 0, errorf(ErrInvalid, "invalid port range %d-%d", lo, hi)
+		return 0, errdefs.Errorf(ErrInvalid, "invalid port range %d-%d", lo, hi)
 	}
 	if p, ok := r.Port(userID); ok {
 		return p, nil
@@ -35,7 +39,7 @@ func (r *Registry) ReservePort(userID string, lo, hi int) (int, error) {
 		}
 	}
 	if port == 0 {
-		return 0, errorf(ErrNoFreePort, "reserve a port for %q: all %d ports of %d-%d are reserved", userID, hi-lo+1, lo, hi)
+		return 0, errdefs.Errorf(ErrNoFreePort, "reserve a port for %q: all %d ports of %d-%d are reserved", userID, hi-lo+1, lo, hi)
 	}
 	st := newStage(cur)
 	st.reserve(userID, port)
@@ -60,7 +64,7 @@ func (r *Registry) Ports() map[string]int { return maps.Clone(r.snap.Load().port
 func (st *stage) claim(userID string, port int) error {
 	if have, ok := st.next.ports[userID]; ok {
 		if have != port {
-			return errorf(ErrPortConflict, "record %q: port %d, but the user's reserved port is %d", userID, port, have)
+			return errdefs.Errorf(ErrPortConflict, "record %q: port %d, but the user's reserved port is %d", userID, port, have)
 		}
 		return nil
 	}
@@ -68,7 +72,7 @@ func (st *stage) claim(userID string, port int) error {
 		return nil
 	}
 	if other, taken := st.next.byPort[port]; taken {
-		return errorf(ErrPortConflict, "record %q: port %d is reserved by user %q", userID, port, other)
+		return errdefs.Errorf(ErrPortConflict, "record %q: port %d is reserved by user %q", userID, port, other)
 	}
 	st.reserve(userID, port)
 	return nil

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"sync/atomic"
 	"unicode/utf8"
+
+	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 )
 
 // Record is what the registry knows about one user's instance.
@@ -40,7 +42,7 @@ type Record struct {
 // container name and a label. The error is of class ErrInvalid.
 func ValidateUserID(id string) error {
 	if !validUserID(id) {
-		return errorf(ErrInvalid, "invalid user id %q: must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", id)
+		return errdefs.Errorf(ErrInvalid, "invalid user id %q: must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", id)
 	}
 	return nil
 }
@@ -68,22 +70,22 @@ func (rec *Record) validate() error {
 		return err
 	}
 	if rec.Port < 0 || rec.Port > 65535 {
-		return errorf(ErrInvalid, "record %q: port %d out of range", rec.UserID, rec.Port)
+		return errdefs.Errorf(ErrInvalid, "record %q: port %d out of range", rec.UserID, rec.Port)
 	}
 	if rec.HashVersion < 0 {
-		return errorf(ErrInvalid, "record %q: negative hash version %d", rec.UserID, rec.HashVersion)
+		return errdefs.Errorf(ErrInvalid, "record %q: negative hash version %d", rec.UserID, rec.HashVersion)
 	}
 	for name, s := range map[string]string{
 		"container name": rec.ContainerName, "container id": rec.ContainerID, "image": rec.Image,
 		"config hash": rec.ConfigHash, "desired hash": rec.DesiredHash, "state": rec.State,
 	} {
 		if !utf8.ValidString(s) {
-			return errorf(ErrInvalid, "record %q: %s is not valid UTF-8", rec.UserID, name)
+			return errdefs.Errorf(ErrInvalid, "record %q: %s is not valid UTF-8", rec.UserID, name)
 		}
 	}
 	for k, v := range rec.Labels {
 		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return errorf(ErrInvalid, "record %q: label %q is not valid UTF-8", rec.UserID, k)
+			return errdefs.Errorf(ErrInvalid, "record %q: label %q is not valid UTF-8", rec.UserID, k)
 		}
 	}
 	return nil

@@ -11,6 +11,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/zaki-platform/zaki-agent/internal/atomicfile"
+	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 )
 
 // FileName is the registry file in the state dir; LegacyCopyFile the copy
@@ -72,7 +75,7 @@ type Registry struct {
 // process holds fails with ErrLocked naming the holder.
 func Open(dir string, opts Options) (*Registry, error) {
 	if opts.FlushInterval < 0 {
-		return nil, errorf(ErrInvalid, "negative flush interval %v", opts.FlushInterval)
+		return nil, errdefs.Errorf(ErrInvalid, "negative flush interval %v", opts.FlushInterval)
 	}
 	if opts.FlushInterval == 0 {
 		opts.FlushInterval = DefaultFlushInterval
@@ -105,7 +108,7 @@ func Open(dir string, opts Options) (*Registry, error) {
 // load reads the registry file, importing a legacy one.
 func (r *Registry) load() (*state, error) {
 	for _, target := range []string{r.path, filepath.Join(r.dir, LegacyCopyFile)} {
-		removed, err := removeTemps(target)
+		removed, err := atomicfile.RemoveTemps(target)
 		for _, m := range removed {
 			r.log.Info("removed a temp file left by an interrupted write", "file", m)
 		}
@@ -157,7 +160,7 @@ func (r *Registry) load() (*state, error) {
 }
 
 func corrupt(path string, err error) error {
-	return errorf(ErrCorrupt, "registry file %s is corrupt: %w (left as it is: repair it or restore a backup)", path, err)
+	return errdefs.Errorf(ErrCorrupt, "registry file %s is corrupt: %w (left as it is: repair it or restore a backup)", path, err)
 }
 
 // importLegacy keeps a copy of the legacy file beside registry.json, then
@@ -235,7 +238,7 @@ func (r *Registry) Put(recs ...Record) error {
 			return err
 		}
 		if seen[recs[i].UserID] {
-			return errorf(ErrInvalid, "put: user %q appears twice", recs[i].UserID)
+			return errdefs.Errorf(ErrInvalid, "put: user %q appears twice", recs[i].UserID)
 		}
 		seen[recs[i].UserID] = true
 	}

@@ -44,7 +44,11 @@ type engine struct {
 	log     *apitest.SyncBuffer
 }
 
-func startEngine(t *testing.T) *engine {
+func startEngine(t *testing.T) *engine { return startEngineWithPorts(t, 200) }
+
+// startEngineWithPorts is startEngine with a range of the given number of
+// host ports.
+func startEngineWithPorts(t *testing.T, ports int) *engine {
 	testenv.RequireDocker(t)
 	image := testenv.EnsureStubImage(t)
 	pluginBin := testenv.Binary(t, "zaki-runtime-docker")
@@ -71,10 +75,10 @@ func startEngine(t *testing.T) *engine {
 	assert.NilError(t, err)
 	t.Cleanup(func() { plugin.Close() })
 
-	lo := freePortWindow(t, 200)
+	lo := freePortWindow(t, ports)
 	en.Env = apitest.Start(t, apitest.Options{
 		Runtime:   plugin,
-		PortRange: fmt.Sprintf("%d-%d", lo, lo+199),
+		PortRange: fmt.Sprintf("%d-%d", lo, lo+ports-1),
 		Config: func(c *daemon.Config) {
 			c.Runtime = "docker"
 			c.Instance.Image = image
@@ -189,7 +193,7 @@ func testGoClient(t *testing.T, en *engine) {
 
 	h, err := c.Health(ctx)
 	assert.NilError(t, err)
-	assert.Check(t, is.Equal(h.Status, "ok"))
+	assert.Check(t, is.Equal(h.Status, socketapi.HealthOK))
 	assert.Check(t, h.Runtime.Up)
 	assert.Assert(t, h.Runtime.Engine != nil)
 	assert.Check(t, is.Equal(h.Runtime.Engine.Runtime, "docker"))

@@ -8,15 +8,19 @@ import (
 	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 )
 
-// The error classes of the API, tested with errors.Is. The first five are
-// the agent's own (package internal/errdefs); the others arise in the API
-// layer alone.
+// The error classes of the API, tested with errors.Is. The first eight
+// are the agent's own (package internal/errdefs); the others arise in the
+// API layer alone. The agent's errdefs.ErrDataLoss (a corrupt file of its
+// own) is answered as internal.
 var (
-	ErrNotFound        = errdefs.ErrNotFound
-	ErrAlreadyExists   = errdefs.ErrAlreadyExists
-	ErrInvalidArgument = errdefs.ErrInvalidArgument
-	ErrUnavailable     = errdefs.ErrUnavailable
-	ErrTimeout         = errdefs.ErrTimeout
+	ErrNotFound          = errdefs.ErrNotFound
+	ErrAlreadyExists     = errdefs.ErrAlreadyExists
+	ErrInvalidArgument   = errdefs.ErrInvalidArgument
+	ErrUnavailable       = errdefs.ErrUnavailable
+	ErrTimeout           = errdefs.ErrTimeout
+	ErrConflict          = errdefs.ErrConflict
+	ErrResourceExhausted = errdefs.ErrResourceExhausted
+	ErrInstanceFailed    = errdefs.ErrInstanceFailed
 
 	// ErrForbidden: the caller's uid/gid is not allowed, or the request
 	// came from a browser (Origin or Referer header).
@@ -38,12 +42,18 @@ const (
 	CodeConflict           = "conflict"
 	CodeTooLarge           = "too_large"
 	CodeRuntimeUnavailable = "runtime_unavailable"
+	CodeResourceExhausted  = "resource_exhausted"
+	CodeInstanceFailed     = "instance_failed"
 	CodeTimeout            = "timeout"
 	CodeInternal           = "internal"
 )
 
 // errorKind ties a class to its code and HTTP status: the one table both
-// the server and the client translate with.
+// the server and the client translate with. Two classes share "conflict"
+// (the wire does not tell them apart: the client's error is of both), and
+// two share 503, told apart by their codes: runtime_unavailable passes
+// (retry), resource_exhausted lasts until someone widens the port range
+// or frees disk space (place the user on another host).
 type errorKind struct {
 	class  error
 	code   string
@@ -56,8 +66,11 @@ var errorKinds = []errorKind{
 	{ErrNotFound, CodeNotFound, http.StatusNotFound},
 	{ErrMethodNotAllowed, CodeMethodNotAllowed, http.StatusMethodNotAllowed},
 	{ErrAlreadyExists, CodeConflict, http.StatusConflict},
+	{ErrConflict, CodeConflict, http.StatusConflict},
 	{ErrTooLarge, CodeTooLarge, http.StatusRequestEntityTooLarge},
 	{ErrUnavailable, CodeRuntimeUnavailable, http.StatusServiceUnavailable},
+	{ErrResourceExhausted, CodeResourceExhausted, http.StatusServiceUnavailable},
+	{ErrInstanceFailed, CodeInstanceFailed, http.StatusBadGateway},
 	{ErrTimeout, CodeTimeout, http.StatusGatewayTimeout},
 	{ErrInternal, CodeInternal, http.StatusInternalServerError},
 }
@@ -85,8 +98,8 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
-// Unwrap returns the error's class.
-func (e *Error) Unwrap() error { return ClassOfCode(e.Code, e.Status) }
+// Unwrap returns the error's classes.
+func (e *Error) Unwrap() []error { return classesOfCode(e.Code, e.Status) }
 
 // Errorf returns an error of class class whose text is the formatted
 // message; %w wraps as fmt.Errorf does.
@@ -124,19 +137,35 @@ func kindOf(err error) errorKind {
 }
 
 // ClassOfCode returns the class of an error code, falling back on the
-// HTTP status for a code it does not know.
-func ClassOfCode(code string, status int) error {
+// HTTP status for a code it does not know. For "conflict" it is
+// ErrAlreadyExists; the client's *Error is of ErrConflict too.
+func ClassOfCode(code string, status int) error { return classesOfCode(code, status)[0] }
+
+// classesOfCode is the one translation back from the wire: the classes
+// of an error code, or for a code it does not know (a newer agent's) the
+// first class of the status.
+func classesOfCode(code string, status int) []error {
+	var cs []error
 	for _, k := range errorKinds {
 		if k.code == code {
-			return k.class
+			cs = append(cs, k.class)
 		}
 	}
+	if len(cs) > 0 {
+		return cs
+	}
+	return []error{kindOfStatus(status).class}
+}
+
+// kindOfStatus returns the first kind of an HTTP status (internal for an
+// unknown one).
+func kindOfStatus(status int) errorKind {
 	for _, k := range errorKinds {
 		if k.status == status {
-			return k.class
+			return k
 		}
 	}
-	return ErrInternal
+	return errorKinds[len(errorKinds)-1]
 }
 
 // StatusOfCode returns the HTTP status of an error code (500 for an
@@ -166,12 +195,7 @@ func errorFromResponse(status int, body []byte, decode func([]byte, any) error) 
 		return &Error{Status: status, Code: eb.Error.Code, Message: eb.Error.Message}
 	}
 	// Not our error body (a proxy, a bug): keep what we can.
-	code := CodeInternal
-	for _, k := range errorKinds {
-		if k.status == status {
-			code = k.code
-		}
-	}
+	code := kindOfStatus(status).code
 	msg := fmt.Sprintf("unexpected response %d %s", status, http.StatusText(status))
 	if len(body) > 0 && len(body) < 512 {
 		msg += ": " + string(body)

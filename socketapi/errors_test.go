@@ -12,6 +12,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/zaki-platform/zaki-agent/internal/errdefs"
+	"github.com/zaki-platform/zaki-agent/registry"
 	"github.com/zaki-platform/zaki-agent/socketapi"
 	"github.com/zaki-platform/zaki-agent/socketapi/internal/apitest"
 )
@@ -30,7 +31,12 @@ func TestHTTPError(t *testing.T) {
 		{fmt.Errorf("get: %w", errdefs.Errorf(errdefs.ErrNotFound, "gone")), 404, "not_found", socketapi.ErrNotFound},
 		{socketapi.Errorf(socketapi.ErrMethodNotAllowed, "PATCH"), 405, "method_not_allowed", socketapi.ErrMethodNotAllowed},
 		{errdefs.Errorf(errdefs.ErrAlreadyExists, "dup"), 409, "conflict", socketapi.ErrAlreadyExists},
+		{fmt.Errorf("resync: %w", errdefs.Errorf(errdefs.ErrConflict, "container not managed")), 409, "conflict", socketapi.ErrConflict},
+		{fmt.Errorf("put: %w", errdefs.Errorf(registry.ErrPortConflict, "port taken")), 409, "conflict", socketapi.ErrConflict},
 		{socketapi.Errorf(socketapi.ErrTooLarge, "big"), 413, "too_large", socketapi.ErrTooLarge},
+		{fmt.Errorf("pick: %w: all reserved", registry.ErrNoFreePort), 503, "resource_exhausted", socketapi.ErrResourceExhausted},
+		{errdefs.Errorf(errdefs.ErrDataLoss, "corrupt"), 500, "internal", socketapi.ErrInternal},
+		{fmt.Errorf("instance: %w", errdefs.Errorf(errdefs.ErrInstanceFailed, "exited with code 3")), 502, "instance_failed", socketapi.ErrInstanceFailed},
 		{fmt.Errorf("x: %w", errdefs.Errorf(errdefs.ErrUnavailable, "down")), 503, "runtime_unavailable", socketapi.ErrUnavailable},
 		{errdefs.Errorf(errdefs.ErrTimeout, "slow"), 504, "timeout", socketapi.ErrTimeout},
 		{fmt.Errorf("wait: %w", context.DeadlineExceeded), 504, "timeout", socketapi.ErrTimeout},
@@ -48,7 +54,13 @@ func TestHTTPError(t *testing.T) {
 			assert.Check(t, is.Equal(socketapi.StatusOfCode(c.code), c.status))
 		})
 	}
-	// A code from a newer agent falls back on its status.
+	// The wire does not tell the two classes of "conflict" apart: the
+	// client's error is of both.
+	back := &socketapi.Error{Status: 409, Code: "conflict"}
+	assert.Check(t, errors.Is(back, socketapi.ErrConflict))
+	assert.Check(t, errors.Is(back, socketapi.ErrAlreadyExists))
+	// A code from a newer agent falls back on its status (503: unavailable).
+	assert.Check(t, errors.Is(&socketapi.Error{Status: 503, Code: "gone_fishing"}, socketapi.ErrUnavailable))
 	assert.Check(t, errors.Is(&socketapi.Error{Status: 404, Code: "gone_fishing"}, socketapi.ErrNotFound))
 	assert.Check(t, errors.Is(&socketapi.Error{Status: 418, Code: "teapot"}, socketapi.ErrInternal))
 }

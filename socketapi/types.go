@@ -134,13 +134,23 @@ const (
 )
 
 // Health is the agent's view of itself, its runtime and the engine (GET
-// /v1/health; 503 when Status is "unavailable").
+// /v1/health; 503 when Status is HealthUnavailable).
 type Health struct {
-	Status  string        `json:"status"` // ok, degraded or unavailable
+	Status  string        `json:"status"` // one of the Health* constants
 	Agent   AgentHealth   `json:"agent"`
 	Runtime RuntimeHealth `json:"runtime"`
 	Counts  Counts        `json:"instances"`
 }
+
+// The statuses of the health document.
+const (
+	HealthOK          = "ok"          // ready, every loop making progress, the runtime answers
+	HealthDegraded    = "degraded"    // not ready yet (first reconciliation pending), or a loop is wedged
+	HealthUnavailable = "unavailable" // the runtime or its engine does not answer (503)
+)
+
+// LoopsOK is AgentHealth.Loops when no loop is wedged.
+const LoopsOK = "ok"
 
 // AgentHealth describes the agent process.
 type AgentHealth struct {
@@ -149,7 +159,7 @@ type AgentHealth struct {
 	StartedAtMs  int64  `json:"startedAtMs"`
 	Ready        bool   `json:"ready"`
 	LastResyncMs int64  `json:"lastResyncMs,omitempty"`
-	Loops        string `json:"loops"` // ok, or which loop is wedged
+	Loops        string `json:"loops"` // LoopsOK, or which loop is wedged
 }
 
 // RuntimeHealth describes the runtime plugin and its engine.

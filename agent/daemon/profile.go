@@ -9,6 +9,8 @@ import (
 	"runtime/trace"
 	"strings"
 	"sync"
+
+	"github.com/zaki-platform/zaki-agent/internal/atomicfile"
 )
 
 // profileDirEnv names a directory for CPU profiles of the agent; a tool for
@@ -38,9 +40,10 @@ type profiler struct {
 	running []*pending // the files being written, none when idle
 }
 
-// pending is a file being written and its final name.
+// pending is a file being written (atomically: it appears at its final
+// path on Commit) and what ends what writes it.
 type pending struct {
-	f    *os.File
+	f    *atomicfile.File
 	name string
 	stop func()
 }
@@ -89,14 +92,13 @@ func (p *profiler) begin(name string, start func(*os.File) (stop func(), err err
 	if err := os.MkdirAll(p.dir, 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(p.dir, ".profile-*")
+	f, err := atomicfile.Create(filepath.Join(p.dir, name), atomicfile.Options{})
 	if err != nil {
 		return nil, err
 	}
-	stop, err := start(f)
+	stop, err := start(f.File)
 	if err != nil {
-		f.Close()
-		os.Remove(f.Name())
+		f.Abort()
 		return nil, err
 	}
 	return &pending{f: f, name: name, stop: stop}, nil
@@ -113,12 +115,7 @@ func (p *profiler) stop() {
 	for _, r := range p.running {
 		r.stop()
 		path := filepath.Join(p.dir, r.name)
-		err := r.f.Close()
-		if err == nil {
-			err = os.Rename(r.f.Name(), path)
-		}
-		if err != nil {
-			os.Remove(r.f.Name())
+		if err := r.f.Commit(); err != nil {
 			p.log.Warn("cannot write a profile", "path", path, "err", err)
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // The error classes.
@@ -21,10 +22,28 @@ var (
 	ErrInvalidArgument = errors.New("invalid argument")
 	ErrUnavailable     = errors.New("unavailable")
 	ErrTimeout         = errors.New("timeout")
+	// ErrConflict: the request clashes with what the host holds (a port
+	// another user has, a container name taken by a container the agent
+	// does not manage); retrying does not help until someone resolves it.
+	ErrConflict = errors.New("conflict")
+	// ErrResourceExhausted: the host has run out of something the request
+	// needs (every port of the range is reserved, the disk is full);
+	// another host may have it, this one will not until someone acts.
+	ErrResourceExhausted = errors.New("resource exhausted")
+	// ErrDataLoss: state the agent keeps on disk cannot be read (a corrupt
+	// file); an operator must repair or restore it.
+	ErrDataLoss = errors.New("data loss")
+	// ErrInstanceFailed: the user's container itself failed (it exited, or
+	// was killed for memory, before it became ready): its image or its
+	// spec is at fault, not the agent nor the engine; its logs say why.
+	ErrInstanceFailed = errors.New("instance failed")
 )
 
 // classes lists the error classes, most specific first.
-var classes = []error{ErrInvalidArgument, ErrNotFound, ErrAlreadyExists, ErrTimeout, ErrUnavailable}
+var classes = []error{
+	ErrInvalidArgument, ErrNotFound, ErrAlreadyExists, ErrConflict,
+	ErrResourceExhausted, ErrDataLoss, ErrInstanceFailed, ErrTimeout, ErrUnavailable,
+}
 
 // Errorf returns an error of class class whose text is the formatted
 // message alone (the class is not repeated in it). %w in format wraps as
@@ -42,7 +61,9 @@ func (e *classError) Error() string   { return e.err.Error() }
 func (e *classError) Unwrap() []error { return []error{e.class, e.err} }
 
 // Class returns the class of err (one of the Err* variables), or nil when
-// err belongs to none. A context deadline counts as ErrTimeout.
+// err belongs to none. A context deadline counts as ErrTimeout, and a full
+// file system or quota (ENOSPC, EDQUOT) as ErrResourceExhausted: the host
+// ran out of disk, which is no fault of the agent's.
 func Class(err error) error {
 	if err == nil {
 		return nil
@@ -54,6 +75,9 @@ func Class(err error) error {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return ErrTimeout
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return ErrResourceExhausted
 	}
 	return nil
 }

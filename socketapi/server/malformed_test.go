@@ -18,6 +18,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/zaki-platform/zaki-agent/registry"
+	"github.com/zaki-platform/zaki-agent/socketapi"
 	"github.com/zaki-platform/zaki-agent/socketapi/internal/apitest"
 )
 
@@ -106,7 +107,7 @@ func TestMalformedRequests(t *testing.T) {
 	// The server survived, and nothing changed.
 	h, err := e.Client.Health(ctxT(t))
 	assert.NilError(t, err)
-	assert.Check(t, is.Equal(h.Status, "ok"))
+	assert.Check(t, is.Equal(h.Status, socketapi.HealthOK))
 	assert.NilError(t, e.Registry.Flush())
 	assert.Check(t, is.DeepEqual(e.Registry.List(), regBefore))
 	assert.Check(t, is.DeepEqual(e.Fake.Containers(), containersBefore))

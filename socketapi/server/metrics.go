@@ -65,14 +65,14 @@ func MetricsHandler(g prometheus.Gatherer) http.Handler {
 	prom := promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/metrics" {
-			_, body := socketapi.HTTPError(socketapi.Errorf(socketapi.ErrNotFound, "no such path: %s (only /metrics here)", r.URL.Path))
-			writeJSON(w, http.StatusNotFound, body)
+			status, body := socketapi.HTTPError(socketapi.Errorf(socketapi.ErrNotFound, "no such path: %s (only /metrics here)", r.URL.Path))
+			writeJSON(w, status, body)
 			return
 		}
 		if r.Method != http.MethodGet {
 			w.Header().Set("Allow", http.MethodGet)
-			_, body := socketapi.HTTPError(socketapi.Errorf(socketapi.ErrMethodNotAllowed, "method %s not allowed on /metrics", r.Method))
-			writeJSON(w, http.StatusMethodNotAllowed, body)
+			status, body := socketapi.HTTPError(socketapi.Errorf(socketapi.ErrMethodNotAllowed, "method %s not allowed on /metrics", r.Method))
+			writeJSON(w, status, body)
 			return
 		}
 		prom.ServeHTTP(w, r)

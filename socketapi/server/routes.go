@@ -122,7 +122,7 @@ func (s *Server) opContext() (context.Context, context.CancelFunc) {
 func (s *Server) health(w http.ResponseWriter, r *http.Request, _ call) error {
 	h := s.cfg.Agent.Health(r.Context())
 	status := http.StatusOK
-	if h.Status == "unavailable" {
+	if h.Status == socketapi.HealthUnavailable {
 		status = http.StatusServiceUnavailable
 		if st, ok := r.Context().Value(callStateKey{}).(*callState); ok {
 			st.code = socketapi.CodeRuntimeUnavailable

@@ -34,7 +34,7 @@ func TestClientEveryRoute(t *testing.T) {
 
 	h, err := c.Health(ctx)
 	assert.NilError(t, err)
-	assert.Check(t, is.Equal(h.Status, "ok"))
+	assert.Check(t, is.Equal(h.Status, socketapi.HealthOK))
 	assert.Check(t, h.Runtime.Up)
 	assert.Check(t, is.Equal(h.Runtime.Engine.EngineVersion, runtimetest.FakeEngineVersion))
 
@@ -267,7 +267,7 @@ func TestHealthUnavailable(t *testing.T) {
 	assert.Check(t, is.Contains(r.body, `"status":"unavailable"`))
 	h, err := e.Client.Health(ctxT(t))
 	assert.Check(t, errors.Is(err, socketapi.ErrUnavailable), "got %v", err)
-	assert.Check(t, is.Equal(h.Status, "unavailable"))
+	assert.Check(t, is.Equal(h.Status, socketapi.HealthUnavailable))
 	assert.Check(t, !h.Runtime.Up)
 	assert.Check(t, is.Contains(err.Error(), "runtime unavailable"))
 }
