@@ -12,6 +12,7 @@ import (
 	"gotest.tools/v3/assert"
 	"gotest.tools/v3/golden"
 
+	"github.com/zaki-platform/zaki-agent/plugins/internal/clirt"
 	"github.com/zaki-platform/zaki-agent/runtime"
 	"github.com/zaki-platform/zaki-agent/runtime/runtimetest"
 )
@@ -60,19 +61,19 @@ func TestShellCommandRoundTrip(t *testing.T) {
 
 func TestHealthFromConfig(t *testing.T) {
 	for _, tc := range []struct {
-		in   *healthJSON
+		in   *clirt.HealthJSON
 		want *runtime.Healthcheck
 	}{
 		{nil, nil},
-		{&healthJSON{Test: []string{"NONE"}}, nil},
-		{&healthJSON{Test: []string{"CMD", "/gateway-stub", "-probe"}, Interval: 1e9, Retries: 2},
+		{&clirt.HealthJSON{Test: []string{"NONE"}}, nil},
+		{&clirt.HealthJSON{Test: []string{"CMD", "/gateway-stub", "-probe"}, Interval: 1e9, Retries: 2},
 			&runtime.Healthcheck{Test: []string{"/gateway-stub", "-probe"}, Interval: time.Second, Retries: 2}},
-		{&healthJSON{Test: []string{"CMD-SHELL", "exec /x 'a b'"}, Timeout: 3e9},
+		{&clirt.HealthJSON{Test: []string{"CMD-SHELL", "exec /x 'a b'"}, Timeout: 3e9},
 			&runtime.Healthcheck{Test: []string{"/x", "a b"}, Timeout: 3 * time.Second}},
-		{&healthJSON{Test: []string{"CMD-SHELL", "curl -f localhost || exit 1"}},
+		{&clirt.HealthJSON{Test: []string{"CMD-SHELL", "curl -f localhost || exit 1"}},
 			&runtime.Healthcheck{Test: []string{"/bin/sh", "-c", "curl -f localhost || exit 1"}}},
 	} {
-		assert.DeepEqual(t, healthFromConfig(tc.in), tc.want)
+		assert.DeepEqual(t, clirt.HealthFromConfig(tc.in, parseShellCommand), tc.want)
 	}
 }
 
@@ -80,9 +81,9 @@ func readInspect(t *testing.T, file string) runtime.Container {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", file))
 	assert.NilError(t, err)
-	var raw inspectJSON
+	var raw clirt.Inspect
 	assert.NilError(t, json.Unmarshal(b, &raw))
-	return raw.container()
+	return raw.Container(New(Config{}).dialect())
 }
 
 // TestParseInspect reads real `docker inspect` output (engine 20.10) of a

@@ -44,7 +44,7 @@ func FullSpec() runtime.ContainerSpec {
 		},
 		Mounts: []runtime.Mount{{Source: "/var/lib/zaki-agent/instances/u1", Target: "/home/node/.openclaw"}, {Source: "/etc/ssl", Target: "/etc/ssl", ReadOnly: true}},
 		Healthcheck: &runtime.Healthcheck{
-			Test: []string{"/gateway-stub", "-probe", "it's"}, Interval: 30 * time.Second, Timeout: 3 * time.Second,
+			Test: []string{"/gateway-stub", "-probe"}, Interval: 30 * time.Second, Timeout: 3 * time.Second,
 			StartPeriod: 1500 * time.Millisecond, Retries: 3,
 		},
 		StopTimeout: 2500 * time.Millisecond,
