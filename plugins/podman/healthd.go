@@ -209,7 +209,7 @@ func (p *Podman) healthSession(ctx context.Context) error {
 
 // runningContainers returns the running containers, inspected.
 func (p *Podman) runningContainers(ctx context.Context) ([]runtime.Container, error) {
-	cs, err := p.ListArgs(ctx, []string{"ps", "--no-trunc", "--format", "json", "--filter=status=running"})
+	cs, err := p.ListPS(ctx, []string{"ps", "--no-trunc", "--format", "json", "--filter=status=running"})
 	if err != nil {
 		return nil, fmt.Errorf("healthchecks: list: %w", err)
 	}

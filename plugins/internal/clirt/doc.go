@@ -1,7 +1,7 @@
 // Package clirt is the one engine of the runtime plugins that drive a
-// container engine through its command-line client (docker, podman): a
-// runtime.Runtime built on the exec wrapper of package cli and the create
-// options of package cliargs.
+// container engine through its command-line client (docker, podman):
+// every method of runtime.Runtime but Info, built on the exec wrapper of
+// package cli and the create options of package cliargs.
 //
 // An Engine runs every command with one debug line, parses the client's
 // JSON output, and implements what the clients do alike: Create's

@@ -41,7 +41,7 @@ func (e *Engine) List(ctx context.Context, opts runtime.ListOptions) ([]runtime.
 	if err != nil {
 		return nil, err
 	}
-	cs, err := e.ListArgs(ctx, slices.Concat(e.d.ListArgs, filters))
+	cs, err := e.ListPS(ctx, slices.Concat(e.d.ListArgs, filters))
 	if err != nil {
 		return nil, fmt.Errorf("list: %w", err)
 	}
@@ -49,9 +49,9 @@ func (e *Engine) List(ctx context.Context, opts runtime.ListOptions) ([]runtime.
 	return cs, nil
 }
 
-// ListArgs runs a `ps` that prints JSON and inspects the containers it
+// ListPS runs a `ps` that prints JSON and inspects the containers it
 // prints.
-func (e *Engine) ListArgs(ctx context.Context, ps []string) ([]runtime.Container, error) {
+func (e *Engine) ListPS(ctx context.Context, ps []string) ([]runtime.Container, error) {
 	res, err := e.RunClient(ctx, ps...)
 	if err != nil {
 		return nil, err
