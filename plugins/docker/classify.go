@@ -2,20 +2,16 @@ package docker
 
 import (
 	"regexp"
-	"strings"
 
+	"github.com/zaki-platform/zaki-agent/plugins/internal/clirt"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
 // The docker client's error output, sorted into the runtime's error
 // classes. The samples under testdata/stderr are what docker 28 said to
-// engine 20.10. Order matters: the engine being unreachable hides every
-// other failure, so it is tested first.
-var stderrClasses = []struct {
-	class error
-	re    *regexp.Regexp
-}{
-	{runtime.ErrUnavailable, regexp.MustCompile(`(?i)` +
+// engine 20.10.
+var stderrClasses = clirt.Classes{
+	{Class: runtime.ErrUnavailable, RE: regexp.MustCompile(`(?i)` +
 		`cannot connect to the docker daemon` +
 		`|is the docker daemon running` +
 		`|error during connect` +
@@ -23,20 +19,20 @@ var stderrClasses = []struct {
 		`|dial unix [^ ]+: connect: (connection refused|no such file or directory)` +
 		`|connect: connection refused` +
 		`|i/o timeout`)},
-	{runtime.ErrNotFound, regexp.MustCompile(`(?i)` +
+	{Class: runtime.ErrNotFound, RE: regexp.MustCompile(`(?i)` +
 		`no such (container|image|object|network)` +
 		`|network [^ ]+ not found` +
 		`|manifest unknown` +
 		`|name unknown` +
 		`|repository [^ ]+ not found` +
 		`|repository does not exist`)},
-	{runtime.ErrAlreadyExists, regexp.MustCompile(`(?i)` +
+	{Class: runtime.ErrAlreadyExists, RE: regexp.MustCompile(`(?i)` +
 		`is already in use by container` +
 		`|network with name [^ ]+ already exists` +
 		`|already exists`)},
 	// A precondition the caller must meet first (a running container is
 	// not removed without force) is an invalid argument, as in the fake.
-	{runtime.ErrInvalidArgument, regexp.MustCompile(`(?i)` +
+	{Class: runtime.ErrInvalidArgument, RE: regexp.MustCompile(`(?i)` +
 		`invalid reference format` +
 		`|you cannot remove a (running|paused|restarting) container` +
 		`|container [^ ]+ is not running` +
@@ -57,14 +53,4 @@ var stderrClasses = []struct {
 
 // classify returns the error class of a docker command's stderr, or nil.
 // It is the one place where docker's words become error classes.
-func classify(stderr string) error {
-	if strings.TrimSpace(stderr) == "" {
-		return nil
-	}
-	for _, c := range stderrClasses {
-		if c.re.MatchString(stderr) {
-			return c.class
-		}
-	}
-	return nil
-}
+func classify(stderr string) error { return stderrClasses.Match(stderr) }

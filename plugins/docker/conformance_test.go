@@ -2,7 +2,6 @@ package docker_test
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -10,43 +9,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zaki-platform/zaki-agent/internal/testenv"
 	"github.com/zaki-platform/zaki-agent/runtime"
 	"github.com/zaki-platform/zaki-agent/runtime/runtimetest"
 )
 
-// launch starts the real zaki-runtime-docker binary through the agent's
-// supervisor, closed when t ends.
-func launch(t testing.TB) *runtime.Plugin {
-	t.Helper()
-	bin := testenv.Binary(t, "zaki-runtime-docker")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	p, err := runtime.Launch(ctx, runtime.PluginConfig{
-		Name:   "docker",
-		Path:   bin,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
-	if err != nil {
-		t.Fatalf("launch %s: %v", bin, err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p
-}
-
-// testWriter sends log lines to t.Log.
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
+// launch starts the real zaki-runtime-docker binary, closed when t ends.
+func launch(t testing.TB) *runtime.Plugin { return runtimetest.Launch(t, "docker") }
 
 // suiteConfig is the conformance run against the real plugin and engine:
 // the stand-in image (with its probe as exec-form HEALTHCHECK, see
 // healthImage), and a pull from a registry on 127.0.0.1 started here.
 func suiteConfig(t *testing.T, prefix string, rt func(t *testing.T) runtime.Runtime) runtimetest.Config {
-	host := localRegistry(t)
+	host := runtimetest.LocalRegistry(t)
 	pullRef := host + "/zaki/gateway-stub-pull:" + strings.ToLower(prefix)
 	return runtimetest.Config{
 		New:        rt,

@@ -1,7 +1,10 @@
 // Package docker is the docker-CLI runtime: a runtime.Runtime that drives a
-// Docker engine through the `docker` command-line client, run through the
-// one exec wrapper of package plugins/internal/cli. The plugin binary
-// (cmd/zaki-runtime-docker) serves it over go-plugin.
+// Docker engine through the `docker` command-line client. It is the CLI
+// engine of package plugins/internal/clirt in docker's dialect (docker.go):
+// what is docker's own here is its error words (classify.go), its
+// healthcheck flags and the cache of images' HEALTHCHECKs they need
+// (healthcheck.go, healthcache.go), and its events (events.go). The plugin
+// binary (cmd/zaki-runtime-docker) serves it over go-plugin.
 //
 // What it promises beyond the runtime contract:
 //

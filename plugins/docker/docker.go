@@ -4,41 +4,25 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/zaki-platform/zaki-agent/plugins/internal/cli"
-	"github.com/zaki-platform/zaki-agent/plugins/internal/cliargs"
+	"github.com/zaki-platform/zaki-agent/plugins/internal/clirt"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
-// Config configures the docker runtime.
-type Config struct {
-	// Binary is the docker client: "docker" (the default) is looked up on
-	// PATH at every call; a path is used as it is.
-	Binary string
-	// Env is added to the client's environment, e.g. "DOCKER_HOST=...".
-	// The client otherwise sees this process's environment.
-	Env []string
-	// TempDir holds the short-lived env files of Create (default: the
-	// system's temporary directory). Each file sits in its own directory of
-	// mode 0700.
-	TempDir string
-	// Logger gets one debug line per docker command (subcommand, exit
-	// code, duration; never arguments or environment). Default: discard.
-	Logger *slog.Logger
-}
+// Config configures the docker runtime; Binary is "docker" when empty.
+type Config = clirt.Config
 
-// Docker is a runtime.Runtime on the docker CLI.
+// Docker is a runtime.Runtime on the docker CLI: the CLI engine of
+// package clirt in docker's dialect, with a cache of images' healthchecks.
 type Docker struct {
-	cli     *cli.Runner
-	health  healthCache // images' HEALTHCHECK tests, for Create
-	tempDir string
-	log     *slog.Logger
+	*clirt.Engine
+	health healthCache // images' HEALTHCHECK tests, for Create
 }
 
 var _ runtime.Runtime = (*Docker)(nil)
@@ -46,31 +30,52 @@ var _ runtime.Runtime = (*Docker)(nil)
 // New returns a docker runtime for cfg. It runs nothing: an engine that
 // cannot be reached shows at the first call (Info is the probe).
 func New(cfg Config) *Docker {
-	if cfg.Binary == "" {
-		cfg.Binary = "docker"
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	return &Docker{
-		cli:     cli.New(cli.Config{Binary: cfg.Binary, Env: cfg.Env, Classify: classify}),
-		tempDir: cfg.TempDir,
-		log:     cfg.Logger,
-	}
+	d := &Docker{}
+	cfg.Binary = cmp.Or(cfg.Binary, "docker")
+	d.Engine = clirt.New(cfg, d.dialect())
+	return d
 }
 
-// run runs one docker command.
-func (d *Docker) run(ctx context.Context, args ...string) (*cli.Result, error) {
-	start := time.Now()
-	res, err := d.cli.Run(ctx, args...)
-	if d.log.Enabled(ctx, slog.LevelDebug) {
-		code := -1
-		if res != nil {
-			code = res.ExitCode
-		}
-		d.log.DebugContext(ctx, "docker", "cmd", d.cli.Name(args), "exit", code, "took", time.Since(start), "err", err)
+// dialect is how the docker client says what the CLI engine does: only
+// machine-readable output ('{{json .}}', one value a line), -t for
+// timeouts, docker's own healthcheck flags (healthcheck.go) and events
+// (events.go).
+func (d *Docker) dialect() clirt.Dialect {
+	return clirt.Dialect{
+		Name:     "docker",
+		Classify: classify,
+		Output:   clirt.JSONLines,
+
+		CreateArgs: d.createArgs,
+
+		Timeout:     func(seconds int) []string { return []string{"-t", strconv.Itoa(seconds)} },
+		ForceRemove: []string{"--force"},
+		// A bare `rm --force` of a running container SIGKILLs it while the
+		// engine still runs its restart policy and health probes: engine
+		// 20.10 then panics in a probe's exec start once the container is
+		// gone (seen by the fault suite, faults/kill_test.go). A container
+		// stopped by `docker stop` has neither. `stop -t 0` kills at once,
+		// as rm --force does, so Remove takes no longer.
+		StopBeforeForceRemove: true,
+		Note: func(line string) bool {
+			return strings.HasPrefix(line, "WARNING") || strings.Contains(line, "has been deprecated")
+		},
+
+		ListArgs:         []string{"ps", "--all", "--no-trunc", "--format", "{{json .}}"},
+		InspectArgs:      []string{"inspect", "--type=container", "--format", "{{json .}}"},
+		IDArgs:           []string{"inspect", "--type=container", "--format", "{{json .Id}}"},
+		ParseShellHealth: parseShellCommand,
+
+		EventArgs: func(now time.Time, _ map[string]string, filters []string) []string {
+			return append([]string{"events", "--format", "{{json .}}", "--filter=type=container",
+				fmt.Sprintf("--since=%d.%09d", now.Unix(), now.Nanosecond())}, filters...)
+		},
+		ParseEvent: parseEvent,
+
+		ICCOff:          "com.docker.network.bridge.enable_icc=false",
+		ImageExistsArgs: []string{"image", "inspect", "--format", "{{json .Id}}"},
+		PullArgs:        func(ref string) []string { return []string{"pull", ref} },
 	}
-	return res, err
 }
 
 // Info reports the engine, from `docker version` and `docker info` (run
@@ -81,16 +86,11 @@ func (d *Docker) Info(ctx context.Context) (runtime.Info, error) {
 		verRes, infoRes *cli.Result
 		verErr, infoErr error
 	)
-	wg.Go(func() { verRes, verErr = d.run(ctx, "version", "--format", "{{json .}}") })
-	wg.Go(func() { infoRes, infoErr = d.run(ctx, "info", "--format", "{{json .}}") })
+	wg.Go(func() { verRes, verErr = d.RunClient(ctx, "version", "--format", "{{json .}}") })
+	wg.Go(func() { infoRes, infoErr = d.RunClient(ctx, "info", "--format", "{{json .}}") })
 	wg.Wait()
 	if err := cmp.Or(verErr, infoErr); err != nil {
-		// An engine that cannot be answered is unavailable, whatever the
-		// client said about it.
-		if runtime.Class(err) == nil {
-			err = runtime.Errorf(runtime.ErrUnavailable, "%w", err)
-		}
-		return runtime.Info{}, fmt.Errorf("docker info: %w", err)
+		return runtime.Info{}, fmt.Errorf("docker info: %w", clirt.Unavailable(err))
 	}
 	var ver struct {
 		Server *struct {
@@ -135,26 +135,3 @@ func (d *Docker) Info(ctx context.Context) (runtime.Info, error) {
 	}
 	return out, nil
 }
-
-// notFound reports whether err is the engine saying there is no such thing.
-func notFound(err error) bool { return errors.Is(err, runtime.ErrNotFound) }
-
-// jsonLines decodes one JSON value per non-empty line of out into a T each.
-func jsonLines[T any](what string, out []byte) ([]T, error) {
-	var all []T
-	for line := range strings.SplitSeq(string(out), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
-		var v T
-		if err := json.Unmarshal([]byte(line), &v); err != nil {
-			return nil, fmt.Errorf("%s: parse output: %w", what, err)
-		}
-		all = append(all, v)
-	}
-	return all, nil
-}
-
-// seconds rounds a timeout up to whole seconds, the docker client's unit.
-func seconds(d time.Duration) int { return cliargs.Seconds(d) }

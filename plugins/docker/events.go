@@ -1,78 +1,14 @@
 package docker
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
-	"github.com/zaki-platform/zaki-agent/plugins/internal/cli"
-	"github.com/zaki-platform/zaki-agent/plugins/internal/cliargs"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
-
-// Events streams container events with `docker events`. The stream starts
-// at the moment of the call (--since now), not when the client has
-// connected, so that an event right after Events returns is never lost.
-func (d *Docker) Events(ctx context.Context, opts runtime.EventOptions) (runtime.EventStream, error) {
-	filters, err := cliargs.LabelFilters(opts.Labels)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	args := append([]string{"events", "--format", "{{json .}}", "--filter=type=container",
-		fmt.Sprintf("--since=%d.%09d", now.Unix(), now.Nanosecond())}, filters...)
-	s, err := d.cli.Stream(ctx, cli.StreamOptions{}, args...)
-	if err != nil {
-		return nil, fmt.Errorf("events: %w", err)
-	}
-	return &eventStream{ctx: ctx, s: s}, nil
-}
-
-type eventStream struct {
-	ctx    context.Context
-	s      *cli.Stream
-	closed atomic.Bool
-}
-
-// Recv returns the next event the runtime knows (exec_*, attach, rename
-// and the like are skipped).
-func (e *eventStream) Recv() (runtime.Event, error) {
-	for {
-		line, err := e.s.ReadLine()
-		if errors.Is(err, cli.ErrLineTooLong) {
-			continue
-		}
-		if err != nil {
-			if e.closed.Load() || e.ctx.Err() != nil {
-				return runtime.Event{}, io.EOF
-			}
-			// The stream ends only when it is closed: anything else means
-			// the engine (or the client) went away.
-			if errors.Is(err, io.EOF) {
-				err = errors.New("docker events ended")
-			}
-			if runtime.Class(err) == nil {
-				err = runtime.Errorf(runtime.ErrUnavailable, "%w", err)
-			}
-			return runtime.Event{}, fmt.Errorf("events: %w", err)
-		}
-		// A line that is not an event docker would print is skipped.
-		if ev, ok, err := parseEvent(line); err == nil && ok {
-			return ev, nil
-		}
-	}
-}
-
-func (e *eventStream) Close() error {
-	e.closed.Store(true)
-	return e.s.Close()
-}
 
 // The event attributes docker adds beside the container's labels.
 var eventAttributes = map[string]bool{"name": true, "image": true, "exitCode": true, "signal": true, "execID": true}

@@ -8,8 +8,7 @@ import (
 
 // healthCacheTTL is how long Create trusts an image's HEALTHCHECK test
 // read by an earlier Create, instead of running `docker image inspect`
-// again. That inspect is a whole CLI run on every cold create (about 5% of
-// a cold ensure to ready, bench/ BenchmarkColdEnsure); an image changes
+// again: that is a whole CLI run on every cold create. An image changes
 // under its tag only by a pull (which forgets it here) or a retag by hand,
 // whose new HEALTHCHECK then shows within the TTL.
 const healthCacheTTL = 30 * time.Second

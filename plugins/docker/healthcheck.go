@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zaki-platform/zaki-agent/plugins/internal/clirt"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
@@ -42,21 +43,9 @@ func (d *Docker) healthArgs(ctx context.Context, spec runtime.ContainerSpec) ([]
 	if h == nil {
 		return []string{"--no-healthcheck"}, nil
 	}
-	var timing []string
-	if h.Interval > 0 {
-		timing = append(timing, "--health-interval="+h.Interval.String())
-	}
-	if h.Timeout > 0 {
-		timing = append(timing, "--health-timeout="+h.Timeout.String())
-	}
-	if h.StartPeriod > 0 {
-		timing = append(timing, "--health-start-period="+h.StartPeriod.String())
-	}
-	if h.Retries > 0 {
-		timing = append(timing, fmt.Sprintf("--health-retries=%d", h.Retries))
-	}
+	timing := clirt.HealthTimings(h)
 	imageTest, err := d.imageHealthTest(ctx, spec.Image)
-	if err != nil && !notFound(err) {
+	if err != nil && !clirt.NotFound(err) {
 		return nil, err
 	}
 	if slices.Equal(imageTest, append([]string{"CMD"}, h.Test...)) {
@@ -86,7 +75,7 @@ func (d *Docker) imageHealthTest(ctx context.Context, image string) ([]string, e
 // readImageHealthTest asks the engine for the test of the image's own
 // HEALTHCHECK.
 func (d *Docker) readImageHealthTest(ctx context.Context, image string) ([]string, error) {
-	res, err := d.run(ctx, "image", "inspect", "--format", "{{json .Config.Healthcheck}}", image)
+	res, err := d.RunClient(ctx, "image", "inspect", "--format", "{{json .Config.Healthcheck}}", image)
 	if err != nil {
 		return nil, fmt.Errorf("image healthcheck: %w", err)
 	}
@@ -167,39 +156,4 @@ func parseShellCommand(s string) (argv []string, ok bool) {
 		return nil, false
 	}
 	return argv, true
-}
-
-// healthFromConfig turns the engine's healthcheck back into the spec's.
-func healthFromConfig(hc *healthJSON) *runtime.Healthcheck {
-	if hc == nil || len(hc.Test) == 0 || hc.Test[0] == "NONE" {
-		return nil
-	}
-	h := &runtime.Healthcheck{
-		Interval:    time.Duration(hc.Interval),
-		Timeout:     time.Duration(hc.Timeout),
-		StartPeriod: time.Duration(hc.StartPeriod),
-		Retries:     hc.Retries,
-	}
-	switch hc.Test[0] {
-	case "CMD":
-		h.Test = slices.Clone(hc.Test[1:])
-	case "CMD-SHELL":
-		cmd := strings.Join(hc.Test[1:], " ")
-		if argv, ok := parseShellCommand(cmd); ok {
-			h.Test = argv
-		} else {
-			h.Test = []string{"/bin/sh", "-c", cmd}
-		}
-	default:
-		h.Test = slices.Clone(hc.Test)
-	}
-	return h
-}
-
-type healthJSON struct {
-	Test        []string
-	Interval    int64
-	Timeout     int64
-	StartPeriod int64
-	Retries     int
 }

@@ -3,16 +3,10 @@ package docker_test
 import (
 	"bytes"
 	"context"
-	"io"
-	"log"
-	"net"
-	"net/http/httptest"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/zaki-platform/zaki-agent/internal/testenv"
 )
@@ -75,24 +69,6 @@ func healthImage(t testing.TB, prefix string) string {
 		}
 	})
 	return tag
-}
-
-// localRegistry serves an in-process registry (go-containerregistry) on
-// 127.0.0.1 until t ends, and returns its host:port. The engine trusts
-// 127.0.0.0/8 as an insecure registry by default.
-func localRegistry(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Config.ReadHeaderTimeout = 10 * time.Second
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return ln.Addr().String()
 }
 
 // pushForPull pushes the stand-in to the registry at host as ref's

@@ -12,73 +12,18 @@ import (
 	"gotest.tools/v3/assert"
 	"gotest.tools/v3/golden"
 
+	"github.com/zaki-platform/zaki-agent/plugins/internal/clirt"
 	"github.com/zaki-platform/zaki-agent/runtime"
+	"github.com/zaki-platform/zaki-agent/runtime/runtimetest"
 )
 
-// TestClassifySamples runs the classifier over real docker 28 / engine
-// 20.10 error output kept under testdata/stderr, named <class>_<what>.txt.
+// TestClassifySamples runs the classifier over real docker 28 / engine 20.10 error
+// output kept under testdata/stderr.
 func TestClassifySamples(t *testing.T) {
-	want := map[string]error{
-		"notfound":    runtime.ErrNotFound,
-		"exists":      runtime.ErrAlreadyExists,
-		"invalid":     runtime.ErrInvalidArgument,
-		"unavailable": runtime.ErrUnavailable,
-		"none":        nil,
-	}
-	files, err := filepath.Glob("testdata/stderr/*.txt")
-	assert.NilError(t, err)
-	assert.Assert(t, len(files) >= 20, "samples: %d", len(files))
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".txt")
-		t.Run(name, func(t *testing.T) {
-			prefix, _, _ := strings.Cut(name, "_")
-			class, ok := want[prefix]
-			assert.Assert(t, ok, "sample %s: unknown class prefix %q", f, prefix)
-			b, err := os.ReadFile(f)
-			assert.NilError(t, err)
-			assert.Equal(t, classify(string(b)), class, "stderr: %s", b)
-		})
-	}
-	assert.Equal(t, classify(""), nil)
-	assert.Equal(t, classify("something else entirely"), nil)
+	runtimetest.ClassifySamples(t, classify, 20)
 }
 
-func fullSpec() runtime.ContainerSpec {
-	return runtime.ContainerSpec{
-		Name:   "zaki-user-u1",
-		Image:  "zaki/gateway-stub:latest",
-		Cmd:    []string{"-addr", ":18789", "--not-a-docker-flag", "$(x)"},
-		Env:    map[string]string{"SECRET": "s3cr3t value", "OTHER": "other-secret-value"},
-		Labels: map[string]string{"zaki.userId": "u1", "zaki.instance": "1", "odd": "-v=/:/host"},
-		User:   "1000:1000",
-		Init:   true,
-		Resources: runtime.Resources{
-			CPUs: 1.5, CPUShares: 512, Memory: "2g", MemorySwap: "2g", PidsLimit: 100,
-			Ulimits: []runtime.Ulimit{{Name: "nofile", Soft: 1024, Hard: 2048}, {Name: "nproc", Soft: 512, Hard: 1024}},
-		},
-		Security: runtime.Security{
-			ReadOnlyRoot:    true,
-			Tmpfs:           []runtime.Tmpfs{{Path: "/tmp", Options: "size=64m"}, {Path: "/run"}},
-			CapDrop:         []string{"ALL"},
-			CapAdd:          []string{"NET_BIND_SERVICE"},
-			NoNewPrivileges: true,
-			SeccompProfile:  "/etc/zaki/seccomp.json",
-			ApparmorProfile: "docker-default",
-		},
-		Restart: runtime.RestartPolicy{Name: "on-failure", MaxRetries: 5},
-		Network: "zaki",
-		Ports: []runtime.PortBinding{
-			{HostIP: "127.0.0.1", HostPort: 18790, ContainerPort: 18789},
-			{HostIP: "::1", HostPort: 18790, ContainerPort: 18789, Protocol: "udp"},
-		},
-		Mounts: []runtime.Mount{{Source: "/var/lib/zaki-agent/instances/u1", Target: "/home/node/.openclaw"}, {Source: "/etc/ssl", Target: "/etc/ssl", ReadOnly: true}},
-		Healthcheck: &runtime.Healthcheck{
-			Test: []string{"/gateway-stub", "-probe"}, Interval: 30 * time.Second, Timeout: 3 * time.Second,
-			StartPeriod: 1500 * time.Millisecond, Retries: 3,
-		},
-		StopTimeout: 2500 * time.Millisecond,
-	}
-}
+func fullSpec() runtime.ContainerSpec { return runtimetest.FullSpec() }
 
 // TestCreateArgs pins the argv of docker create for a spec with every
 // field set (refresh with go test -update).
@@ -116,19 +61,19 @@ func TestShellCommandRoundTrip(t *testing.T) {
 
 func TestHealthFromConfig(t *testing.T) {
 	for _, tc := range []struct {
-		in   *healthJSON
+		in   *clirt.HealthJSON
 		want *runtime.Healthcheck
 	}{
 		{nil, nil},
-		{&healthJSON{Test: []string{"NONE"}}, nil},
-		{&healthJSON{Test: []string{"CMD", "/gateway-stub", "-probe"}, Interval: 1e9, Retries: 2},
+		{&clirt.HealthJSON{Test: []string{"NONE"}}, nil},
+		{&clirt.HealthJSON{Test: []string{"CMD", "/gateway-stub", "-probe"}, Interval: 1e9, Retries: 2},
 			&runtime.Healthcheck{Test: []string{"/gateway-stub", "-probe"}, Interval: time.Second, Retries: 2}},
-		{&healthJSON{Test: []string{"CMD-SHELL", "exec /x 'a b'"}, Timeout: 3e9},
+		{&clirt.HealthJSON{Test: []string{"CMD-SHELL", "exec /x 'a b'"}, Timeout: 3e9},
 			&runtime.Healthcheck{Test: []string{"/x", "a b"}, Timeout: 3 * time.Second}},
-		{&healthJSON{Test: []string{"CMD-SHELL", "curl -f localhost || exit 1"}},
+		{&clirt.HealthJSON{Test: []string{"CMD-SHELL", "curl -f localhost || exit 1"}},
 			&runtime.Healthcheck{Test: []string{"/bin/sh", "-c", "curl -f localhost || exit 1"}}},
 	} {
-		assert.DeepEqual(t, healthFromConfig(tc.in), tc.want)
+		assert.DeepEqual(t, clirt.HealthFromConfig(tc.in, parseShellCommand), tc.want)
 	}
 }
 
@@ -136,9 +81,9 @@ func readInspect(t *testing.T, file string) runtime.Container {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", file))
 	assert.NilError(t, err)
-	var raw inspectJSON
+	var raw clirt.Inspect
 	assert.NilError(t, json.Unmarshal(b, &raw))
-	return raw.container()
+	return raw.Container(New(Config{}).dialect())
 }
 
 // TestParseInspect reads real `docker inspect` output (engine 20.10) of a

@@ -4,25 +4,21 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/zaki-platform/zaki-agent/plugins/internal/clirt"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
 // Podman's error output, sorted into the runtime's error classes. The
 // samples under testdata/stderr are what podman 4.3 (Debian 12) said.
-// Order matters: podman (or a registry) being unreachable hides every
-// other failure, so it is tested first.
-var stderrClasses = []struct {
-	class error
-	re    *regexp.Regexp
-}{
-	{runtime.ErrUnavailable, regexp.MustCompile(`(?i)` +
+var stderrClasses = clirt.Classes{
+	{Class: runtime.ErrUnavailable, RE: regexp.MustCompile(`(?i)` +
 		`cannot connect to podman` +
 		`|unable to connect to podman` +
 		`|dial unix [^ ]+: connect: (connection refused|no such file or directory)` +
 		`|connect: connection refused` +
 		`|i/o timeout` +
 		`|no route to host`)},
-	{runtime.ErrNotFound, regexp.MustCompile(`(?i)` +
+	{Class: runtime.ErrNotFound, RE: regexp.MustCompile(`(?i)` +
 		`no such (container|image|object|network)` +
 		`|no container with name or id` +
 		`|image not known` +
@@ -31,13 +27,13 @@ var stderrClasses = []struct {
 		`|name unknown` +
 		`|repository [^ ]+ not found` +
 		`|did not resolve to an alias`)},
-	{runtime.ErrAlreadyExists, regexp.MustCompile(`(?i)` +
+	{Class: runtime.ErrAlreadyExists, RE: regexp.MustCompile(`(?i)` +
 		`is already in use by` +
 		`|that name is already in use` +
 		`|already exists`)},
 	// A precondition the caller must meet first (a running container is
 	// not removed without force) is an invalid argument, as in the fake.
-	{runtime.ErrInvalidArgument, regexp.MustCompile(`(?i)` +
+	{Class: runtime.ErrInvalidArgument, RE: regexp.MustCompile(`(?i)` +
 		`invalid reference format` +
 		`|container state improper` +
 		`|network is being used` +
@@ -73,16 +69,7 @@ func classify(stderr string) error {
 			kept = append(kept, line)
 		}
 	}
-	text := strings.Join(kept, "\n")
-	if text == "" {
-		return nil
-	}
-	for _, c := range stderrClasses {
-		if c.re.MatchString(text) {
-			return c.class
-		}
-	}
-	return nil
+	return stderrClasses.Match(strings.Join(kept, "\n"))
 }
 
 // classifyIPTables sorts iptables' error output: the xtables lock held

@@ -19,10 +19,10 @@ import (
 func TestConformance(t *testing.T) {
 	prefix := engine(t)
 	t.Parallel()
-	host := localRegistry(t)
+	host := runtimetest.LocalRegistry(t)
 	pullRef := host + "/zaki/gateway-stub-pull:" + strings.ToLower(prefix)
 	runtimetest.Run(t, runtimetest.Config{
-		New:        func(t *testing.T) runtime.Runtime { return launch(t) },
+		New:        func(t *testing.T) runtime.Runtime { return runtimetest.Launch(t, "podman") },
 		Image:      testenv.StubImage,
 		Engine:     true,
 		PullRef:    pullRef,

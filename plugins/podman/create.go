@@ -1,10 +1,7 @@
 package podman
 
 import (
-	"context"
-	"fmt"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,11 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/zaki-platform/zaki-agent/plugins/internal/cliargs"
-	"github.com/zaki-platform/zaki-agent/plugins/internal/envfile"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
-
-var containerIDRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // The annotations Create adds (annotations are not labels: the agent
 // never sees them). They record what podman normalizes away, so that
@@ -37,52 +31,15 @@ const (
 	annImplicitUlimits = "zaki.runtime.implicitUlimits"
 )
 
-// Create creates (does not start) a container with `podman create` and
-// returns its ID. The image must be present: podman is told never to pull
-// (--pull never), so a missing image is ErrNotFound rather than a hidden
-// pull, and a short name ("zaki/gateway-stub:latest") resolves against
-// local images only.
-func (p *Podman) Create(ctx context.Context, spec runtime.ContainerSpec) (string, error) {
-	if err := spec.Validate(); err != nil {
-		return "", err
-	}
-	health, err := healthArgs(spec.Healthcheck)
-	if err != nil {
-		return "", err
-	}
-	args := createArgs(spec, health, processUlimits)
-
-	// The env file lives exactly as long as the podman create call.
-	if len(spec.Env) > 0 {
-		file, remove, err := envfile.Write(p.tempDir, spec.Env)
-		if err != nil {
-			return "", fmt.Errorf("create %q: env file: %w", spec.Name, err)
-		}
-		defer remove()
-		args = append(args, "--env-file="+file)
-	}
-
-	// The image ends the options; what follows is the container's command,
-	// which podman passes on without parsing.
-	args = append(args, spec.Image)
-	args = append(args, spec.Cmd...)
-
-	res, err := p.run(ctx, args...)
-	if err != nil {
-		return "", fmt.Errorf("create %q: %w", spec.Name, err)
-	}
-	lines := strings.Fields(string(res.Stdout))
-	if len(lines) == 0 || !containerIDRE.MatchString(lines[len(lines)-1]) {
-		return "", fmt.Errorf("create %q: unexpected output %q", spec.Name, res.Stdout)
-	}
-	return lines[len(lines)-1], nil
-}
-
 // createArgs is the argv of `podman create` up to (not including) the env
 // file and the image: the options docker's client reads alike
 // (cliargs.CreateFlags), then podman's own. limits gives the process's
 // soft and hard limit of a resource (see implicitUlimits).
-func createArgs(spec runtime.ContainerSpec, health []string, limits func(resource int) (soft, hard int64, ok bool)) []string {
+func createArgs(spec runtime.ContainerSpec, limits func(resource int) (soft, hard int64, ok bool)) ([]string, error) {
+	health, err := healthArgs(spec.Healthcheck)
+	if err != nil {
+		return nil, err
+	}
 	a := append([]string{"create"}, cliargs.CreateFlags(spec, health)...)
 	if spec.Security.ReadOnlyRoot {
 		// Podman mounts tmpfs on /run, /tmp and /var/tmp of a read-only
@@ -104,7 +61,7 @@ func createArgs(spec runtime.ContainerSpec, health []string, limits func(resourc
 		// --annotation splits its value at commas: the names are space-separated.
 		a = append(a, "--annotation="+annImplicitUlimits+"="+strings.Join(names, " "))
 	}
-	return a
+	return a, nil
 }
 
 // The ulimits podman sets on every container unless told otherwise: it

@@ -1,22 +1,16 @@
 // Package podman is the podman-CLI runtime: a runtime.Runtime that drives
 // rootful podman (Debian 12's podman 4.3: netavark, cgroupfs on cgroup
-// v1, the file events backend) through the `podman` command-line client,
-// run through the one exec wrapper of package plugins/internal/cli. The
-// plugin binary (cmd/zaki-runtime-podman) serves it over go-plugin; the
-// agent takes it with runtime = "podman" and nothing else changed.
-//
-// It keeps the promises of the docker plugin: only machine-readable
-// output is parsed; caller values go as --flag=value and the image ends
-// the options; environment values go through an --env-file of mode 0600
-// removed when `podman create` returns; bad input is refused before any
-// podman command runs; podman's stderr is classified in one place
-// (classify.go); Stop and Remove take many containers in one call.
-//
-// Shared with the docker plugin, because podman reads them exactly as
-// docker does: the exec wrapper (plugins/internal/cli), the create options
-// (plugins/internal/cliargs), the env file (plugins/internal/envfile).
-// Its own, because podman differs: healthcheck flags, inspect, ps and
-// events output, batch semantics, error words.
+// v1, the file events backend) through the `podman` command-line client.
+// It is the CLI engine of package plugins/internal/clirt in podman's
+// dialect (podman.go), which keeps the docker plugin's promises: only
+// machine-readable output is parsed; caller values go as --flag=value and
+// the image ends the options; environment values go through an
+// --env-file of mode 0600 removed when `podman create` returns; bad input
+// is refused before any podman command runs; podman's stderr is
+// classified in one place (classify.go); Stop and Remove take many
+// containers in one call. The plugin binary (cmd/zaki-runtime-podman)
+// serves it over go-plugin; the agent takes it with runtime = "podman" and
+// nothing else changed.
 //
 // Podman's reading of some ContainerSpec fields, and what Create adds:
 //
@@ -44,7 +38,7 @@
 //     fails the whole command before it touches any), and Remove with
 //     Force kills at once (--time=0), as docker's rm -f; podman names a
 //     failed container by its full ID, so a failed batch is sorted out
-//     with one more inspect (lifecycle.go);
+//     with one more inspect (identify, lifecycle.go);
 //   - Events matches the label selector itself: podman ORs label filters
 //     and cannot match a key alone; podman says "died" and "remove" for
 //     docker's die and destroy, and has no stop event on `podman stop`

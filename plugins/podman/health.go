@@ -3,11 +3,9 @@ package podman
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
-	"time"
 
+	"github.com/zaki-platform/zaki-agent/plugins/internal/clirt"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
@@ -38,51 +36,5 @@ func healthArgs(h *runtime.Healthcheck) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("healthcheck: %w", err)
 	}
-	a := []string{"--health-cmd=" + string(test)}
-	if h.Interval > 0 {
-		a = append(a, "--health-interval="+h.Interval.String())
-	}
-	if h.Timeout > 0 {
-		a = append(a, "--health-timeout="+h.Timeout.String())
-	}
-	if h.StartPeriod > 0 {
-		a = append(a, "--health-start-period="+h.StartPeriod.String())
-	}
-	if h.Retries > 0 {
-		a = append(a, "--health-retries="+strconv.Itoa(h.Retries))
-	}
-	return a, nil
-}
-
-// healthFromConfig turns podman's healthcheck back into the spec's:
-// ["CMD", args...] gives args, ["CMD-SHELL", s] the equivalent exec form
-// ["/bin/sh", "-c", s], ["NONE"] or none gives nil.
-func healthFromConfig(hc *healthJSON) *runtime.Healthcheck {
-	if hc == nil || len(hc.Test) == 0 || hc.Test[0] == "NONE" {
-		return nil
-	}
-	h := &runtime.Healthcheck{
-		Interval:    time.Duration(hc.Interval),
-		Timeout:     time.Duration(hc.Timeout),
-		StartPeriod: time.Duration(hc.StartPeriod),
-		Retries:     hc.Retries,
-	}
-	switch hc.Test[0] {
-	case "CMD":
-		h.Test = slices.Clone(hc.Test[1:])
-	case "CMD-SHELL":
-		h.Test = []string{"/bin/sh", "-c", strings.Join(hc.Test[1:], " ")}
-	default:
-		h.Test = slices.Clone(hc.Test)
-	}
-	return h
-}
-
-// healthJSON is a healthcheck as podman's inspect prints it.
-type healthJSON struct {
-	Test        []string
-	Interval    int64
-	Timeout     int64
-	StartPeriod int64
-	Retries     int
+	return append([]string{"--health-cmd=" + string(test)}, clirt.HealthTimings(h)...), nil
 }

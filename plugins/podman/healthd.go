@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/zaki-platform/zaki-agent/plugins/internal/cli"
+	"github.com/zaki-platform/zaki-agent/plugins/internal/clirt"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
@@ -70,7 +71,7 @@ func (p *Podman) factsLoop(ctx context.Context) {
 			return
 		}
 		p.log.Warn("podman info failed; retrying", "err", err, "in", delay)
-		if !sleep(ctx, delay) {
+		if !clirt.Sleep(ctx, delay) {
 			return
 		}
 	}
@@ -94,7 +95,7 @@ func (p *Podman) healthLoop(ctx context.Context) {
 			return
 		}
 		p.log.Warn("healthchecks: starting over", "err", err)
-		sleep(ctx, time.Second)
+		clirt.Sleep(ctx, time.Second)
 	}
 }
 
@@ -169,7 +170,7 @@ func (p *Podman) healthSession(ctx context.Context) error {
 		case ev := <-events:
 			switch ev.Action {
 			case runtime.EventStart:
-				c, err := p.inspect(sctx, []string{ev.ID})
+				c, err := p.InspectContainers(sctx, []string{ev.ID})
 				if err != nil {
 					p.log.Warn("healthchecks: inspect", "id", ev.ID, "err", err)
 					continue
@@ -208,21 +209,11 @@ func (p *Podman) healthSession(ctx context.Context) error {
 
 // runningContainers returns the running containers, inspected.
 func (p *Podman) runningContainers(ctx context.Context) ([]runtime.Container, error) {
-	res, err := p.run(ctx, "ps", "--no-trunc", "--format", "json", "--filter=status=running")
+	cs, err := p.ListPS(ctx, []string{"ps", "--no-trunc", "--format", "json", "--filter=status=running"})
 	if err != nil {
 		return nil, fmt.Errorf("healthchecks: list: %w", err)
 	}
-	rows, err := jsonArray[struct {
-		ID string `json:"Id"`
-	}]("healthchecks: list", res.Stdout)
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]string, 0, len(rows))
-	for _, r := range rows {
-		ids = append(ids, r.ID)
-	}
-	return p.inspect(ctx, ids)
+	return cs, nil
 }
 
 // runHealthcheck runs one check. Its result is podman's to record; an
@@ -233,7 +224,7 @@ func (p *Podman) runHealthcheck(ctx context.Context, id string, timeout time.Dur
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout+30*time.Second)
 	defer cancel()
-	_, err := p.run(ctx, "healthcheck", "run", "--", id)
+	_, err := p.RunClient(ctx, "healthcheck", "run", "--", id)
 	var ee *cli.ExitError
 	if err != nil && !(errors.As(err, &ee) && ee.ExitCode == 1) && ctx.Err() == nil {
 		p.log.Debug("healthcheck run", "id", id, "err", err)
@@ -256,21 +247,9 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 			f.Close()
 			return nil, err
 		}
-		if !sleep(ctx, 2*time.Second) {
+		if !clirt.Sleep(ctx, 2*time.Second) {
 			f.Close()
 			return nil, ctx.Err()
 		}
-	}
-}
-
-// sleep waits for d or ctx, and reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

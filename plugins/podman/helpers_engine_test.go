@@ -9,11 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -23,10 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
-
 	"github.com/zaki-platform/zaki-agent/internal/testenv"
-	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
 // stubImage is the gateway stand-in in podman's store: docker's
@@ -168,54 +161,8 @@ func podmanRun(t testing.TB, args ...string) string {
 	return strings.TrimSpace(stdout.String())
 }
 
-// launch starts the real zaki-runtime-podman binary through the agent's
-// supervisor, closed when t ends.
-func launch(t testing.TB) *runtime.Plugin {
-	t.Helper()
-	bin := testenv.Binary(t, "zaki-runtime-podman")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	p, err := runtime.Launch(ctx, runtime.PluginConfig{
-		Name:   "podman",
-		Path:   bin,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
-	if err != nil {
-		t.Fatalf("launch %s: %v", bin, err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p
-}
-
-// testWriter sends log lines to t.Log.
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-// localRegistry serves an in-process registry (go-containerregistry) on
-// 127.0.0.1 until t ends, and returns its host:port. It speaks plain
-// HTTP: the plugin pulls from a loopback registry with
-// --tls-verify=false.
-func localRegistry(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Config.ReadHeaderTimeout = 10 * time.Second
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return ln.Addr().String()
-}
-
 // pushForPull pushes a one-layer image made here to ref's repository in
-// the registry started by localRegistry (plain HTTP, the registry API
+// the registry started by runtimetest.LocalRegistry (plain HTTP, the registry API
 // spoken directly: no podman push to wait for), so that podman must pull
 // it; the tag pulled back and its image are removed when t ends.
 func pushForPull(t *testing.T, ref string) {

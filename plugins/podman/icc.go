@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/zaki-platform/zaki-agent/plugins/internal/cli"
+	"github.com/zaki-platform/zaki-agent/plugins/internal/clirt"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
@@ -28,6 +30,61 @@ import (
 // still reach them, and traffic to other isolated networks is dropped by
 // netavark. IPv4 only: the networks EnsureNetwork creates have no IPv6.
 
+// EnsureNetwork creates the network unless one of that name exists: one
+// `podman network create`, whose "already exists" is success. An existing
+// network keeps its options. With DisableICC, the network is a bridge
+// created with netavark's isolate option and the containers on it are
+// kept from reaching each other by the firewall rule above, which is
+// (re)made on every call: it does not survive a reboot, the network does.
+func (p *Podman) EnsureNetwork(ctx context.Context, spec runtime.NetworkSpec) error {
+	if spec.DisableICC && spec.Driver != "" && spec.Driver != "bridge" {
+		return runtime.Errorf(runtime.ErrInvalidArgument, "network %q: inter-container traffic can be turned off on a bridge only, not %q", spec.Name, spec.Driver)
+	}
+	if err := p.Engine.EnsureNetwork(ctx, spec); err != nil {
+		return err
+	}
+	if spec.DisableICC {
+		if err := p.iccOff(ctx, spec.Name); err != nil {
+			return fmt.Errorf("ensure network %q: %w", spec.Name, err)
+		}
+	}
+	return nil
+}
+
+// RemoveNetwork removes a network, then its firewall rule if it has one;
+// a network that does not exist is not an error. A network that
+// containers still use is not removed (podman's --force would remove
+// them too).
+func (p *Podman) RemoveNetwork(ctx context.Context, name string) error {
+	if err := p.Engine.RemoveNetwork(ctx, name); err != nil {
+		return err
+	}
+	if err := p.iccRemove(ctx, name); err != nil {
+		return fmt.Errorf("remove network %q: %w", name, err)
+	}
+	return nil
+}
+
+// createNetwork runs `podman network create`, again when it loses a race
+// it cannot help: to pick a free subnet podman lists the host's
+// interfaces and their addresses, and an interface that goes away
+// between the two (a container of any engine stopping) fails the whole
+// command with "route ip+net: no such network interface".
+func (p *Podman) createNetwork(ctx context.Context, args []string) error {
+	delay := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		_, err := p.RunClient(ctx, args...)
+		var ee *cli.ExitError
+		if err == nil || attempt == 5 || !errors.As(err, &ee) || !strings.Contains(ee.Stderr, "no such network interface") {
+			return err
+		}
+		if !clirt.Sleep(ctx, delay) {
+			return err
+		}
+		delay *= 2
+	}
+}
+
 // iccComment marks the rule of one network.
 func iccComment(network string) string { return "zaki-icc-off:" + network }
 
@@ -36,7 +93,7 @@ const bridgeNF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 
 // iccOff makes sure the rule of network is in place.
 func (p *Podman) iccOff(ctx context.Context, network string) error {
-	res, err := p.run(ctx, "network", "inspect", "--format", "{{.NetworkInterface}}", "--", network)
+	res, err := p.RunClient(ctx, "network", "inspect", "--format", "{{.NetworkInterface}}", "--", network)
 	if err != nil {
 		return fmt.Errorf("turn inter-container traffic off: %w", err)
 	}

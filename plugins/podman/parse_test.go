@@ -2,7 +2,6 @@ package podman
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,71 +9,24 @@ import (
 	"gotest.tools/v3/assert"
 	"gotest.tools/v3/golden"
 
-	"github.com/zaki-platform/zaki-agent/plugins/internal/cli"
+	"github.com/zaki-platform/zaki-agent/plugins/internal/clirt"
 	"github.com/zaki-platform/zaki-agent/runtime"
+	"github.com/zaki-platform/zaki-agent/runtime/runtimetest"
 )
 
 // TestClassifySamples runs the classifier over real podman 4.3 error
-// output kept under testdata/stderr, named <class>_<what>.txt.
+// output kept under testdata/stderr.
 func TestClassifySamples(t *testing.T) {
-	want := map[string]error{
-		"notfound":    runtime.ErrNotFound,
-		"exists":      runtime.ErrAlreadyExists,
-		"invalid":     runtime.ErrInvalidArgument,
-		"unavailable": runtime.ErrUnavailable,
-		"none":        nil,
-	}
-	files, err := filepath.Glob("testdata/stderr/*.txt")
-	assert.NilError(t, err)
-	assert.Assert(t, len(files) >= 25, "samples: %d", len(files))
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".txt")
-		t.Run(name, func(t *testing.T) {
-			prefix, _, _ := strings.Cut(name, "_")
-			class, ok := want[prefix]
-			assert.Assert(t, ok, "sample %s: unknown class prefix %q", f, prefix)
-			b, err := os.ReadFile(f)
-			assert.NilError(t, err)
-			assert.Equal(t, classify(string(b)), class, "stderr: %s", b)
-		})
-	}
-	assert.Equal(t, classify(""), nil)
-	assert.Equal(t, classify("something else entirely"), nil)
+	runtimetest.ClassifySamples(t, classify, 25)
 }
 
+// fullSpec is the shared full spec with nofile only, so that Create
+// adds nproc (implicitUlimits), and a quote in the healthcheck's JSON.
 func fullSpec() runtime.ContainerSpec {
-	return runtime.ContainerSpec{
-		Name:   "zaki-user-u1",
-		Image:  "zaki/gateway-stub:latest",
-		Cmd:    []string{"-addr", ":18789", "--not-a-podman-flag", "$(x)"},
-		Env:    map[string]string{"SECRET": "s3cr3t value", "OTHER": "other-secret-value"},
-		Labels: map[string]string{"zaki.userId": "u1", "zaki.instance": "1", "odd": "-v=/:/host,x"},
-		User:   "1000:1000",
-		Init:   true,
-		Resources: runtime.Resources{
-			CPUs: 1.5, CPUShares: 512, Memory: "2g", MemorySwap: "2g", PidsLimit: 100,
-			Ulimits: []runtime.Ulimit{{Name: "nofile", Soft: 1024, Hard: 2048}},
-		},
-		Security: runtime.Security{
-			ReadOnlyRoot:    true,
-			Tmpfs:           []runtime.Tmpfs{{Path: "/tmp", Options: "size=64m"}, {Path: "/run"}},
-			CapDrop:         []string{"ALL"},
-			CapAdd:          []string{"NET_BIND_SERVICE"},
-			NoNewPrivileges: true,
-			SeccompProfile:  "/usr/share/containers/seccomp.json",
-		},
-		Restart: runtime.RestartPolicy{Name: "on-failure", MaxRetries: 5},
-		Network: "zaki",
-		Ports: []runtime.PortBinding{
-			{HostIP: "127.0.0.1", HostPort: 18790, ContainerPort: 18789},
-		},
-		Mounts: []runtime.Mount{{Source: "/var/lib/zaki-agent/instances/u1", Target: "/home/node/.openclaw"}, {Source: "/etc/ssl", Target: "/etc/ssl", ReadOnly: true}},
-		Healthcheck: &runtime.Healthcheck{
-			Test: []string{"/gateway-stub", "-probe", "it's"}, Interval: 30 * time.Second, Timeout: 3 * time.Second,
-			StartPeriod: 1500 * time.Millisecond, Retries: 3,
-		},
-		StopTimeout: 2500 * time.Millisecond,
-	}
+	spec := runtimetest.FullSpec()
+	spec.Resources.Ulimits = spec.Resources.Ulimits[:1]
+	spec.Healthcheck.Test = append(spec.Healthcheck.Test, "it's")
+	return spec
 }
 
 // fakeLimits stands in for this process's limits.
@@ -88,9 +40,8 @@ func fakeLimits(resource int) (soft, hard int64, ok bool) {
 // sets nofile only) and the annotations.
 func TestCreateArgs(t *testing.T) {
 	spec := fullSpec()
-	health, err := healthArgs(spec.Healthcheck)
+	args, err := createArgs(spec, fakeLimits)
 	assert.NilError(t, err)
-	args := createArgs(spec, health, fakeLimits)
 	golden.Assert(t, strings.Join(args, "\n")+"\n", "create-args.golden")
 	for _, a := range args {
 		for _, v := range spec.Env {
@@ -154,15 +105,15 @@ func TestHealthArgs(t *testing.T) {
 
 func TestHealthFromConfig(t *testing.T) {
 	for _, tc := range []struct {
-		in   *healthJSON
+		in   *clirt.HealthJSON
 		want *runtime.Healthcheck
 	}{
 		{nil, nil},
-		{&healthJSON{Test: []string{"NONE"}}, nil},
-		{&healthJSON{Test: []string{"CMD", "/probe", "-x"}, Interval: 1e9, Retries: 3}, &runtime.Healthcheck{Test: []string{"/probe", "-x"}, Interval: time.Second, Retries: 3}},
-		{&healthJSON{Test: []string{"CMD-SHELL", "curl -f x"}}, &runtime.Healthcheck{Test: []string{"/bin/sh", "-c", "curl -f x"}}},
+		{&clirt.HealthJSON{Test: []string{"NONE"}}, nil},
+		{&clirt.HealthJSON{Test: []string{"CMD", "/probe", "-x"}, Interval: 1e9, Retries: 3}, &runtime.Healthcheck{Test: []string{"/probe", "-x"}, Interval: time.Second, Retries: 3}},
+		{&clirt.HealthJSON{Test: []string{"CMD-SHELL", "curl -f x"}}, &runtime.Healthcheck{Test: []string{"/bin/sh", "-c", "curl -f x"}}},
 	} {
-		assert.DeepEqual(t, healthFromConfig(tc.in), tc.want)
+		assert.DeepEqual(t, clirt.HealthFromConfig(tc.in, nil), tc.want)
 	}
 }
 
@@ -170,8 +121,7 @@ func TestHealthFromConfig(t *testing.T) {
 // container created with createArgs of a full spec (running: the health
 // and network fields filled in) back into the spec.
 func TestInspectFull(t *testing.T) {
-	raws := readInspect(t, "testdata/inspect-full.json")
-	c := raws[0].container()
+	c := readInspect(t, "testdata/inspect-full.json")
 	assert.Equal(t, c.Name, "zaki-pdrt-full")
 	assert.Equal(t, c.Image, "zaki/gateway-stub:latest", "the reference as given, not podman's localhost/...")
 	assert.Equal(t, c.ImageID, "8c017eaa1efb6e70f9a2a40e7501ee19a379826c47778ad55e9ea93907b1255b")
@@ -213,8 +163,7 @@ func TestInspectFull(t *testing.T) {
 // network as "",
 // podman's default limits as they are.
 func TestInspectForeign(t *testing.T) {
-	raws := readInspect(t, "testdata/inspect-foreign.json")
-	c := raws[0].container()
+	c := readInspect(t, "testdata/inspect-foreign.json")
 	assert.Equal(t, c.Image, "localhost/zaki/gateway-stub:latest")
 	assert.Equal(t, c.State, runtime.StateExited)
 	assert.Equal(t, c.ExitCode, 3)
@@ -229,14 +178,14 @@ func TestInspectForeign(t *testing.T) {
 	assert.Equal(t, c.Spec.Init, false)
 }
 
-func readInspect(t *testing.T, path string) []inspectJSON {
+func readInspect(t *testing.T, path string) runtime.Container {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	assert.NilError(t, err)
-	raws, err := jsonArray[inspectJSON]("inspect", b)
+	cs, err := New(Config{}).ParseInspect(b)
 	assert.NilError(t, err)
-	assert.Equal(t, len(raws), 1)
-	return raws
+	assert.Equal(t, len(cs), 1)
+	return cs[0]
 }
 
 // TestParseEvents reads real `podman events --format json` output: a
@@ -270,49 +219,6 @@ func TestParseEvents(t *testing.T) {
 	assert.Assert(t, err == nil && !ok)
 	_, _, err = parseEvent([]byte(`not json`))
 	assert.Assert(t, err != nil)
-}
-
-func TestMatchLabels(t *testing.T) {
-	labels := map[string]string{"a": "1", "b": "2"}
-	for _, tc := range []struct {
-		sel  map[string]string
-		want bool
-	}{
-		{nil, true},
-		{map[string]string{"a": "1"}, true},
-		{map[string]string{"a": ""}, true},
-		{map[string]string{"a": "1", "b": "2"}, true},
-		{map[string]string{"a": "1", "b": "3"}, false},
-		{map[string]string{"c": ""}, false},
-		{map[string]string{"a": "2"}, false},
-	} {
-		assert.Equal(t, matchLabels(labels, tc.sel), tc.want, "%v", tc.sel)
-	}
-}
-
-// TestAttribute: podman names a failed container by its full ID; the
-// refs it neither printed nor names are gone (success) or get the lines
-// no container claims.
-func TestAttribute(t *testing.T) {
-	idC := strings.Repeat("c", 64)
-	idD := strings.Repeat("d", 64)
-	ee := &cli.ExitError{Command: "podman rm", ExitCode: 2}
-	stderr := "time=\"2026-11-26T22:59:54Z\" level=error msg=\"Removing timer for container " + idC + " healthcheck: unable to get systemd connection: dial unix /run/systemd/private: connect: no such file or directory\"\n" +
-		"Error: cannot remove container " + idC + " as it is running - running or paused containers cannot be removed without force: container state improper\n"
-	pending := []string{"c", "gone", "d1"}
-	left := map[string]idName{"c": {ID: idC, Name: "c"}, "d1": {ID: idD, Name: "d"}}
-	err := attribute(ee, pending, left, stderr)
-	be, ok := err.(*runtime.BatchError)
-	assert.Assert(t, ok, "got %T %v", err, err)
-	assert.Equal(t, len(be.Failed), 2)
-	assert.Equal(t, runtime.Class(be.Failed["c"]), runtime.ErrInvalidArgument)
-	// d1 is still there but no line names it: it gets the unclaimed lines
-	// (none here), so the batch's own error.
-	assert.Equal(t, be.Failed["d1"], error(ee))
-	_, failed := be.Failed["gone"]
-	assert.Assert(t, !failed)
-
-	assert.NilError(t, attribute(ee, []string{"gone"}, map[string]idName{}, stderr))
 }
 
 func TestLoopbackRegistry(t *testing.T) {

@@ -3,16 +3,15 @@ package podman
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/zaki-platform/zaki-agent/plugins/internal/cli"
-	"github.com/zaki-platform/zaki-agent/plugins/internal/envfile"
+	"github.com/zaki-platform/zaki-agent/plugins/internal/clirt"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
@@ -27,15 +26,10 @@ const (
 	HealthEngine = "engine"
 )
 
-// Config configures the podman runtime.
+// Config configures the podman runtime: the client (Binary is "podman"
+// when empty), and what is podman's own.
 type Config struct {
-	// Binary is the podman client: "podman" (the default) is looked up on
-	// PATH at every call; a path is used as it is.
-	Binary string
-	// Env is added to podman's environment. Podman otherwise sees this
-	// process's environment (CONTAINERS_CONF, CONTAINERS_REGISTRIES_CONF,
-	// ... apply).
-	Env []string
+	clirt.Config
 	// GlobalArgs go with every command (e.g. "--root=/srv/podman").
 	// "--log-level=error" always goes first: podman's warnings about this
 	// host (a read-only cgroup controller, say) would otherwise land in
@@ -47,9 +41,6 @@ type Config struct {
 	// IPTables is the iptables client that turns inter-container traffic
 	// off on a network (default "iptables").
 	IPTables string
-	// TempDir holds the short-lived env files of Create (default: the
-	// system's temporary directory).
-	TempDir string
 	// Healthchecks is who runs the containers' healthchecks: HealthAuto
 	// (the default), HealthPlugin or HealthEngine. See healthd.go.
 	Healthchecks string
@@ -57,17 +48,15 @@ type Config struct {
 	// run the healthchecks (default: zaki-runtime-podman-health.lock in
 	// /run/lock, or the temporary directory when /run/lock is missing).
 	HealthLock string
-	// Logger gets one debug line per podman command (subcommand, exit
-	// code, duration; never arguments or environment). Default: discard.
-	Logger *slog.Logger
 }
 
-// Podman is a runtime.Runtime on the podman CLI.
+// Podman is a runtime.Runtime on the podman CLI: the CLI engine of
+// package clirt in podman's dialect, with the healthchecks it runs when
+// podman cannot (healthd.go) and the firewall rule of DisableICC (icc.go).
 type Podman struct {
-	cli      *cli.Runner
+	*clirt.Engine
 	ipt      *cli.Runner
 	global   []string
-	tempDir  string
 	health   string
 	lockPath string
 	log      *slog.Logger
@@ -77,6 +66,53 @@ type Podman struct {
 }
 
 var _ runtime.Runtime = (*Podman)(nil)
+
+// dialect is how podman says what the CLI engine does: JSON arrays, the
+// global options after the subcommand (argv), --time for timeouts,
+// --ignore on batches, its own healthcheck flags (health.go), inspect
+// reading (inspect.go) and events (events.go).
+func (p *Podman) dialect() clirt.Dialect {
+	return clirt.Dialect{
+		Name:     "podman",
+		Argv:     p.argv,
+		Output:   clirt.JSONArray,
+		Classify: classify,
+
+		CreateArgs: func(_ context.Context, spec runtime.ContainerSpec) ([]string, error) {
+			return createArgs(spec, processUlimits)
+		},
+
+		// Without --ignore, one missing container fails the whole command
+		// before it touches any; with it, a missing one is neither printed
+		// nor an error. A forced remove kills at once (--time=0), as
+		// docker's rm -f does, rather than stopping with the stop timeout,
+		// podman's default.
+		Ignore:      []string{"--ignore"},
+		Timeout:     func(seconds int) []string { return []string{"--time=" + strconv.Itoa(seconds)} },
+		ForceRemove: []string{"--force", "--time=0"},
+		Note:        logrusLine.MatchString,
+		Identify:    p.identify,
+
+		ListArgs:    []string{"ps", "--all", "--no-trunc", "--format", "json"},
+		InspectArgs: []string{"container", "inspect"},
+		IDArgs:      []string{"container", "inspect", "--format", "{{.Id}}"},
+		States:      podmanStates,
+		ReadBack:    readBack,
+		FollowTail:  p.followTail,
+
+		EventArgs:   eventArgs,
+		ParseEvent:  parseEvent,
+		MatchLabels: true,
+
+		ICCOff:        "isolate=true",
+		CreateNetwork: p.createNetwork,
+
+		ImageExistsArgs: []string{"image", "exists", "--"},
+		AbsentExitCode:  1, // `podman image exists`: it is not
+		PullArgs:        pullArgs,
+		PullOnStderr:    true,
+	}
+}
 
 // New returns a podman runtime for cfg. It runs nothing: a podman that
 // cannot run shows at the first call (Info is the probe).
@@ -100,34 +136,15 @@ func New(cfg Config) *Podman {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Podman{
-		cli:      cli.New(cli.Config{Binary: cfg.Binary, Env: cfg.Env, Classify: classify}),
+	p := &Podman{
 		ipt:      cli.New(cli.Config{Binary: cfg.IPTables, Classify: classifyIPTables}),
 		global:   append([]string{"--log-level=error"}, cfg.GlobalArgs...),
-		tempDir:  cfg.TempDir,
 		health:   cfg.Healthchecks,
 		lockPath: cfg.HealthLock,
 		log:      cfg.Logger,
 	}
-}
-
-// run runs one podman command, with the global options.
-func (p *Podman) run(ctx context.Context, args ...string) (*cli.Result, error) {
-	start := time.Now()
-	res, err := p.cli.Run(ctx, p.argv(args)...)
-	if p.log.Enabled(ctx, slog.LevelDebug) {
-		code := -1
-		if res != nil {
-			code = res.ExitCode
-		}
-		p.log.DebugContext(ctx, "podman", "cmd", p.cli.Name(args), "exit", code, "took", time.Since(start), "err", err)
-	}
-	return res, err
-}
-
-// stream starts a long-lived podman command (events, logs, pull).
-func (p *Podman) stream(ctx context.Context, opts cli.StreamOptions, args ...string) (*cli.Stream, error) {
-	return p.cli.Stream(ctx, opts, p.argv(args)...)
+	p.Engine = clirt.New(cfg.Config, p.dialect())
+	return p
 }
 
 // argv puts the global options right after the (first word of the)
@@ -149,12 +166,9 @@ func (p *Podman) argv(args []string) []string {
 // options), which are missing until then: `podman info` takes seconds on
 // a loaded host, too long for a health probe.
 func (p *Podman) Info(ctx context.Context) (runtime.Info, error) {
-	res, err := p.run(ctx, "version", "--format", "json")
+	res, err := p.RunClient(ctx, "version", "--format", "json")
 	if err != nil {
-		if runtime.Class(err) == nil {
-			err = runtime.Errorf(runtime.ErrUnavailable, "%w", err)
-		}
-		return runtime.Info{}, fmt.Errorf("podman version: %w", err)
+		return runtime.Info{}, fmt.Errorf("podman version: %w", clirt.Unavailable(err))
 	}
 	var ver struct {
 		Client *struct {
@@ -201,7 +215,7 @@ func (p *Podman) hostFacts() *hostFacts {
 
 // fetchHostFacts runs `podman info` and keeps what Info reports of it.
 func (p *Podman) fetchHostFacts(ctx context.Context) error {
-	res, err := p.run(ctx, "info", "--format", "json")
+	res, err := p.RunClient(ctx, "info", "--format", "json")
 	if err != nil {
 		return fmt.Errorf("podman info: %w", err)
 	}
@@ -233,25 +247,4 @@ func (p *Podman) fetchHostFacts(ctx context.Context) error {
 	p.facts = f
 	p.factsMu.Unlock()
 	return nil
-}
-
-// SweepEnvFiles removes the env files of creates that never finished (a
-// plugin killed in the middle of one) older than age, and returns how
-// many it removed.
-func (p *Podman) SweepEnvFiles(age time.Duration) int { return envfile.Sweep(p.tempDir, age) }
-
-// notFound reports whether err is podman saying there is no such thing.
-func notFound(err error) bool { return errors.Is(err, runtime.ErrNotFound) }
-
-// jsonArray decodes podman's JSON array output (inspect, ps); empty
-// output is an empty list.
-func jsonArray[T any](what string, out []byte) ([]T, error) {
-	var all []T
-	if len(strings.TrimSpace(string(out))) == 0 {
-		return nil, nil
-	}
-	if err := json.Unmarshal(out, &all); err != nil {
-		return nil, fmt.Errorf("%s: parse output: %w", what, err)
-	}
-	return all, nil
 }

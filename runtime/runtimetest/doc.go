@@ -20,8 +20,13 @@
 //
 // Run is the conformance suite that every runtime passes: the fake in this
 // package's tests, the gRPC shims and plugin process in package runtime,
-// and the docker plugin against a real engine, where Config.Engine turns
-// on the checks that need real containers (HTTP on the published port,
-// the healthcheck, the data mount, logs, exit codes and the restart
-// policy) with the gateway stand-in image (testenv.StubImage).
+// and the docker and podman plugins against their real engines, where
+// Config.Engine turns on the checks that need real containers (HTTP on
+// the published port, the healthcheck, the data mount, the read-only
+// root, logs, exit codes and the restart policy) with the gateway
+// stand-in image (testenv.StubImage).
+//
+// FullSpec and ClassifySamples are the fixtures the plugins' parse tests
+// share: a spec with every field set, and the runner of a client's stderr
+// samples against its classifier.
 package runtimetest

@@ -87,9 +87,22 @@ func (s *suite) testEngine(t *testing.T) {
 	})
 
 	t.Run("ReadOnlyRoot", func(t *testing.T) {
-		// The stand-in writes only under its data dir; the flag itself is
-		// checked by FullSpec's read-back.
-		t.Skip("the stand-in has no endpoint that writes outside its data dir")
+		// A write outside the data mount and the tmpfs meets a read-only
+		// root (EROFS, whatever the file's permissions would say); the same
+		// write into the data mount succeeds, so the stand-in can tell.
+		ctx := s.ctx(t)
+		for _, tc := range []struct{ path, want string }{
+			{"/conformance-readonly", "error: EROFS"},
+			{stubDataPath + "/conformance-write.txt", "written"},
+		} {
+			body, err := h.do(ctx, http.MethodPost, "/write?path="+tc.path, "x")
+			if err != nil {
+				t.Fatalf("POST /write?path=%s: %v", tc.path, err)
+			}
+			if !strings.HasPrefix(body, tc.want) {
+				t.Errorf("a write of %s in the container: got %q, want %q...", tc.path, strings.TrimSpace(body), tc.want)
+			}
+		}
 	})
 
 	t.Run("Logs", func(t *testing.T) {

@@ -1,5 +1,5 @@
 // Package cli is the one exec wrapper the CLI-driven runtime plugins
-// (docker, later podman) run their engine's command-line client through.
+// (docker, podman) run their engine's command-line client through.
 //
 // Its contract:
 //

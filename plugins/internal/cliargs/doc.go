@@ -12,9 +12,8 @@
 //
 // What is not: the healthcheck flags (docker can only say the shell form,
 // podman takes a JSON exec form), anything an engine adds of its own
-// (podman's annotations, --read-only-tmpfs), and every parser of output:
-// the engines' inspect, ps and events output differ, so each plugin reads
-// its own.
+// (podman's annotations, --read-only-tmpfs), and reading output back,
+// which is package clirt's.
 //
 // Every caller value is given as --flag=value, so that nothing can be read
 // as another option; the caller validates the spec first

@@ -8,6 +8,8 @@
 //	GET  /                   a one-line greeting with the user id
 //	POST /files/{name}       writes the body to {data}/{name}
 //	GET  /files/{name}       reads {data}/{name}
+//	POST /write?path=P       writes the body to the absolute path P, anywhere;
+//	                         reports "written" or "error: ERRNO: message"
 //	GET  /env/{key}          whether the variable is set (never its value)
 //	GET  /dial?addr=h:p      tries a TCP connection, reports "connected" or the error
 //	POST /spawn?n=N          starts N sleeping children; reports how many started
@@ -35,6 +37,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -125,6 +129,24 @@ func serve(addr, data string) error {
 			return
 		}
 		w.Write(b)
+	})
+	mux.HandleFunc("POST /write", func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Query().Get("path")
+		if !filepath.IsAbs(p) {
+			http.Error(w, "path must be absolute", http.StatusBadRequest)
+			return
+		}
+		b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			name := "unknown"
+			var errno syscall.Errno
+			if errors.As(err, &errno) {
+				name = unix.ErrnoName(errno)
+			}
+			fmt.Fprintf(w, "error: %s: %v\n", name, err)
+			return
+		}
+		io.WriteString(w, "written\n")
 	})
 	mux.HandleFunc("GET /env/{key}", func(w http.ResponseWriter, r *http.Request) {
 		_, ok := os.LookupEnv(r.PathValue("key"))

@@ -16,48 +16,22 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"log/slog"
-	"os"
-	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/zaki-platform/zaki-agent/plugins/docker"
-	"github.com/zaki-platform/zaki-agent/runtime"
+	"github.com/zaki-platform/zaki-agent/plugins/internal/clirt"
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "zaki-runtime-docker: %v\n", err)
-		os.Exit(1)
-	}
-}
-
-func run(_ context.Context, args []string) error {
-	fs := pflag.NewFlagSet("zaki-runtime-docker", pflag.ContinueOnError)
-	binary := fs.String("docker", "docker", "the docker client: a name looked up on PATH, or a path")
-	levelText := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*levelText)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	// The handler keeps the stderr the process started with: go-plugin
-	// replaces os.Stderr once it serves.
-	log := slog.New(runtime.NewLogHandler(os.Stderr, level))
-	log.Debug("docker runtime serving", "pid", os.Getpid(), "docker", *binary)
-	d := docker.New(docker.Config{Binary: *binary, Logger: log})
-	// A create cut short by a killed plugin leaves its env file behind.
-	if n := d.SweepEnvFiles(10 * time.Minute); n > 0 {
-		log.Info("removed env files of interrupted creates", "count", n)
-	}
-	runtime.Serve(d)
-	return nil
+	var cfg docker.Config
+	clirt.Main("zaki-runtime-docker", func(fs *pflag.FlagSet) clirt.Build {
+		fs.StringVar(&cfg.Binary, "docker", "docker", "the docker client: a name looked up on PATH, or a path")
+		return func(log *slog.Logger) (clirt.Plugin, error) {
+			log.Debug("docker runtime serving", "docker", cfg.Binary)
+			cfg.Logger = log
+			return docker.New(cfg), nil
+		}
+	})
 }

@@ -25,58 +25,32 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/zaki-platform/zaki-agent/plugins/internal/clirt"
 	"github.com/zaki-platform/zaki-agent/plugins/podman"
-	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
-func main() {
-	if err := run(context.Background(), os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "zaki-runtime-podman: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { clirt.Main("zaki-runtime-podman", flags) }
 
-func run(ctx context.Context, args []string) error {
-	fs := pflag.NewFlagSet("zaki-runtime-podman", pflag.ContinueOnError)
+// flags adds --podman, --iptables and --healthchecks to fs and returns
+// the runtime they configure; its background work (podman.Podman.Run)
+// lives as long as the process.
+func flags(fs *pflag.FlagSet) clirt.Build {
+	health := fs.String("healthchecks", podman.HealthAuto, "who runs the healthchecks: auto, plugin or engine")
 	binary := fs.String("podman", "podman", "the podman client: a name looked up on PATH, or a path")
 	iptables := fs.String("iptables", "iptables", "the iptables client: a name looked up on PATH, or a path")
-	health := fs.String("healthchecks", podman.HealthAuto, "who runs the healthchecks: auto, plugin or engine")
-	levelText := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return err
+	return func(log *slog.Logger) (clirt.Plugin, error) {
+		switch *health {
+		case podman.HealthAuto, podman.HealthPlugin, podman.HealthEngine:
+		default:
+			return nil, fmt.Errorf("--healthchecks %q: want auto, plugin or engine", *health)
+		}
+		log.Debug("podman runtime serving", "podman", *binary)
+		cfg := podman.Config{Config: clirt.Config{Binary: *binary, Logger: log}, IPTables: *iptables, Healthchecks: *health}
+		return podman.New(cfg), nil
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	switch *health {
-	case podman.HealthAuto, podman.HealthPlugin, podman.HealthEngine:
-	default:
-		return fmt.Errorf("--healthchecks %q: want auto, plugin or engine", *health)
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*levelText)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	// The handler keeps the stderr the process started with: go-plugin
-	// replaces os.Stderr once it serves.
-	log := slog.New(runtime.NewLogHandler(os.Stderr, level))
-	log.Debug("podman runtime serving", "pid", os.Getpid(), "podman", *binary)
-	p := podman.New(podman.Config{Binary: *binary, IPTables: *iptables, Healthchecks: *health, Logger: log})
-	// A create cut short by a killed plugin leaves its env file behind.
-	if n := p.SweepEnvFiles(10 * time.Minute); n > 0 {
-		log.Info("removed env files of interrupted creates", "count", n)
-	}
-	// The background work lives as long as the process: runtime.Serve
-	// never returns, and the process ends with the agent.
-	go p.Run(ctx)
-	runtime.Serve(p)
-	return nil
 }

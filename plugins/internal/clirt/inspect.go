@@ -1,4 +1,4 @@
-package docker
+package clirt
 
 import (
 	"cmp"
@@ -14,16 +14,16 @@ import (
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
-// inspectChunk bounds the IDs given to one docker inspect, to stay far
-// below the kernel's argv limit.
+// inspectChunk bounds the IDs given to one inspect, to stay far below the
+// kernel's argv limit.
 const inspectChunk = 500
 
 // Inspect returns one container.
-func (d *Docker) Inspect(ctx context.Context, ref string) (runtime.Container, error) {
+func (e *Engine) Inspect(ctx context.Context, ref string) (runtime.Container, error) {
 	if err := runtime.ValidateRef(ref); err != nil {
 		return runtime.Container{}, err
 	}
-	cs, err := d.inspect(ctx, []string{ref})
+	cs, err := e.InspectContainers(ctx, []string{ref})
 	if err != nil {
 		return runtime.Container{}, fmt.Errorf("inspect %q: %w", ref, err)
 	}
@@ -33,27 +33,15 @@ func (d *Docker) Inspect(ctx context.Context, ref string) (runtime.Container, er
 	return cs[0], nil
 }
 
-// List is one `docker ps` for the IDs of the matching containers and one
-// `docker inspect` of all of them.
-func (d *Docker) List(ctx context.Context, opts runtime.ListOptions) ([]runtime.Container, error) {
+// List is one `ps` for the IDs of the matching containers (both clients
+// AND the label filters, and match a key alone) and one inspect of all
+// of them.
+func (e *Engine) List(ctx context.Context, opts runtime.ListOptions) ([]runtime.Container, error) {
 	filters, err := cliargs.LabelFilters(opts.Labels)
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"ps", "--all", "--no-trunc", "--format", "{{json .}}"}, filters...)
-	res, err := d.run(ctx, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list: %w", err)
-	}
-	rows, err := jsonLines[struct{ ID string }]("list", res.Stdout)
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]string, 0, len(rows))
-	for _, r := range rows {
-		ids = append(ids, r.ID)
-	}
-	cs, err := d.inspect(ctx, ids)
+	cs, err := e.ListPS(ctx, slices.Concat(e.d.ListArgs, filters))
 	if err != nil {
 		return nil, fmt.Errorf("list: %w", err)
 	}
@@ -61,36 +49,72 @@ func (d *Docker) List(ctx context.Context, opts runtime.ListOptions) ([]runtime.
 	return cs, nil
 }
 
-// inspect inspects containers, as few calls as the argv limit allows.
-// Containers that are gone (removed since they were listed) are left out.
-func (d *Docker) inspect(ctx context.Context, refs []string) ([]runtime.Container, error) {
+// ListPS runs a `ps` that prints JSON and inspects the containers it
+// prints.
+func (e *Engine) ListPS(ctx context.Context, ps []string) ([]runtime.Container, error) {
+	res, err := e.RunClient(ctx, ps...)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := Decode[struct {
+		ID string `json:"Id"`
+	}](e.d.Output, "ps", res.Stdout)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(rows))
+	for _, r := range rows {
+		ids = append(ids, r.ID)
+	}
+	return e.InspectContainers(ctx, ids)
+}
+
+// InspectContainers inspects containers, as few calls as the argv limit
+// allows. Containers that are gone (removed since they were listed) are
+// left out.
+func (e *Engine) InspectContainers(ctx context.Context, refs []string) ([]runtime.Container, error) {
 	var out []runtime.Container
 	for chunk := range slices.Chunk(refs, inspectChunk) {
-		args := append([]string{"inspect", "--type=container", "--format", "{{json .}}", "--"}, chunk...)
-		res, err := d.run(ctx, args...)
-		if err != nil && !notFound(err) {
+		res, err := e.RunClient(ctx, slices.Concat(e.d.InspectArgs, []string{"--"}, chunk)...)
+		if err != nil && !NotFound(err) {
 			return nil, err
 		}
-		// With some refs missing, docker prints the others and fails.
-		raws, perr := jsonLines[inspectJSON]("inspect", res.Stdout)
+		// With some refs missing, the client prints the others and fails.
+		cs, perr := e.ParseInspect(res.Stdout)
 		if perr != nil {
 			return nil, perr
 		}
-		for _, raw := range raws {
-			out = append(out, raw.container())
-		}
+		out = append(out, cs...)
 	}
 	return out, nil
 }
 
-// inspectJSON is the part of `docker inspect` that the runtime reads.
-type inspectJSON struct {
-	ID           string `json:"Id"`
-	Created      time.Time
-	Name         string
-	Image        string
-	RestartCount int
-	State        struct {
+// ParseInspect reads the output of InspectArgs.
+func (e *Engine) ParseInspect(out []byte) ([]runtime.Container, error) {
+	raws, err := Decode[Inspect](e.d.Output, "inspect", out)
+	if err != nil {
+		return nil, err
+	}
+	cs := make([]runtime.Container, 0, len(raws))
+	for i := range raws {
+		cs = append(cs, raws[i].Container(e.d))
+	}
+	return cs, nil
+}
+
+// Inspect is a container as the clients' inspect prints it: the fields
+// that either prints and the runtime reads. The two look alike and are
+// not; Container reads what they print alike, Dialect.ReadBack the rest.
+type Inspect struct {
+	ID              string `json:"Id"`
+	Created         time.Time
+	Name            string
+	Image           string // the image ID
+	ImageName       string // podman: the resolved reference
+	RestartCount    int
+	BoundingCaps    []string // podman: the effective capabilities
+	AppArmorProfile string
+	State           struct {
 		Status     string
 		ExitCode   int
 		OOMKilled  bool
@@ -98,13 +122,23 @@ type inspectJSON struct {
 		FinishedAt time.Time
 		Health     *struct{ Status string }
 	}
+	// Mounts is podman's list of mounts; docker's bind mounts made by
+	// --mount are in HostConfig.Mounts.
+	Mounts []struct {
+		Type, Source, Destination string
+		RW                        bool
+	}
+	NetworkSettings struct {
+		Networks map[string]struct{ IPAddress string }
+	}
 	Config struct {
 		Image       string
 		Cmd         []string
 		Labels      map[string]string
+		Annotations map[string]string
 		User        string
-		Healthcheck *healthJSON
-		StopTimeout *int
+		Healthcheck *HealthJSON
+		StopTimeout *int64
 	}
 	HostConfig struct {
 		NanoCpus   int64
@@ -135,8 +169,9 @@ type inspectJSON struct {
 	}
 }
 
-// container is the runtime's view of an inspected container.
-func (j *inspectJSON) container() runtime.Container {
+// Container is the runtime's view of an inspected container, corrected
+// by d.ReadBack.
+func (j *Inspect) Container(d Dialect) runtime.Container {
 	c := runtime.Container{
 		ID:           j.ID,
 		Name:         strings.TrimPrefix(j.Name, "/"),
@@ -150,19 +185,24 @@ func (j *inspectJSON) container() runtime.Container {
 		StartedAt:    zeroTime(j.State.StartedAt),
 		FinishedAt:   zeroTime(j.State.FinishedAt),
 	}
+	if s, ok := d.States[j.State.Status]; ok {
+		c.State = s
+	}
 	if j.State.Health != nil {
 		c.Health = j.State.Health.Status
 	}
-	c.Spec = j.spec()
+	c.Spec = j.spec(d)
+	if d.ReadBack != nil {
+		d.ReadBack(j, &c)
+	}
 	return c
 }
 
 // spec reads the container's configuration back in the terms of
 // ContainerSpec. Sizes are byte counts; "no" restart policy and the
-// "default" network read as empty; capabilities lose docker's "CAP_"
-// prefix; an inline seccomp profile (docker inlines a profile file's
-// content) reads as that content.
-func (j *inspectJSON) spec() runtime.ContainerSpec {
+// "default" network read as empty; capabilities lose the "CAP_" prefix,
+// ulimits the "RLIMIT_" prefix.
+func (j *Inspect) spec(d Dialect) runtime.ContainerSpec {
 	h := j.HostConfig
 	s := runtime.ContainerSpec{
 		Name:   strings.TrimPrefix(j.Name, "/"),
@@ -183,7 +223,7 @@ func (j *inspectJSON) spec() runtime.ContainerSpec {
 			}(),
 		},
 		Network:     h.NetworkMode,
-		Healthcheck: healthFromConfig(j.Config.Healthcheck),
+		Healthcheck: HealthFromConfig(j.Config.Healthcheck, d.ParseShellHealth),
 	}
 	if len(s.Labels) == 0 {
 		s.Labels = nil
@@ -192,7 +232,8 @@ func (j *inspectJSON) spec() runtime.ContainerSpec {
 		s.Resources.PidsLimit = *h.PidsLimit
 	}
 	for _, u := range h.Ulimits {
-		s.Resources.Ulimits = append(s.Resources.Ulimits, runtime.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
+		name := strings.ToLower(strings.TrimPrefix(u.Name, "RLIMIT_"))
+		s.Resources.Ulimits = append(s.Resources.Ulimits, runtime.Ulimit{Name: name, Soft: u.Soft, Hard: u.Hard})
 	}
 
 	sec := &s.Security
@@ -200,8 +241,8 @@ func (j *inspectJSON) spec() runtime.ContainerSpec {
 	for _, p := range slices.Sorted(maps.Keys(h.Tmpfs)) {
 		sec.Tmpfs = append(sec.Tmpfs, runtime.Tmpfs{Path: p, Options: h.Tmpfs[p]})
 	}
-	sec.CapDrop = capNames(h.CapDrop)
-	sec.CapAdd = capNames(h.CapAdd)
+	sec.CapDrop = CapNames(h.CapDrop)
+	sec.CapAdd = CapNames(h.CapAdd)
 	for _, opt := range h.SecurityOpt {
 		// "no-new-privileges", "no-new-privileges:true", "seccomp=...",
 		// older engines "seccomp:...".
@@ -219,7 +260,7 @@ func (j *inspectJSON) spec() runtime.ContainerSpec {
 		}
 	}
 
-	if rp := h.RestartPolicy; rp.Name != "no" {
+	if rp := h.RestartPolicy; rp.Name != "" && rp.Name != "no" {
 		s.Restart = runtime.RestartPolicy{Name: rp.Name, MaxRetries: rp.MaximumRetryCount}
 	}
 	if s.Network == "default" {
@@ -255,7 +296,8 @@ func byteCount(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
-func capNames(caps []string) []string {
+// CapNames drops the "CAP_" prefix of capability names.
+func CapNames(caps []string) []string {
 	var out []string
 	for _, c := range caps {
 		out = append(out, strings.TrimPrefix(c, "CAP_"))
@@ -270,7 +312,7 @@ func nilIfEmpty(s []string) []string {
 	return s
 }
 
-// zeroTime maps docker's "0001-01-01T00:00:00Z" to the zero time.Time.
+// zeroTime maps the clients' "0001-01-01T00:00:00Z" to the zero time.Time.
 func zeroTime(t time.Time) time.Time {
 	if t.IsZero() {
 		return time.Time{}

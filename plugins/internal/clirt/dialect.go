@@ -1,0 +1,110 @@
+package clirt
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/zaki-platform/zaki-agent/runtime"
+)
+
+// Dialect is what one command-line client says its own way. Fields marked
+// optional may be left zero; the others are required.
+type Dialect struct {
+	// Name is the client's name ("docker"): the message of each command's
+	// debug line, and how errors name it.
+	Name string
+	// Classify returns the error class of a failed command's stderr
+	// (runtime.ErrNotFound, ...), or nil (see Classes).
+	Classify func(stderr string) error
+	// Argv, optional, rewrites every command's arguments before they run
+	// (podman's global options go after the subcommand).
+	Argv func(args []string) []string
+	// Output is how ps and inspect print their JSON.
+	Output Output
+
+	// CreateArgs returns the arguments of `create` up to (not including)
+	// the env file and the image: "create", the options of
+	// cliargs.CreateFlags with the client's healthcheck flags, and the
+	// client's own options. Its errors are returned as they are.
+	CreateArgs func(ctx context.Context, spec runtime.ContainerSpec) ([]string, error)
+
+	// Timeout is how the client's stop, restart and rm take a stop
+	// timeout in whole seconds.
+	Timeout func(seconds int) []string
+	// Ignore, optional, are the options of stop and rm without which one
+	// missing container fails the whole command.
+	Ignore []string
+	// ForceRemove are the options of a forced rm.
+	ForceRemove []string
+	// StopBeforeForceRemove makes a forced Remove stop the containers
+	// first, at once (a timeout of 0).
+	StopBeforeForceRemove bool
+	// Note, optional, reports whether a line of a batch command's stderr
+	// is one of the client's notes rather than a failure.
+	Note func(line string) bool
+	// Identify, optional, is for a client that names a failed container of
+	// a batch otherwise than as given: it returns how each ref that still
+	// names a container is known (refs gone are left out). Without it,
+	// every ref is taken to be there, named as given.
+	Identify func(ctx context.Context, refs []string) (map[string]Identity, error)
+
+	// ListArgs is `ps` of all containers with full IDs, as JSON; the label
+	// filters follow it.
+	ListArgs []string
+	// InspectArgs inspects containers as JSON, up to the "--" before the
+	// refs.
+	InspectArgs []string
+	// IDArgs prints a container's full ID, bare or as a JSON string, up to
+	// the "--" before the ref.
+	IDArgs []string
+	// States, optional, maps the client's container states onto the
+	// runtime's; a state it lacks is taken as it is.
+	States map[string]runtime.State
+	// ParseShellHealth, optional, recognises a shell-form healthcheck
+	// command that Create wrote for an exec-form test, and returns the
+	// test.
+	ParseShellHealth func(cmd string) (argv []string, ok bool)
+	// ReadBack, optional, corrects the common reading of one inspected
+	// container (Inspect.Container) where the client stores a field its
+	// own way.
+	ReadBack func(j *Inspect, c *runtime.Container)
+
+	// FollowTail, optional, streams a followed tail (Follow with a Tail)
+	// of the container id, for a client whose own one is not cut at the
+	// moment of the call.
+	FollowTail func(ctx context.Context, id string, opts runtime.LogOptions) (io.ReadCloser, error)
+
+	// EventArgs is the `events` command of container events from now on,
+	// given the label selector and its filters as `ps` takes them
+	// (cliargs.LabelFilters).
+	EventArgs func(now time.Time, labels map[string]string, filters []string) []string
+	// ParseEvent reads one line of EventArgs' output; ok is false for an
+	// event the runtime does not follow.
+	ParseEvent func(line []byte) (ev runtime.Event, ok bool, err error)
+	// MatchLabels makes the stream match the label selector itself, for a
+	// client whose label filter is not docker's.
+	MatchLabels bool
+
+	// ICCOff is the `network create` option that turns inter-container
+	// traffic off.
+	ICCOff string
+	// CreateNetwork, optional, runs `network create` with args (instead of
+	// RunClient), for a client that needs retries.
+	CreateNetwork func(ctx context.Context, args []string) error
+
+	// ImageExistsArgs succeeds for a present image; the reference follows.
+	ImageExistsArgs []string
+	// AbsentExitCode, when not 0, is the exit code with which
+	// ImageExistsArgs says, with no error class, that the image is absent.
+	AbsentExitCode int
+	// PullArgs is the command that pulls ref.
+	PullArgs func(ref string) []string
+	// PullOnStderr says the client prints pull progress on stderr: the
+	// stream then merges both, and a failure is classified from its last
+	// lines.
+	PullOnStderr bool
+}
+
+// Identity is how a container is known: its full ID and its name.
+type Identity struct{ ID, Name string }

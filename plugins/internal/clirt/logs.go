@@ -1,0 +1,70 @@
+package clirt
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/zaki-platform/zaki-agent/plugins/internal/cli"
+	"github.com/zaki-platform/zaki-agent/runtime"
+)
+
+// Logs streams a container's output, stdout and stderr merged in the
+// order the client writes them. The container is inspected first, so that
+// a missing one is ErrNotFound here and not somewhere in the stream. The
+// stream ends with io.EOF when the output does (and, with Follow, when
+// the container stops); when ctx ends first, reading returns the ctx
+// error.
+func (e *Engine) Logs(ctx context.Context, ref string, opts runtime.LogOptions) (io.ReadCloser, error) {
+	if err := runtime.ValidateRef(ref); err != nil {
+		return nil, err
+	}
+	id, err := e.ContainerID(ctx, ref)
+	if err != nil {
+		return nil, fmt.Errorf("logs %q: %w", ref, err)
+	}
+	var s io.ReadCloser
+	if e.d.FollowTail != nil && opts.Follow && opts.Tail > 0 {
+		s, err = e.d.FollowTail(ctx, id, opts)
+	} else {
+		s, err = e.LogStream(ctx, id, opts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("logs %q: %w", ref, err)
+	}
+	return s, nil
+}
+
+// ContainerID returns the full ID of the container ref names.
+func (e *Engine) ContainerID(ctx context.Context, ref string) (string, error) {
+	res, err := e.RunClient(ctx, slices.Concat(e.d.IDArgs, []string{"--", ref})...)
+	if err != nil {
+		return "", err
+	}
+	id := strings.Trim(strings.TrimSpace(string(res.Stdout)), `"`)
+	if !ContainerIDRE.MatchString(id) {
+		return "", fmt.Errorf("unexpected inspect output %q", res.Stdout)
+	}
+	return id, nil
+}
+
+// LogStream starts one `logs` of the container id, with the extra options
+// before the "--".
+func (e *Engine) LogStream(ctx context.Context, id string, opts runtime.LogOptions, extra ...string) (*cli.Stream, error) {
+	args := []string{"logs"}
+	if opts.Tail > 0 {
+		args = append(args, "--tail="+strconv.Itoa(opts.Tail))
+	}
+	if opts.Follow {
+		args = append(args, "--follow")
+	}
+	if opts.Timestamps {
+		args = append(args, "--timestamps")
+	}
+	args = append(args, extra...)
+	args = append(args, "--", id)
+	return e.Stream(ctx, cli.StreamOptions{MergeStderr: true}, args...)
+}
