@@ -84,7 +84,8 @@ type HotConfig struct {
 	WindowMinutes float64 `toml:"windowMinutes" help:"a running instance used this recently is hot: a config change waits"`
 }
 
-// DefaultConfig returns the built-in defaults (DESIGN.md's configuration).
+// DefaultConfig returns the built-in defaults of the agent's keys; the
+// packaged packaging/config.toml lists each with its default.
 func DefaultConfig() Config {
 	return Config{
 		MaxEngineOps:       8,

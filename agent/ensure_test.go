@@ -46,7 +46,7 @@ func TestEnsureCreates(t *testing.T) {
 	for k, v := range created.Labels {
 		assert.Assert(t, !strings.Contains(v, "s3cret"), "label %s holds the secret", k)
 	}
-	// The container defaults of DESIGN.md.
+	// The container defaults (packaging/config.toml).
 	assert.Equal(t, created.User, "1000:1000")
 	assert.Assert(t, created.Init)
 	assert.Equal(t, created.Resources.CPUs, 2.0)

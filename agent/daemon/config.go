@@ -42,7 +42,8 @@ type APIConfig struct {
 	MaxBodyBytes int64 `toml:"maxBodyBytes" help:"largest request body"`
 }
 
-// DefaultConfig returns the built-in defaults (DESIGN.md's configuration).
+// DefaultConfig returns the built-in defaults of every key; the packaged
+// packaging/config.toml lists each with its default.
 func DefaultConfig() Config {
 	return Config{
 		Socket:      "/run/zaki-agent/agent.sock",

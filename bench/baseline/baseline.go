@@ -355,7 +355,7 @@ func Labels(prefix, userID, hash string, port int, createdAtMs int64) map[string
 
 // RunArgs is the argv of `docker run -d` for one instance, with the flags
 // the agent's docker runtime gives `docker create` for the same config
-// (DESIGN.md "Container defaults"), minus the env file and the image.
+// (the defaults of packaging/config.toml), minus the env file and the image.
 func RunArgs(cfg agent.Config, name string, port int, dataDir string, labels map[string]string) []string {
 	in := cfg.Instance
 	a := []string{"run", "-d", "--pull=never", "--name=" + name}

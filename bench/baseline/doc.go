@@ -24,8 +24,8 @@
 //
 //   - env is passed by an env file (mode 0600, removed after the run), like
 //     the agent, not by -e as the old engine did: a secret never goes on a
-//     command line in this repository, and the file costs about 0.1 ms of a
-//     run that takes hundreds;
+//     command line in this repository, and writing the file is a tiny part
+//     of a run (BENCHMARKS.md);
 //   - port picking holds the registry lock from read to write, so that
 //     concurrent creates cannot pick the same port (the old engine's race
 //     would make the 50-user scenario fail rather than measure it).

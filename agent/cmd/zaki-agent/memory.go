@@ -12,18 +12,16 @@ import (
 //
 //   - GOGC=200: the heap may grow to three times what is live before a
 //     collection. The hot path (an ensure answered from memory, a touch)
-//     allocates a few KB a call on a heap of a few MB; with Go's default,
-//     and more so with 50, a collection ran every one or two hundred calls
-//     and was most of the tail of their latency (p99 of a hot ensure over
-//     the socket: 1.3-1.6 ms with 50, 0.97-1.01 ms with 100, 0.78 ms with
-//     200; BenchmarkHotEnsure in package bench, 3 runs each).
+//     allocates a few KB a call on a small heap; with a lower GOGC a
+//     collection runs every few hundred calls and makes most of the tail of
+//     their latency (the measurements are in BENCHMARKS.md, "What was
+//     changed").
 //   - a soft memory limit that follows the live heap, so that a large
-//     registry (mostly what is live: about 1.5 KB an instance) does not
-//     triple: max(memoryFloor, 1.5 × live + memorySlack), recomputed
-//     every second. With 10,000 instances (about 20 MB live) the limit is
-//     the floor and the agent's RSS stays under 60 MB (BenchmarkRegistered10k);
-//     a registry past the floor gets GOGC=50's 1.5 × live, never a limit
-//     below what is live, so the collector never runs back to back.
+//     registry (most of what is live) does not triple:
+//     max(memoryFloor, 1.5 × live + memorySlack), recomputed every second.
+//     Up to the floor the limit costs nothing; past it a registry gets
+//     GOGC=50's 1.5 × live, never a limit below what is live, so the
+//     collector never runs back to back.
 const (
 	gcPercent    = 200
 	memoryFloor  = 40 << 20
@@ -50,7 +48,7 @@ func tuneGC() {
 		if sample[0].Value.Kind() != metrics.KindUint64 {
 			return
 		}
-		// Only a change of more than 1 MB is applied: each one costs the
+		// Only a change of more than 1 MiB is applied: each one costs the
 		// runtime a recomputation of its pacing.
 		if l := memoryLimit(sample[0].Value.Uint64()); l-set > 1<<20 || set-l > 1<<20 {
 			debug.SetMemoryLimit(l)
