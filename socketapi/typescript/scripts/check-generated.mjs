@@ -3,13 +3,13 @@
 // the file given with --from). `npm run generate` brings it up to date.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const i = process.argv.indexOf("--from");
 const from = i > 0 ? process.argv[i + 1] : "../openapi.json";
-const cli = createRequire(import.meta.url).resolve("openapi-typescript/bin/cli.js");
+const cli = fileURLToPath(new URL("../node_modules/openapi-typescript/bin/cli.js", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "zaki-openapi-ts-"));
 try {
   const out = join(dir, "openapi.ts");

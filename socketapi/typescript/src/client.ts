@@ -162,10 +162,13 @@ export class AgentClient {
     })();
     try {
       const instance = await put();
-      // Let the stream catch up with the ensure's own event.
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([pump, new Promise<void>((r) => (timer = setTimeout(r, 2000)))]);
-      clearTimeout(timer);
+      if (instance.outcome === "created" || instance.outcome === "recreated") {
+        // Only these may have pulled: let the stream catch up with the
+        // ensure's own event, every pull line of it coming before.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([pump, new Promise<void>((r) => (timer = setTimeout(r, 2000)))]);
+        clearTimeout(timer);
+      }
       return instance;
     } finally {
       stream.close();

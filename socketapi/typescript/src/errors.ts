@@ -35,7 +35,7 @@ export class AgentError extends Error {
    * The decoded body of an error answer that carries a document rather
    * than an envelope (a 503 from GET /v1/health: the Health).
    */
-  readonly body?: unknown;
+  declare readonly body?: unknown;
 
   constructor(code: AgentErrorCode, status: number, message: string, options?: { cause?: unknown; body?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
