@@ -73,6 +73,22 @@ function unique(prefix: string): string {
   return `${prefix}-${process.pid}-${process.hrtime.bigint() % 1_000_000_000n}`;
 }
 
+// The agents of this process, ended with it even when it is interrupted
+// (a test runner's timeout sends SIGTERM): an agent left running would
+// keep its socket and state dir. Their containers are the leftover
+// sweep's (scripts/sweep-test-leftovers.sh: the network names this pid).
+const running = new Set<ChildProcess>();
+function endAll(): void {
+  for (const p of running) p.kill("SIGTERM");
+}
+process.once("exit", endAll);
+for (const [sig, n] of [["SIGINT", 2], ["SIGTERM", 15]] as const) {
+  process.once(sig, () => {
+    endAll();
+    process.exit(128 + n);
+  });
+}
+
 /** Options of TestAgent.start. */
 export interface AgentOptions {
   /** Keys of [instance] (TOML values) replacing or adding to the defaults. */
@@ -147,7 +163,13 @@ export class TestAgent {
     proc.stdout!.on("data", keep);
     proc.stderr!.on("data", keep);
     this.#proc = proc;
-    this.#exited = new Promise((r) => proc.once("exit", () => r()));
+    running.add(proc);
+    this.#exited = new Promise((r) =>
+      proc.once("exit", () => {
+        running.delete(proc);
+        r();
+      }),
+    );
     const deadline = Date.now() + 60_000;
     for (;;) {
       try {
