@@ -101,6 +101,7 @@ export class AgentClient {
         throw new AgentError("runtime_unavailable", 503, `runtime unavailable${why}`, { body: h });
       }
     }
+    if (status === 200) throw new AgentError("bad_response", 0, `GET /v1/health: answer is not a health document: ${text.slice(0, 200)}`);
     throw errorFromResponse(status, statusText, text);
   }
 
