@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X github.com/zaki-platform/zaki-agent/internal/version.Version
 # The mains that exist so far; `make build` builds each into bin/.
 MAINS := $(patsubst %/main.go,%,$(wildcard agent/cmd/*/main.go socketapi/cmd/*/main.go plugins/*/cmd/*/main.go))
 
-.PHONY: help build docker podman stub-image test run bench proto lint clean
+.PHONY: help build docker podman stub-image test test-ts run bench proto lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,11 @@ test: stub-image podman ## run every test, engine tests included, podman's too (
 	@scripts/ensure-tools.sh
 	@scripts/sweep-test-leftovers.sh
 	ZAKI_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout 20m ./...
+	@ZAKI_BIN_DIR=$(BIN) scripts/test-typescript.sh
+
+test-ts: stub-image ## the Node client's tests alone (socketapi/typescript: npm ci, npm test)
+	@scripts/sweep-test-leftovers.sh
+	@ZAKI_BIN_DIR=$(BIN) scripts/test-typescript.sh
 
 run: stub-image ## run the agent for real, on this machine's engine, with the stand-in image
 	@scripts/run-agent.sh
@@ -50,10 +55,11 @@ bench: stub-image ## print the benchmark tables
 proto: ## regenerate the gRPC code from runtime/proto/*.proto
 	@scripts/gen-proto.sh
 
-lint: ## gofmt, go vet, and a tidy go.mod (go mod tidy -diff); run by .ci/run
+lint: ## gofmt, go vet, a tidy go.mod (go mod tidy -diff), the Node client's generated types up to date; run by .ci/run
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go' | grep -v '\.pb\.go$$')); if [ -n "$$out" ]; then echo "gofmt -l (run gofmt -w on these):"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@if ! diff=$$($(GO) mod tidy -diff 2>&1); then echo "go mod tidy -diff (run go mod tidy):"; echo "$$diff"; exit 1; fi
+	@scripts/test-typescript.sh --lint
 
 clean: ## remove build output
 	rm -rf $(BIN)

@@ -1,0 +1,264 @@
+import * as http from "node:http";
+import { AgentError, errorFromResponse } from "./errors.js";
+import { lines, ndjson } from "./ndjson.js";
+import { AgentStream } from "./stream.js";
+import { callAny, callJSON, callText, openStream, type CallOptions, type TransportConfig } from "./transport.js";
+import type { AgentEvent, Health, Instance, InstanceSpec, InstanceState, PruneRequest, PruneResult } from "./types.js";
+
+/** The agent's socket when neither the socketPath option nor $ZAKI_SOCKET names one. */
+export const DEFAULT_SOCKET = "/run/zaki-agent/agent.sock";
+/** The environment variable that names the agent's socket. */
+export const SOCKET_ENV = "ZAKI_SOCKET";
+/** The default of ClientOptions.timeoutMs: five minutes, room for an ensure that pulls its image. */
+export const DEFAULT_TIMEOUT_MS = 300_000;
+
+/** Options of an AgentClient. */
+export interface ClientOptions {
+  /** The agent's socket; default $ZAKI_SOCKET, then /run/zaki-agent/agent.sock. */
+  socketPath?: string;
+  /** Default limit of every call in milliseconds (0: none); each call may set its own. */
+  timeoutMs?: number;
+  /** Keep connections open between calls (default true). Ignored when agent is given. */
+  keepAlive?: boolean;
+  /** The http.Agent that carries the calls, instead of the client's own. */
+  agent?: http.Agent;
+  /** Sent as User-Agent with every call. */
+  userAgent?: string;
+  /** Extra headers sent with every call. */
+  headers?: Record<string, string>;
+}
+
+/** Options of list. */
+export interface ListOptions extends CallOptions {
+  /** Only the instances in this state. */
+  state?: InstanceState;
+}
+
+/** Options of ensure. */
+export interface EnsureOptions extends CallOptions {
+  /**
+   * Called with each image.pull event of the ensure's image (of any image
+   * when the spec names none) while the ensure waits for a pull. An
+   * exception it throws is ignored. Progress is best effort: when the
+   * events cannot be followed, the ensure goes on without.
+   */
+  onProgress?: (event: AgentEvent) => void;
+}
+
+/** Options of remove. */
+export interface RemoveOptions extends CallOptions {
+  /** Delete the user's data too. */
+  purge?: boolean;
+}
+
+/** Options of logs and followLogs. */
+export interface LogsOptions extends CallOptions {
+  /** The last N lines (1 to 1000000), or "all" (the default). */
+  tail?: number | "all";
+}
+
+/**
+ * A client of the zaki-agent API over its Unix socket: one method per
+ * route, each taking an AbortSignal and a timeout, every failure an
+ * AgentError. Connections are kept alive between calls; close() releases
+ * them (idle ones never keep the process alive).
+ */
+export class AgentClient {
+  /** The socket the client reaches. */
+  readonly socketPath: string;
+  /** The http.Agent that carries the calls. */
+  readonly httpAgent: http.Agent;
+  readonly #t: TransportConfig;
+  readonly #ownAgent: boolean;
+
+  constructor(options: ClientOptions = {}) {
+    this.socketPath = options.socketPath || process.env[SOCKET_ENV] || DEFAULT_SOCKET;
+    this.#ownAgent = !options.agent;
+    // Idle connections are closed after 30 s, before the agent's own
+    // idle limit (2 min) can close one under a new call.
+    this.httpAgent = options.agent ?? new http.Agent({ keepAlive: options.keepAlive ?? true, timeout: 30_000 });
+    const headers: Record<string, string> = { "User-Agent": options.userAgent ?? "zaki-agent-client-node", ...options.headers };
+    this.#t = { socketPath: this.socketPath, agent: this.httpAgent, headers, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS };
+  }
+
+  /**
+   * The agent's health. When the runtime is unreachable (503) it throws an
+   * AgentError of code runtime_unavailable whose body is the Health.
+   */
+  async health(opts?: CallOptions): Promise<Health> {
+    const { status, statusText, text } = await callAny(this.#t, { method: "GET", path: "/v1/health" }, opts);
+    if (status === 200 || status === 503) {
+      // Both answers are the Health document.
+      let h: Health | undefined;
+      try {
+        h = JSON.parse(text) as Health;
+      } catch {
+        h = undefined;
+      }
+      if (h && typeof h.status === "string") {
+        if (status === 200) return h;
+        const why = h.runtime?.error ? `: ${h.runtime.error}` : "";
+        throw new AgentError("runtime_unavailable", 503, `runtime unavailable${why}`, { body: h });
+      }
+    }
+    if (status === 200) throw new AgentError("bad_response", 0, `GET /v1/health: answer is not a health document: ${text.slice(0, 200)}`);
+    throw errorFromResponse(status, statusText, text);
+  }
+
+  /** The instances, by user ID; all of them, or those in opts.state. */
+  async list(opts: ListOptions = {}): Promise<Instance[]> {
+    return callJSON<Instance[]>(this.#t, { method: "GET", path: "/v1/instances", query: { state: opts.state } }, opts);
+  }
+
+  /** The user's instance (not_found when there is none). */
+  async get(userId: string, opts?: CallOptions): Promise<Instance> {
+    return callJSON<Instance>(this.#t, { method: "GET", path: instancePath(userId) }, opts);
+  }
+
+  /**
+   * Makes the user's instance exist, run and accept connections, and
+   * returns it; its outcome says what that took (created, recreated,
+   * started or reused). An ensure the caller gives up on (signal,
+   * timeout) still runs to its end in the agent; the next one finds it.
+   */
+  async ensure(userId: string, spec: InstanceSpec = {}, opts: EnsureOptions = {}): Promise<Instance> {
+    const { onProgress, ...call } = opts;
+    const put = () => callJSON<Instance>(this.#t, { method: "PUT", path: instancePath(userId), body: spec }, call);
+    if (!onProgress) return put();
+    // Progress, until the agent streams it on the PUT itself (Accept:
+    // application/x-ndjson): the image.pull events of GET /v1/events,
+    // followed for the duration of the call.
+    const ac = new AbortController();
+    const unlink = linkSignal(call.signal, ac);
+    let events: AgentStream<AgentEvent> | undefined;
+    try {
+      events = await this.events({ signal: ac.signal, timeoutMs: call.timeoutMs });
+    } catch (err) {
+      if (call.signal?.aborted) {
+        unlink();
+        throw err;
+      }
+    }
+    if (!events) {
+      unlink();
+      return put();
+    }
+    const stream = events;
+    const pump = (async () => {
+      try {
+        for await (const ev of stream) {
+          if (ev.type === "image.pull" && (!spec.image || ev.image === spec.image)) {
+            try {
+              onProgress(ev);
+            } catch {
+              // the caller's bug; progress goes on
+            }
+          } else if (ev.type === "instance.ensured" && ev.userId === userId) {
+            return; // every pull line of this ensure came before
+          }
+        }
+      } catch {
+        // progress is best effort
+      }
+    })();
+    try {
+      const instance = await put();
+      if (instance.outcome === "created" || instance.outcome === "recreated") {
+        // Only these may have pulled: let the stream catch up with the
+        // ensure's own event, every pull line of it coming before.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([pump, new Promise<void>((r) => (timer = setTimeout(r, 2000)))]);
+        clearTimeout(timer);
+      }
+      return instance;
+    } finally {
+      stream.close();
+      unlink();
+      await pump;
+    }
+  }
+
+  /** Marks the user's instance as used now (pushes idle pruning back). */
+  async touch(userId: string, opts?: CallOptions): Promise<Instance> {
+    return callJSON<Instance>(this.#t, { method: "POST", path: instancePath(userId, "touch") }, opts);
+  }
+
+  /** Stops the user's instance, keeping its container. */
+  async stop(userId: string, opts?: CallOptions): Promise<Instance> {
+    return callJSON<Instance>(this.#t, { method: "POST", path: instancePath(userId, "stop") }, opts);
+  }
+
+  /** Restarts the user's instance and waits until it is ready again. */
+  async restart(userId: string, opts?: CallOptions): Promise<Instance> {
+    return callJSON<Instance>(this.#t, { method: "POST", path: instancePath(userId, "restart") }, opts);
+  }
+
+  /** Removes the user's container and registry entry; with purge, the user's data too. */
+  async remove(userId: string, opts: RemoveOptions = {}): Promise<void> {
+    await callJSON<void>(this.#t, { method: "DELETE", path: instancePath(userId), query: { purge: opts.purge ? "true" : undefined } }, opts);
+  }
+
+  /** The container's output so far (the last opts.tail lines). */
+  async logs(userId: string, opts: LogsOptions = {}): Promise<string> {
+    return callText(this.#t, { method: "GET", path: instancePath(userId, "logs"), query: { tail: tailOf(opts.tail) } }, opts);
+  }
+
+  /**
+   * Follows the container's output: resolves once the agent answered
+   * (errors such as not_found are thrown here), then yields it line by
+   * line as it comes, until the container stops, the signal fires or the
+   * stream is closed.
+   */
+  async followLogs(userId: string, opts: LogsOptions = {}): Promise<AgentStream<string>> {
+    const { call, res } = await openStream(this.#t, { method: "GET", path: instancePath(userId, "logs"), query: { tail: tailOf(opts.tail), follow: "true" } }, opts);
+    return new AgentStream(call, res, lines);
+  }
+
+  /** Runs a pruning pass now (with req.dryRun, only says what it would do). */
+  async prune(req: PruneRequest = {}, opts?: CallOptions): Promise<PruneResult> {
+    return callJSON<PruneResult>(this.#t, { method: "POST", path: "/v1/prune", body: req }, opts);
+  }
+
+  /**
+   * Follows the lifecycle events. The agent has subscribed this client
+   * when the promise resolves: every event after that is seen. The
+   * iteration ends cleanly when the signal fires or the stream is closed.
+   */
+  async events(opts?: CallOptions): Promise<AgentStream<AgentEvent>> {
+    const { call, res } = await openStream(this.#t, { method: "GET", path: "/v1/events", accept: "application/x-ndjson" }, opts);
+    return new AgentStream(call, res, ndjson<AgentEvent>);
+  }
+
+  /** The agent's OpenAPI document (GET /v1/openapi.json). */
+  async openapi(opts?: CallOptions): Promise<Record<string, unknown>> {
+    return callJSON<Record<string, unknown>>(this.#t, { method: "GET", path: "/v1/openapi.json" }, opts);
+  }
+
+  /** The agent's metrics, in the Prometheus text format. */
+  async metrics(opts?: CallOptions): Promise<string> {
+    return callText(this.#t, { method: "GET", path: "/metrics" }, opts);
+  }
+
+  /** Closes the client's kept-alive connections (not those of an agent passed in). */
+  close(): void {
+    if (this.#ownAgent) this.httpAgent.destroy();
+  }
+}
+
+function instancePath(userId: string, action?: string): string {
+  if (typeof userId !== "string" || userId === "") throw new AgentError("invalid_argument", 0, "a user ID is required");
+  return "/v1/instances/" + encodeURIComponent(userId) + (action ? "/" + action : "");
+}
+
+function tailOf(tail: LogsOptions["tail"]): string | undefined {
+  return tail === undefined ? undefined : String(tail);
+}
+
+/** linkSignal aborts ac when signal fires; it returns the unlink. */
+function linkSignal(signal: AbortSignal | undefined, ac: AbortController): () => void {
+  if (!signal) return () => {};
+  const onAbort = () => ac.abort(signal.reason);
+  if (signal.aborted) onAbort();
+  signal.addEventListener("abort", onAbort, { once: true });
+  return () => signal.removeEventListener("abort", onAbort);
+}

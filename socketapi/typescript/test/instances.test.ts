@@ -1,0 +1,170 @@
+// Every unary method against a real agent on the real engine.
+
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { AgentClient, isAgentError, type InstanceSpec } from "@zaki-platform/agent-client";
+import { engine, PACKAGE_ROOT, removeQuietly, STUB_IMAGE, TestAgent, user } from "./harness.js";
+
+const { skip } = engine();
+
+describe("instances", { skip }, () => {
+  let agent: TestAgent;
+  let c: AgentClient;
+  before(async () => {
+    agent = await TestAgent.start();
+    c = agent.client;
+  });
+  after(() => agent?.cleanup());
+
+  const spec: InstanceSpec = {
+    env: { OPENCLAW_GATEWAY_TOKEN: "change-me" },
+    files: { "openclaw.json": '{"gateway": {"mode": "local"}}' },
+    resources: { cpus: 1, memory: "512m" },
+    labels: { plan: "pro" },
+  };
+
+  it("health", async () => {
+    const h = await c.health();
+    assert.equal(h.status, "ok");
+    assert.equal(h.runtime.name, "docker");
+    assert.ok(h.runtime.up);
+    assert.ok(h.agent.ready);
+    assert.ok(h.agent.pid > 0);
+  });
+
+  it("ensure creates, then reuses; get, list and touch see it", async (t) => {
+    const id = user("life");
+    t.after(() => removeQuietly(c, id));
+    const a = await c.ensure(id, spec);
+    assert.equal(a.outcome, "created");
+    assert.equal(a.userId, id);
+    assert.equal(a.state, "running");
+    assert.equal(a.image, STUB_IMAGE);
+    assert.equal(a.containerName, `zaki-user-${id}`);
+    assert.equal(a.url, `http://127.0.0.1:${a.port}`);
+    assert.equal(agent.containers(id).length, 1);
+
+    // The gateway answers on the URL ensure returned.
+    const hello = await fetch(a.url + "/");
+    assert.equal(hello.status, 200);
+    assert.match(await hello.text(), new RegExp(`gateway-stub for user "${id}"`));
+    const file = await fetch(a.url + "/files/openclaw.json");
+    assert.equal(await file.text(), spec.files!["openclaw.json"]);
+
+    const b = await c.ensure(id, spec);
+    assert.equal(b.outcome, "reused");
+    assert.equal(b.containerId, a.containerId);
+    assert.equal(b.port, a.port);
+
+    const g = await c.get(id);
+    assert.equal(g.containerId, a.containerId);
+    assert.equal(g.outcome, undefined);
+    assert.equal(g.labels?.plan, "pro");
+
+    assert.ok((await c.list()).some((i) => i.userId === id));
+    assert.ok((await c.list({ state: "running" })).some((i) => i.userId === id));
+    assert.ok(!(await c.list({ state: "stopped" })).some((i) => i.userId === id));
+
+    await new Promise((r) => setTimeout(r, 5));
+    const touched = await c.touch(id);
+    assert.ok(touched.lastUsedAtMs > g.lastUsedAtMs, `${touched.lastUsedAtMs} > ${g.lastUsedAtMs}`);
+  });
+
+  it("stop keeps the container, restart and ensure bring it back", async (t) => {
+    const id = user("stop");
+    t.after(() => removeQuietly(c, id));
+    const a = await c.ensure(id);
+    const s = await c.stop(id);
+    assert.equal(s.state, "stopped");
+    assert.equal(s.containerId, a.containerId);
+    assert.ok((await c.list({ state: "stopped" })).some((i) => i.userId === id));
+    const r = await c.restart(id);
+    assert.equal(r.state, "running");
+    assert.equal(r.containerId, a.containerId);
+    assert.equal((await fetch(r.url + "/health")).status, 200);
+    await c.stop(id);
+    const e = await c.ensure(id);
+    assert.equal(e.outcome, "started");
+    assert.equal(e.containerId, a.containerId);
+  });
+
+  it("remove keeps the user's data unless purge", async (t) => {
+    const id = user("rm");
+    t.after(() => removeQuietly(c, id));
+    const a = await c.ensure(id);
+    assert.equal((await fetch(a.url + "/files/keep.txt", { method: "POST", body: "kept" })).status, 200);
+    await c.remove(id);
+    await assert.rejects(c.get(id), (e: unknown) => isAgentError(e, "not_found"));
+    assert.equal(agent.containers(id).length, 0);
+
+    const b = await c.ensure(id);
+    assert.equal(b.outcome, "created");
+    assert.equal(b.port, a.port, "a user keeps their port for life");
+    assert.equal(await (await fetch(b.url + "/files/keep.txt")).text(), "kept");
+
+    await c.remove(id, { purge: true });
+    const d = await c.ensure(id);
+    assert.equal((await fetch(d.url + "/files/keep.txt")).status, 404);
+    await c.remove(id, { purge: true });
+    await assert.rejects(c.remove(id, { purge: true }), (e: unknown) => isAgentError(e, "not_found"));
+  });
+
+  it("prune: a dry run says what it would remove, and removes nothing", async (t) => {
+    const id = user("prune");
+    t.after(() => removeQuietly(c, id));
+    await c.ensure(id);
+    const dry = await c.prune({ dryRun: true, maxAgeDays: 1e-9 });
+    assert.equal(dry.dryRun, true);
+    const item = dry.removed.find((i) => i.userId === id);
+    assert.ok(item, JSON.stringify(dry));
+    assert.equal(item.reason, "max-age");
+    assert.equal((await c.get(id)).state, "running");
+
+    const real = await c.prune();
+    assert.equal(real.dryRun, false);
+    assert.ok(!real.removed.some((i) => i.userId === id), "nothing is 24 hours idle");
+
+    const gone = await c.prune({ maxAgeDays: 1e-9 });
+    assert.ok(gone.removed.some((i) => i.userId === id), JSON.stringify(gone));
+    await assert.rejects(c.get(id), (e: unknown) => isAgentError(e, "not_found"));
+  });
+
+  it("openapi is the document the types were generated from", async () => {
+    const served = await c.openapi();
+    const file = JSON.parse(readFileSync(join(PACKAGE_ROOT, "../openapi.json"), "utf8"));
+    assert.deepEqual(served, file);
+    // And openapi-typescript makes of the served document exactly the checked-in types.
+    const dir = mkdtempSync(join(tmpdir(), "zaki-served-"));
+    try {
+      writeFileSync(join(dir, "openapi.json"), JSON.stringify(served));
+      execFileSync(process.execPath, ["scripts/check-generated.mjs", "--from", join(dir, "openapi.json")], { cwd: PACKAGE_ROOT, stdio: "pipe" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("metrics", async () => {
+    const m = await c.metrics();
+    assert.match(m, /^zaki_api_requests_total\{/m);
+    assert.match(m, /^zaki_instances\{/m);
+  });
+
+  it("keeps its connection alive between calls", async () => {
+    const k = new AgentClient({ socketPath: agent.socket });
+    try {
+      await k.health();
+      const free = () => Object.values(k.httpAgent.freeSockets).flat();
+      const [first] = free();
+      assert.ok(first, "an idle connection is kept");
+      await k.list();
+      await k.health();
+      assert.deepEqual(free(), [first]);
+    } finally {
+      k.close();
+    }
+  });
+});
