@@ -35,6 +35,7 @@ var routes = map[string]map[string]handler{
 	"/v1/instances/{userId}/stop":    {http.MethodPost: {serve: (*Server).stop}},
 	"/v1/instances/{userId}/restart": {http.MethodPost: {serve: (*Server).restart}},
 	"/v1/instances/{userId}/logs":    {http.MethodGet: {serve: (*Server).logs, query: []string{"tail", "follow"}}},
+	"/v1/instances/{userId}/exec":    {http.MethodPost: {serve: (*Server).exec, body: true}},
 	"/v1/prune":                      {http.MethodPost: {serve: (*Server).prune, body: true}},
 	"/v1/events":                     {http.MethodGet: {serve: (*Server).events}},
 	"/v1/openapi.json":               {http.MethodGet: {serve: (*Server).openapi}},
@@ -215,6 +216,23 @@ func (s *Server) instanceOp(w http.ResponseWriter, c call, op func(context.Conte
 		return err
 	}
 	writeInstance(w, http.StatusOK, &in)
+	return nil
+}
+
+// exec runs a command in an instance. The body (the command) is never
+// logged.
+func (s *Server) exec(w http.ResponseWriter, r *http.Request, c call) error {
+	var req socketapi.ExecRequest
+	if err := decodeJSON(c.body, &req); err != nil {
+		return err
+	}
+	ctx, cancel := s.opContext()
+	defer cancel()
+	res, err := s.cfg.Agent.Exec(ctx, c.userID, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
 	return nil
 }
 
