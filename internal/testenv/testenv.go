@@ -121,8 +121,8 @@ var (
 	imageRes  error
 )
 
-// EnsureStubImage builds StubImage unless the engine has it already
-// (ZAKI_REBUILD_STUB=1 forces a build). It needs RequireDocker first.
+// EnsureStubImage builds StubImage unless the engine has it already, with
+// -exec (ZAKI_REBUILD_STUB=1 forces a build). It needs RequireDocker first.
 func EnsureStubImage(t testing.TB) string {
 	t.Helper()
 	imageOnce.Do(func() { imageRes = buildStubImage() })
@@ -134,7 +134,9 @@ func EnsureStubImage(t testing.TB) string {
 
 func buildStubImage() error {
 	if os.Getenv("ZAKI_REBUILD_STUB") != "1" {
-		if exec.Command("docker", "image", "inspect", "--format", "{{.Id}}", StubImage).Run() == nil {
+		// An image without the label is an older stand-in, without -exec.
+		out, err := exec.Command("docker", "image", "inspect", "--format", `{{index .Config.Labels "zaki.stub.exec"}}`, StubImage).Output()
+		if err == nil && strings.TrimSpace(string(out)) == "1" {
 			return nil
 		}
 	}
