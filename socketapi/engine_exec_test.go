@@ -86,25 +86,33 @@ func TestEngineExec(t *testing.T) {
 
 	t.Run("429 past the bound", func(t *testing.T) {
 		var wg sync.WaitGroup
+		errs := make(chan error, 2)
 		for range 2 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				run(0, "sleep", "6")
+				_, err := run(0, "sleep", "8")
+				errs <- err
 			}()
 		}
-		defer wg.Wait()
+		// Both run in the container, so both hold their slot.
 		poll.WaitOn(t, func(poll.LogT) poll.Result {
-			_, err := run(0, "echo", "x")
-			if err == nil {
-				return poll.Continue("the two sleeps hold no slot yet")
+			top, err := exec.Command("docker", "top", "zaki-user-"+u, "-eo", "pid,args").CombinedOutput()
+			if err != nil {
+				return poll.Error(fmt.Errorf("docker top: %v: %s", err, top))
 			}
-			if !errors.Is(err, socketapi.ErrTooManyRequests) {
-				return poll.Error(err)
+			if n := strings.Count(string(top), "-exec sleep 8"); n < 2 {
+				return poll.Continue("%d of the 2 sleeps run", n)
 			}
-			wantAPIError(t, err, http.StatusTooManyRequests, socketapi.CodeTooManyRequests, socketapi.ErrTooManyRequests)
 			return poll.Success()
-		}, poll.WithTimeout(5*time.Second), poll.WithDelay(50*time.Millisecond))
+		}, poll.WithTimeout(30*time.Second), poll.WithDelay(100*time.Millisecond))
+		_, err := run(0, "echo", "x")
+		wantAPIError(t, err, http.StatusTooManyRequests, socketapi.CodeTooManyRequests, socketapi.ErrTooManyRequests)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			assert.Check(t, err)
+		}
 	})
 
 	t.Run("zakictl", func(t *testing.T) {
@@ -129,7 +137,7 @@ func TestEngineExec(t *testing.T) {
 	})
 
 	for what, log := range map[string]string{"agent and server": en.Logs.String(), "plugin": en.log.String()} {
-		assert.Check(t, strings.Contains(log, "exec"), "the %s log has no exec line:\n%s", what, tail(log, 2000))
+		assert.Check(t, strings.Contains(log, "msg=exec") || strings.Contains(log, `cmd="docker exec"`), "the %s log has no exec line:\n%s", what, tail(log, 2000))
 		assert.Check(t, !strings.Contains(log, secret), "the %s log holds an exec'd argument:\n%s", what, tail(log, 4000))
 	}
 }

@@ -74,7 +74,7 @@ func startEngineWith(t *testing.T, ports int, config func(*daemon.Config)) *engi
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	plugin, err := runtime.Launch(ctx, runtime.PluginConfig{
-		Name: "docker", Path: pluginBin,
+		Name: "docker", Path: pluginBin, Args: []string{"--log-level", "debug"},
 		Logger: slog.New(slog.NewTextHandler(en.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	assert.NilError(t, err)
