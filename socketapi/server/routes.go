@@ -222,28 +222,25 @@ func (s *Server) instanceOp(w http.ResponseWriter, c call, op func(context.Conte
 // exec runs a command in an instance. The body (the command) is never
 // logged.
 func (s *Server) exec(w http.ResponseWriter, r *http.Request, c call) error {
-	var req socketapi.ExecRequest
-	if err := decodeJSON(c.body, &req); err != nil {
-		return err
-	}
-	ctx, cancel := s.opContext()
-	defer cancel()
-	res, err := s.cfg.Agent.Exec(ctx, c.userID, req)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, res)
-	return nil
+	return jsonOp(s, w, c, func(ctx context.Context, req socketapi.ExecRequest) (socketapi.ExecResult, error) {
+		return s.cfg.Agent.Exec(ctx, c.userID, req)
+	})
 }
 
 func (s *Server) prune(w http.ResponseWriter, r *http.Request, c call) error {
-	var req socketapi.PruneRequest
+	return jsonOp(s, w, c, s.cfg.Agent.Prune)
+}
+
+// jsonOp serves a mutating call whose body decodes into a Req and whose
+// result is answered as JSON with 200.
+func jsonOp[Req, Res any](s *Server, w http.ResponseWriter, c call, op func(context.Context, Req) (Res, error)) error {
+	var req Req
 	if err := decodeJSON(c.body, &req); err != nil {
 		return err
 	}
 	ctx, cancel := s.opContext()
 	defer cancel()
-	res, err := s.cfg.Agent.Prune(ctx, req)
+	res, err := op(ctx, req)
 	if err != nil {
 		return err
 	}
