@@ -134,9 +134,9 @@ func EnsureStubImage(t testing.TB) string {
 
 func buildStubImage() error {
 	if os.Getenv("ZAKI_REBUILD_STUB") != "1" {
-		// An image without the label is an older stand-in, without -exec.
-		out, err := exec.Command("docker", "image", "inspect", "--format", `{{index .Config.Labels "zaki.stub.exec"}}`, StubImage).Output()
-		if err == nil && strings.TrimSpace(string(out)) == "1" {
+		// An image whose stand-in does not know -exec is an older one.
+		out, err := exec.Command("docker", "run", "--rm", "--network", "none", "--entrypoint", "/gateway-stub", StubImage, "-exec", "echo", "ok").Output()
+		if err == nil && strings.TrimSpace(string(out)) == "ok" {
 			return nil
 		}
 	}
