@@ -125,7 +125,9 @@ type Identity struct{ ID, Name string }
 
 // ExecRefusal is how a client refuses an exec: with one of Codes and a
 // stderr that starts with one of Prefixes. A refusal whose stderr holds
-// one of NotRunning is runtime.ErrConflict; others are classified.
+// one of NotRunning is runtime.ErrConflict; others are classified. (A
+// command of the user's that exits with such a code and prints such a
+// line is taken for a refusal: the client gives no other sign.)
 type ExecRefusal struct {
 	Codes      []int
 	Prefixes   []string
