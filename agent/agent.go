@@ -58,6 +58,7 @@ type Agent struct {
 	locks  userLocks
 	ports  portHolds
 	engine chan struct{} // bounds engine operations in flight
+	execs  execSlots     // bounds the execs running
 	events broker
 	images imagePuller
 
@@ -356,6 +357,10 @@ func (a *Agent) loopBound() time.Duration {
 
 func invalid(format string, args ...any) error {
 	return errdefs.Errorf(errdefs.ErrInvalidArgument, format, args...)
+}
+
+func forbidden(format string, args ...any) error {
+	return errdefs.Errorf(errdefs.ErrForbidden, format, args...)
 }
 
 func notFound(userID string) error {

@@ -270,8 +270,9 @@ func TestEnsureBadInputTouchesNothing(t *testing.T) {
 	e.fake.ResetCalls()
 	long := strings.Repeat("a", 10<<10)
 	for name, tc := range map[string]struct {
-		user string
-		spec InstanceSpec
+		user  string
+		spec  InstanceSpec
+		class error // ErrInvalidArgument when nil
 	}{
 		"dotdot user":        {user: "../etc"},
 		"option user":        {user: "--privileged"},
@@ -279,7 +280,7 @@ func TestEnsureBadInputTouchesNothing(t *testing.T) {
 		"newline user":       {user: "a\nb"},
 		"long user":          {user: long},
 		"empty user":         {user: ""},
-		"image not allowed":  {user: "ok", spec: InstanceSpec{Image: "evil/image:latest"}},
+		"image not allowed":  {user: "ok", spec: InstanceSpec{Image: "evil/image:latest"}, class: errdefs.ErrForbidden},
 		"image option":       {user: "ok", spec: InstanceSpec{Image: "--privileged"}},
 		"env key with =":     {user: "ok", spec: InstanceSpec{Env: map[string]string{"A=B": "x"}}},
 		"env key nul":        {user: "ok", spec: InstanceSpec{Env: map[string]string{"A\x00": "x"}}},
@@ -296,7 +297,11 @@ func TestEnsureBadInputTouchesNothing(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := e.a.Ensure(context.Background(), tc.user, tc.spec, EnsureOptions{})
-			assert.Assert(t, errors.Is(err, errdefs.ErrInvalidArgument), "got %v", err)
+			want := tc.class
+			if want == nil {
+				want = errdefs.ErrInvalidArgument
+			}
+			assert.Assert(t, errors.Is(err, want), "got %v, want %v", err, want)
 		})
 	}
 	assert.DeepEqual(t, e.fake.CallCounts(), map[string]int{}, cmpNonZero)

@@ -129,7 +129,7 @@ func (ip *imagePuller) run(ref string, p *pull) {
 		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			err = errdefs.Errorf(errdefs.ErrTimeout, "pull image %q: not done within %v", ref, limit)
 		} else if err != nil {
-			err = fmt.Errorf("pull image %q: %w", ref, err)
+			err = ip.pullFailed(ref, err)
 		}
 	}
 	if err != nil {
@@ -165,4 +165,24 @@ func (ip *imagePuller) forget(ref string) {
 	ip.mu.Lock()
 	defer ip.mu.Unlock()
 	delete(ip.present, ref)
+}
+
+// pullFailed is the error of a pull the engine gave up on: ErrPullFailed
+// with the engine's reason (no such image, the registry unreachable or
+// refusing). A pull cut short keeps its class, and so does one of an
+// engine that is unavailable: one that still answers (Info) was refused
+// by the registry, which the client's words may not tell apart
+// ("connection refused" is said of both).
+func (ip *imagePuller) pullFailed(ref string, err error) error {
+	switch {
+	case errors.Is(err, errdefs.ErrTimeout), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("pull image %q: %w", ref, err)
+	case errors.Is(err, errdefs.ErrUnavailable):
+		ctx, cancel := context.WithTimeout(ip.a.bg, 10*time.Second)
+		defer cancel()
+		if _, ierr := ip.a.rt.Info(ctx); ierr != nil {
+			return fmt.Errorf("pull image %q: %w", ref, err)
+		}
+	}
+	return errdefs.Errorf(errdefs.ErrPullFailed, "pull image %q: %v", ref, err)
 }

@@ -130,3 +130,11 @@ func (r *instrumented) Logs(ctx context.Context, ref string, opts runtime.LogOpt
 	r.m.observeCall("Logs", err, time.Since(start))
 	return rc, err
 }
+
+// Exec is bounded by the call timeout plus the command's own.
+func (r *instrumented) Exec(ctx context.Context, ref string, opts runtime.ExecOptions) (runtime.ExecResult, error) {
+	ctx, done := r.call(ctx, "Exec", opts.Timeout)
+	res, err := r.rt.Exec(ctx, ref, opts)
+	done(err)
+	return res, err
+}

@@ -56,7 +56,8 @@ type effectiveSpec struct {
 
 // resolve validates a caller's spec against the config and returns the
 // effective spec: defaults filled in, limits no higher than the configured
-// ceilings, image allowed. Every error is of class ErrInvalidArgument.
+// ceilings, image allowed. Every error is of class ErrInvalidArgument,
+// but an image outside allowedImages, which is ErrForbidden.
 func (c *Config) resolve(s InstanceSpec) (effectiveSpec, error) {
 	e, err := c.Instance.defaultSpec()
 	if err != nil {
@@ -123,7 +124,7 @@ func (c *Config) chooseImage(e *effectiveSpec, image string) error {
 		return err
 	}
 	if !c.imageAllowed(image) {
-		return invalid("image %q is not allowed (allowed: %s)", image, strings.Join(c.Instance.AllowedImages, ", "))
+		return forbidden("image %q is not allowed (allowed: %s)", image, strings.Join(c.Instance.AllowedImages, ", "))
 	}
 	e.Image = image
 	return nil

@@ -247,3 +247,23 @@ func eventFromPB(e *pb.Event) Event {
 		Time:     timeFromPB(e.GetTimeUnixNs()),
 	}
 }
+
+func execResultToPB(r ExecResult) *pb.ExecResponse {
+	return &pb.ExecResponse{
+		ExitCode:        int64(r.ExitCode),
+		Stdout:          r.Stdout,
+		Stderr:          r.Stderr,
+		StdoutTruncated: r.StdoutTruncated,
+		StderrTruncated: r.StderrTruncated,
+	}
+}
+
+func execResultFromPB(r *pb.ExecResponse) ExecResult {
+	return ExecResult{
+		ExitCode:        int(r.GetExitCode()),
+		Stdout:          r.GetStdout(),
+		Stderr:          r.GetStderr(),
+		StdoutTruncated: r.GetStdoutTruncated(),
+		StderrTruncated: r.GetStderrTruncated(),
+	}
+}

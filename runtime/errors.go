@@ -20,6 +20,7 @@ var (
 	ErrInvalidArgument = errdefs.ErrInvalidArgument
 	ErrUnavailable     = errdefs.ErrUnavailable
 	ErrTimeout         = errdefs.ErrTimeout
+	ErrConflict        = errdefs.ErrConflict
 )
 
 // Errorf returns an error of class class whose text is the formatted

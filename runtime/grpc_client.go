@@ -240,3 +240,16 @@ func (r *logReader) Close() error {
 	r.cancel()
 	return nil
 }
+
+func (c *grpcClient) Exec(ctx context.Context, ref string, opts ExecOptions) (ExecResult, error) {
+	resp, err := c.client.Exec(ctx, &pb.ExecRequest{
+		Ref:       ref,
+		Cmd:       opts.Cmd,
+		TimeoutNs: int64(opts.Timeout),
+		MaxOutput: int64(opts.MaxOutput),
+	})
+	if err != nil {
+		return ExecResult{}, fromStatus(ctx, c.conn, err)
+	}
+	return execResultFromPB(resp), nil
+}

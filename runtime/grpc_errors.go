@@ -31,6 +31,7 @@ var errorClasses = []struct {
 	{ErrUnavailable, codes.Unavailable, pb.ErrorClass_ERROR_CLASS_UNAVAILABLE},
 	{ErrTimeout, codes.DeadlineExceeded, pb.ErrorClass_ERROR_CLASS_TIMEOUT},
 	{context.Canceled, codes.Canceled, pb.ErrorClass_ERROR_CLASS_CANCELED},
+	{ErrConflict, codes.FailedPrecondition, pb.ErrorClass_ERROR_CLASS_CONFLICT},
 }
 
 // classOf returns the class of err for the wire: one of runtime's classes

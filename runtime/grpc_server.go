@@ -184,3 +184,15 @@ func (s *grpcServer) Logs(req *pb.LogsRequest, stream pb.Runtime_LogsServer) err
 		}
 	}
 }
+
+func (s *grpcServer) Exec(ctx context.Context, req *pb.ExecRequest) (*pb.ExecResponse, error) {
+	res, err := s.impl.Exec(ctx, req.GetRef(), ExecOptions{
+		Cmd:       req.GetCmd(),
+		Timeout:   time.Duration(req.GetTimeoutNs()),
+		MaxOutput: int(req.GetMaxOutput()),
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return execResultToPB(res), nil
+}

@@ -116,6 +116,11 @@ func (s *scripted) List(ctx context.Context, opts runtime.ListOptions) ([]runtim
 	return s.list, s.record(ctx, opts)
 }
 
+func (s *scripted) Exec(ctx context.Context, ref string, opts runtime.ExecOptions) (runtime.ExecResult, error) {
+	res := runtime.ExecResult{ExitCode: 3, Stdout: []byte("out"), Stderr: []byte("err\xff"), StderrTruncated: true}
+	return res, s.record(ctx, ref, opts)
+}
+
 func (s *scripted) Events(ctx context.Context, opts runtime.EventOptions) (runtime.EventStream, error) {
 	if err := s.record(ctx, opts); err != nil {
 		return nil, err
@@ -307,7 +312,7 @@ func TestShimRoundTrip(t *testing.T) {
 // classes are the error classes as a caller tests them.
 var classes = []error{
 	runtime.ErrNotFound, runtime.ErrAlreadyExists, runtime.ErrInvalidArgument,
-	runtime.ErrUnavailable, runtime.ErrTimeout, context.Canceled,
+	runtime.ErrUnavailable, runtime.ErrTimeout, runtime.ErrConflict, context.Canceled,
 }
 
 func TestShimErrors(t *testing.T) {
@@ -324,6 +329,7 @@ func TestShimErrors(t *testing.T) {
 		{"invalid", runtime.Errorf(runtime.ErrInvalidArgument, "bad name"), runtime.ErrInvalidArgument},
 		{"unavailable", runtime.Errorf(runtime.ErrUnavailable, "engine down"), runtime.ErrUnavailable},
 		{"timeout", runtime.Errorf(runtime.ErrTimeout, "docker stop took too long"), runtime.ErrTimeout},
+		{"conflict", runtime.Errorf(runtime.ErrConflict, "container c1 is not running"), runtime.ErrConflict},
 		{"deadline", fmt.Errorf("inspect: %w", context.DeadlineExceeded), runtime.ErrTimeout},
 		{"canceled", fmt.Errorf("inspect: %w", context.Canceled), context.Canceled},
 		{"none", errors.New("docker: exit status 125: something odd"), nil},
@@ -564,3 +570,15 @@ func waitClosed(t *testing.T, ch <-chan struct{}) {
 }
 
 func sortStrings(s []string) { slices.Sort(s) }
+
+// TestShimExec: Exec's options and result cross the boundary whole, bytes
+// that are not UTF-8 included.
+func TestShimExec(t *testing.T) {
+	impl := &scripted{}
+	rt, _ := shim(t, impl)
+	opts := runtime.ExecOptions{Cmd: []string{"find", "/x", "-name", "*.lock"}, Timeout: 1500 * time.Millisecond, MaxOutput: 4096}
+	res, err := rt.Exec(context.Background(), "c1", opts)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(res, runtime.ExecResult{ExitCode: 3, Stdout: []byte("out"), Stderr: []byte("err\xff"), StderrTruncated: true}))
+	assert.Check(t, is.DeepEqual(impl.received(), []any{"c1", opts}))
+}

@@ -64,6 +64,43 @@ type Runtime interface {
 	Events(ctx context.Context, opts EventOptions) (EventStream, error)
 	// Logs streams a container's output (stdout and stderr interleaved).
 	Logs(ctx context.Context, ref string, opts LogOptions) (io.ReadCloser, error)
+
+	// Exec runs a command in a running container, as the container's own
+	// user, without a TTY or stdin, and returns its exit code and output
+	// (each stream cut at opts.MaxOutput). A command that runs and fails
+	// is no error: its exit code says so. ErrNotFound when there is no
+	// such container, ErrConflict when it is not running, ErrTimeout when
+	// the command outlived opts.Timeout: it is then killed, with every
+	// process it started, before Exec returns.
+	Exec(ctx context.Context, ref string, opts ExecOptions) (ExecResult, error)
+}
+
+// ExecOptions tune Exec.
+type ExecOptions struct {
+	// Cmd is the command and its arguments (exec form, no shell). Secret:
+	// never in a log line.
+	Cmd []string
+	// Timeout bounds the command (required, at most MaxExecTimeout).
+	Timeout time.Duration
+	// MaxOutput caps what is kept of stdout and of stderr, each (zero:
+	// DefaultExecOutput; at most MaxExecOutput).
+	MaxOutput int
+}
+
+// Bounds of Exec.
+const (
+	DefaultExecOutput = 1 << 20
+	MaxExecOutput     = 1 << 20
+	MaxExecTimeout    = time.Hour
+)
+
+// ExecResult is what an exec'd command left.
+type ExecResult struct {
+	ExitCode        int
+	Stdout          []byte
+	Stderr          []byte
+	StdoutTruncated bool
+	StderrTruncated bool
 }
 
 // Info describes a runtime and its engine.

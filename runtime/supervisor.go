@@ -479,3 +479,12 @@ func (p *Plugin) Logs(ctx context.Context, ref string, opts LogOptions) (io.Read
 	rc, err := rt.Logs(ctx, ref, opts)
 	return rc, p.check(err)
 }
+
+func (p *Plugin) Exec(ctx context.Context, ref string, opts ExecOptions) (ExecResult, error) {
+	rt, err := p.runtime()
+	if err != nil {
+		return ExecResult{}, err
+	}
+	res, err := rt.Exec(ctx, ref, opts)
+	return res, p.check(err)
+}

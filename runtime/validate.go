@@ -353,3 +353,24 @@ func (s *Security) validate() error {
 	}
 	return nil
 }
+
+// Validate checks an exec's options: a command, a timeout within
+// MaxExecTimeout, an output cap within MaxExecOutput. Its errors never
+// quote the command's arguments (they may hold secrets).
+func (o ExecOptions) Validate() error {
+	if len(o.Cmd) == 0 || o.Cmd[0] == "" {
+		return invalid("exec: empty command")
+	}
+	for i, a := range o.Cmd {
+		if strings.ContainsRune(a, 0) {
+			return invalid("exec: argument %d holds a NUL byte", i)
+		}
+	}
+	if o.Timeout <= 0 || o.Timeout > MaxExecTimeout {
+		return invalid("exec: timeout %v out of range (0, %v]", o.Timeout, MaxExecTimeout)
+	}
+	if o.MaxOutput < 0 || o.MaxOutput > MaxExecOutput {
+		return invalid("exec: output cap %d out of range [0, %d]", o.MaxOutput, MaxExecOutput)
+	}
+	return nil
+}

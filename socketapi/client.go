@@ -313,6 +313,15 @@ func (c *Client) Logs(ctx context.Context, userID string, opts LogOptions) (io.R
 	return resp.Body, nil
 }
 
+// Exec runs a command in userID's running instance and returns its exit
+// code and output. A command that fails is no error: its exit code says
+// so. The call waits for the command, up to its timeout.
+func (c *Client) Exec(ctx context.Context, userID string, req ExecRequest) (ExecResult, error) {
+	var res ExecResult
+	err := c.call(ctx, http.MethodPost, instancePath(userID, "exec"), nil, req, &res)
+	return res, err
+}
+
 // Prune runs one pruning pass now.
 func (c *Client) Prune(ctx context.Context, req PruneRequest) (PruneResult, error) {
 	var res PruneResult

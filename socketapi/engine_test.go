@@ -48,7 +48,12 @@ func startEngine(t *testing.T) *engine { return startEngineWithPorts(t, 200) }
 
 // startEngineWithPorts is startEngine with a range of the given number of
 // host ports.
-func startEngineWithPorts(t *testing.T, ports int) *engine {
+func startEngineWithPorts(t *testing.T, ports int) *engine { return startEngineWith(t, ports, nil) }
+
+// startEngineWith is startEngineWithPorts with a change to the config
+// after the test defaults (nil: none). The plugin's log is kept at debug
+// level: its command lines are checked for secrets.
+func startEngineWith(t *testing.T, ports int, config func(*daemon.Config)) *engine {
 	testenv.RequireDocker(t)
 	image := testenv.EnsureStubImage(t)
 	pluginBin := testenv.Binary(t, "zaki-runtime-docker")
@@ -69,8 +74,8 @@ func startEngineWithPorts(t *testing.T, ports int) *engine {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	plugin, err := runtime.Launch(ctx, runtime.PluginConfig{
-		Name: "docker", Path: pluginBin,
-		Logger: slog.New(slog.NewTextHandler(en.log, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Name: "docker", Path: pluginBin, Args: []string{"--log-level", "debug"},
+		Logger: slog.New(slog.NewTextHandler(en.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	assert.NilError(t, err)
 	t.Cleanup(func() { plugin.Close() })
@@ -91,6 +96,9 @@ func startEngineWithPorts(t *testing.T, ports int) *engine {
 			c.Instance.ReadinessTimeoutSeconds = 120
 			c.Instance.StopTimeoutSeconds = 2
 			c.CallTimeoutSeconds = 60
+			if config != nil {
+				config(c)
+			}
 		},
 	})
 	t.Cleanup(func() {
@@ -476,7 +484,7 @@ func testCurl(t *testing.T, en *engine) {
 	assert.Check(t, is.Equal(code, 403), body)
 	assert.Check(t, dockerInspect(t, "zaki-user-"+u) != nil, "a refused call changes nothing")
 	code, body = curl(t, en, "-X", "PUT", "-H", "Content-Type: application/json", "-d", `{"image":"evil/miner:latest"}`, base)
-	assert.Check(t, is.Equal(code, 400), body)
+	assert.Check(t, is.Equal(code, 403), body)
 	code, body = curl(t, en, "-X", "POST", base+"/stop")
 	assert.Check(t, is.Equal(code, 200), body)
 	assert.Check(t, is.Contains(body, `"state":"stopped"`))

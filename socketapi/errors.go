@@ -8,7 +8,7 @@ import (
 	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 )
 
-// The error classes of the API, tested with errors.Is. The first eight
+// The error classes of the API, tested with errors.Is. The first eleven
 // are the agent's own (package internal/errdefs); the others arise in the
 // API layer alone. The agent's errdefs.ErrDataLoss (a corrupt file of its
 // own) is answered as internal.
@@ -21,10 +21,12 @@ var (
 	ErrConflict          = errdefs.ErrConflict
 	ErrResourceExhausted = errdefs.ErrResourceExhausted
 	ErrInstanceFailed    = errdefs.ErrInstanceFailed
-
-	// ErrForbidden: the caller's uid/gid is not allowed, or the request
-	// came from a browser (Origin or Referer header).
-	ErrForbidden = errors.New("forbidden")
+	// ErrForbidden: the caller's uid/gid is not allowed, the request came
+	// from a browser (Origin or Referer header), or the image is not one
+	// of the allowed.
+	ErrForbidden       = errdefs.ErrForbidden
+	ErrPullFailed      = errdefs.ErrPullFailed
+	ErrTooManyRequests = errdefs.ErrTooManyRequests
 	// ErrTooLarge: the request body is larger than the agent accepts.
 	ErrTooLarge = errors.New("too large")
 	// ErrMethodNotAllowed: the path exists, the method does not.
@@ -44,6 +46,8 @@ const (
 	CodeRuntimeUnavailable = "runtime_unavailable"
 	CodeResourceExhausted  = "resource_exhausted"
 	CodeInstanceFailed     = "instance_failed"
+	CodePullFailed         = "pull_failed"
+	CodeTooManyRequests    = "too_many_requests"
 	CodeTimeout            = "timeout"
 	CodeInternal           = "internal"
 )
@@ -70,7 +74,9 @@ var errorKinds = []errorKind{
 	{ErrTooLarge, CodeTooLarge, http.StatusRequestEntityTooLarge},
 	{ErrUnavailable, CodeRuntimeUnavailable, http.StatusServiceUnavailable},
 	{ErrResourceExhausted, CodeResourceExhausted, http.StatusServiceUnavailable},
+	{ErrTooManyRequests, CodeTooManyRequests, http.StatusTooManyRequests},
 	{ErrInstanceFailed, CodeInstanceFailed, http.StatusBadGateway},
+	{ErrPullFailed, CodePullFailed, http.StatusBadGateway},
 	{ErrTimeout, CodeTimeout, http.StatusGatewayTimeout},
 	{ErrInternal, CodeInternal, http.StatusInternalServerError},
 }

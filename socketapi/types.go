@@ -97,6 +97,25 @@ const (
 	EventRuntimeOut = "runtime.unavailable" // the runtime or its engine stopped answering
 )
 
+// ExecRequest is the body of POST /v1/instances/{userId}/exec: a command
+// run in the user's running instance, as its own user, without a shell, a
+// TTY or stdin. TimeoutSeconds left out (or 0) is the default (30);
+// fractions are allowed, up to the most (600). Cmd is secret: never logged.
+type ExecRequest struct {
+	Cmd            []string `json:"cmd"`
+	TimeoutSeconds float64  `json:"timeoutSeconds,omitempty"`
+}
+
+// ExecResult is what the command left: its exit code and its output, each
+// stream cut at 1 MiB (Truncated says one was). Output that is not UTF-8
+// is carried with U+FFFD in place of the bytes that are not.
+type ExecResult struct {
+	ExitCode  int    `json:"exitCode"`
+	Stdout    string `json:"stdout"`
+	Stderr    string `json:"stderr"`
+	Truncated bool   `json:"truncated"`
+}
+
 // PruneRequest asks for one pruning pass (the body of POST /v1/prune).
 // Thresholds left out come from the config; 0 turns a rule off; fractions
 // are allowed.

@@ -37,12 +37,22 @@ var (
 	// was killed for memory, before it became ready): its image or its
 	// spec is at fault, not the agent nor the engine; its logs say why.
 	ErrInstanceFailed = errors.New("instance failed")
+	// ErrForbidden: the caller may not do this (an image outside the
+	// allowed ones, a caller's uid not allowed).
+	ErrForbidden = errors.New("forbidden")
+	// ErrPullFailed: the engine could not pull an image (no such image in
+	// the registry, the registry unreachable or refusing); the engine's
+	// reason is in the message.
+	ErrPullFailed = errors.New("pull failed")
+	// ErrTooManyRequests: the caller already runs as many of these at
+	// once as allowed (execs); retry when one ends.
+	ErrTooManyRequests = errors.New("too many requests")
 )
 
 // classes lists the error classes, most specific first.
 var classes = []error{
-	ErrInvalidArgument, ErrNotFound, ErrAlreadyExists, ErrConflict,
-	ErrResourceExhausted, ErrDataLoss, ErrInstanceFailed, ErrTimeout, ErrUnavailable,
+	ErrInvalidArgument, ErrForbidden, ErrPullFailed, ErrNotFound, ErrAlreadyExists, ErrConflict,
+	ErrTooManyRequests, ErrResourceExhausted, ErrDataLoss, ErrInstanceFailed, ErrTimeout, ErrUnavailable,
 }
 
 // Errorf returns an error of class class whose text is the formatted

@@ -121,8 +121,8 @@ var (
 	imageRes  error
 )
 
-// EnsureStubImage builds StubImage unless the engine has it already
-// (ZAKI_REBUILD_STUB=1 forces a build). It needs RequireDocker first.
+// EnsureStubImage builds StubImage unless the engine has it already, with
+// -exec (ZAKI_REBUILD_STUB=1 forces a build). It needs RequireDocker first.
 func EnsureStubImage(t testing.TB) string {
 	t.Helper()
 	imageOnce.Do(func() { imageRes = buildStubImage() })
@@ -134,7 +134,9 @@ func EnsureStubImage(t testing.TB) string {
 
 func buildStubImage() error {
 	if os.Getenv("ZAKI_REBUILD_STUB") != "1" {
-		if exec.Command("docker", "image", "inspect", "--format", "{{.Id}}", StubImage).Run() == nil {
+		// An image whose stand-in does not know -exec is an older one.
+		out, err := exec.Command("docker", "run", "--rm", "--network", "none", "--entrypoint", "/gateway-stub", StubImage, "-exec", "echo", "ok").Output()
+		if err == nil && strings.TrimSpace(string(out)) == "ok" {
 			return nil
 		}
 	}

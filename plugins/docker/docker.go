@@ -75,6 +75,12 @@ func (d *Docker) dialect() clirt.Dialect {
 		ICCOff:          "com.docker.network.bridge.enable_icc=false",
 		ImageExistsArgs: []string{"image", "inspect", "--format", "{{json .Id}}"},
 		PullArgs:        func(ref string) []string { return []string{"pull", ref} },
+
+		// docker's own refusals of an exec exit 1 with its error prefix.
+		ExecRefused: clirt.ExecRefusal{Codes: []int{1}, Prefixes: []string{"Error response from daemon:", "Error: No such container"},
+			NotRunning: []string{"is not running", "is paused", "is restarting"}},
+		TopArgs:     []string{"-eww", "-o", "pid,ppid,args"},
+		MainPIDArgs: []string{"inspect", "--type=container", "--format", "{{.State.Pid}}"},
 	}
 }
 

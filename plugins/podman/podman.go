@@ -111,6 +111,12 @@ func (p *Podman) dialect() clirt.Dialect {
 		AbsentExitCode:  1, // `podman image exists`: it is not
 		PullArgs:        pullArgs,
 		PullOnStderr:    true,
+
+		ExecRefused: clirt.ExecRefusal{Codes: []int{125, 255}, Prefixes: []string{"Error: "},
+			NotRunning: []string{"can only create exec sessions on running containers", "container state improper"}},
+		TopArgs:     []string{"hpid", "pid", "ppid", "args"},
+		TopHostPID:  true,
+		MainPIDArgs: []string{"container", "inspect", "--format", "{{.State.Pid}}"},
 	}
 }
 

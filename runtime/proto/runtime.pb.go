@@ -43,6 +43,7 @@ const (
 	ErrorClass_ERROR_CLASS_UNAVAILABLE      ErrorClass = 4
 	ErrorClass_ERROR_CLASS_TIMEOUT          ErrorClass = 5
 	ErrorClass_ERROR_CLASS_CANCELED         ErrorClass = 6
+	ErrorClass_ERROR_CLASS_CONFLICT         ErrorClass = 7
 )
 
 // Enum value maps for ErrorClass.
@@ -55,6 +56,7 @@ var (
 		4: "ERROR_CLASS_UNAVAILABLE",
 		5: "ERROR_CLASS_TIMEOUT",
 		6: "ERROR_CLASS_CANCELED",
+		7: "ERROR_CLASS_CONFLICT",
 	}
 	ErrorClass_value = map[string]int32{
 		"ERROR_CLASS_UNSPECIFIED":      0,
@@ -64,6 +66,7 @@ var (
 		"ERROR_CLASS_UNAVAILABLE":      4,
 		"ERROR_CLASS_TIMEOUT":          5,
 		"ERROR_CLASS_CANCELED":         6,
+		"ERROR_CLASS_CONFLICT":         7,
 	}
 )
 
@@ -2457,6 +2460,150 @@ func (x *LogsResponse) GetData() []byte {
 	return nil
 }
 
+type ExecRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	Cmd           []string               `protobuf:"bytes,2,rep,name=cmd,proto3" json:"cmd,omitempty"`
+	TimeoutNs     int64                  `protobuf:"varint,3,opt,name=timeout_ns,json=timeoutNs,proto3" json:"timeout_ns,omitempty"`
+	MaxOutput     int64                  `protobuf:"varint,4,opt,name=max_output,json=maxOutput,proto3" json:"max_output,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecRequest) Reset() {
+	*x = ExecRequest{}
+	mi := &file_runtime_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecRequest) ProtoMessage() {}
+
+func (x *ExecRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_runtime_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
+func (*ExecRequest) Descriptor() ([]byte, []int) {
+	return file_runtime_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ExecRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *ExecRequest) GetCmd() []string {
+	if x != nil {
+		return x.Cmd
+	}
+	return nil
+}
+
+func (x *ExecRequest) GetTimeoutNs() int64 {
+	if x != nil {
+		return x.TimeoutNs
+	}
+	return 0
+}
+
+func (x *ExecRequest) GetMaxOutput() int64 {
+	if x != nil {
+		return x.MaxOutput
+	}
+	return 0
+}
+
+type ExecResponse struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	ExitCode        int64                  `protobuf:"varint,1,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	Stdout          []byte                 `protobuf:"bytes,2,opt,name=stdout,proto3" json:"stdout,omitempty"`
+	Stderr          []byte                 `protobuf:"bytes,3,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	StdoutTruncated bool                   `protobuf:"varint,4,opt,name=stdout_truncated,json=stdoutTruncated,proto3" json:"stdout_truncated,omitempty"`
+	StderrTruncated bool                   `protobuf:"varint,5,opt,name=stderr_truncated,json=stderrTruncated,proto3" json:"stderr_truncated,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ExecResponse) Reset() {
+	*x = ExecResponse{}
+	mi := &file_runtime_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecResponse) ProtoMessage() {}
+
+func (x *ExecResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_runtime_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
+func (*ExecResponse) Descriptor() ([]byte, []int) {
+	return file_runtime_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ExecResponse) GetExitCode() int64 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *ExecResponse) GetStdout() []byte {
+	if x != nil {
+		return x.Stdout
+	}
+	return nil
+}
+
+func (x *ExecResponse) GetStderr() []byte {
+	if x != nil {
+		return x.Stderr
+	}
+	return nil
+}
+
+func (x *ExecResponse) GetStdoutTruncated() bool {
+	if x != nil {
+		return x.StdoutTruncated
+	}
+	return false
+}
+
+func (x *ExecResponse) GetStderrTruncated() bool {
+	if x != nil {
+		return x.StderrTruncated
+	}
+	return false
+}
+
 var File_runtime_proto protoreflect.FileDescriptor
 
 const file_runtime_proto_rawDesc = "" +
@@ -2649,7 +2796,20 @@ const file_runtime_proto_rawDesc = "" +
 	"timestamps\x18\x04 \x01(\bR\n" +
 	"timestamps\"\"\n" +
 	"\fLogsResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data*\xd6\x01\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"o\n" +
+	"\vExecRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x10\n" +
+	"\x03cmd\x18\x02 \x03(\tR\x03cmd\x12\x1d\n" +
+	"\n" +
+	"timeout_ns\x18\x03 \x01(\x03R\ttimeoutNs\x12\x1d\n" +
+	"\n" +
+	"max_output\x18\x04 \x01(\x03R\tmaxOutput\"\xb1\x01\n" +
+	"\fExecResponse\x12\x1b\n" +
+	"\texit_code\x18\x01 \x01(\x03R\bexitCode\x12\x16\n" +
+	"\x06stdout\x18\x02 \x01(\fR\x06stdout\x12\x16\n" +
+	"\x06stderr\x18\x03 \x01(\fR\x06stderr\x12)\n" +
+	"\x10stdout_truncated\x18\x04 \x01(\bR\x0fstdoutTruncated\x12)\n" +
+	"\x10stderr_truncated\x18\x05 \x01(\bR\x0fstderrTruncated*\xf0\x01\n" +
 	"\n" +
 	"ErrorClass\x12\x1b\n" +
 	"\x17ERROR_CLASS_UNSPECIFIED\x10\x00\x12\x19\n" +
@@ -2658,7 +2818,8 @@ const file_runtime_proto_rawDesc = "" +
 	"\x1cERROR_CLASS_INVALID_ARGUMENT\x10\x03\x12\x1b\n" +
 	"\x17ERROR_CLASS_UNAVAILABLE\x10\x04\x12\x17\n" +
 	"\x13ERROR_CLASS_TIMEOUT\x10\x05\x12\x18\n" +
-	"\x14ERROR_CLASS_CANCELED\x10\x062\xd1\b\n" +
+	"\x14ERROR_CLASS_CANCELED\x10\x06\x12\x18\n" +
+	"\x14ERROR_CLASS_CONFLICT\x10\a2\x96\t\n" +
 	"\aRuntime\x12C\n" +
 	"\x04Info\x12\x1c.zaki.runtime.v1.InfoRequest\x1a\x1d.zaki.runtime.v1.InfoResponse\x12X\n" +
 	"\vImageExists\x12#.zaki.runtime.v1.ImageExistsRequest\x1a$.zaki.runtime.v1.ImageExistsResponse\x12O\n" +
@@ -2673,7 +2834,8 @@ const file_runtime_proto_rawDesc = "" +
 	"\aInspect\x12\x1f.zaki.runtime.v1.InspectRequest\x1a .zaki.runtime.v1.InspectResponse\x12C\n" +
 	"\x04List\x12\x1c.zaki.runtime.v1.ListRequest\x1a\x1d.zaki.runtime.v1.ListResponse\x12K\n" +
 	"\x06Events\x12\x1e.zaki.runtime.v1.EventsRequest\x1a\x1f.zaki.runtime.v1.EventsResponse0\x01\x12E\n" +
-	"\x04Logs\x12\x1c.zaki.runtime.v1.LogsRequest\x1a\x1d.zaki.runtime.v1.LogsResponse0\x01B3Z1github.com/zaki-platform/zaki-agent/runtime/protob\x06proto3"
+	"\x04Logs\x12\x1c.zaki.runtime.v1.LogsRequest\x1a\x1d.zaki.runtime.v1.LogsResponse0\x01\x12C\n" +
+	"\x04Exec\x12\x1c.zaki.runtime.v1.ExecRequest\x1a\x1d.zaki.runtime.v1.ExecResponseB3Z1github.com/zaki-platform/zaki-agent/runtime/protob\x06proto3"
 
 var (
 	file_runtime_proto_rawDescOnce sync.Once
@@ -2688,7 +2850,7 @@ func file_runtime_proto_rawDescGZIP() []byte {
 }
 
 var file_runtime_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_runtime_proto_goTypes = []any{
 	(ErrorClass)(0),               // 0: zaki.runtime.v1.ErrorClass
 	(*RefFailure)(nil),            // 1: zaki.runtime.v1.RefFailure
@@ -2732,21 +2894,23 @@ var file_runtime_proto_goTypes = []any{
 	(*EventsResponse)(nil),        // 39: zaki.runtime.v1.EventsResponse
 	(*LogsRequest)(nil),           // 40: zaki.runtime.v1.LogsRequest
 	(*LogsResponse)(nil),          // 41: zaki.runtime.v1.LogsResponse
-	nil,                           // 42: zaki.runtime.v1.NetworkSpec.LabelsEntry
-	nil,                           // 43: zaki.runtime.v1.ContainerSpec.EnvEntry
-	nil,                           // 44: zaki.runtime.v1.ContainerSpec.LabelsEntry
-	nil,                           // 45: zaki.runtime.v1.ListRequest.LabelsEntry
-	nil,                           // 46: zaki.runtime.v1.EventsRequest.LabelsEntry
-	nil,                           // 47: zaki.runtime.v1.Event.LabelsEntry
+	(*ExecRequest)(nil),           // 42: zaki.runtime.v1.ExecRequest
+	(*ExecResponse)(nil),          // 43: zaki.runtime.v1.ExecResponse
+	nil,                           // 44: zaki.runtime.v1.NetworkSpec.LabelsEntry
+	nil,                           // 45: zaki.runtime.v1.ContainerSpec.EnvEntry
+	nil,                           // 46: zaki.runtime.v1.ContainerSpec.LabelsEntry
+	nil,                           // 47: zaki.runtime.v1.ListRequest.LabelsEntry
+	nil,                           // 48: zaki.runtime.v1.EventsRequest.LabelsEntry
+	nil,                           // 49: zaki.runtime.v1.Event.LabelsEntry
 }
 var file_runtime_proto_depIdxs = []int32{
 	0,  // 0: zaki.runtime.v1.RefFailure.class:type_name -> zaki.runtime.v1.ErrorClass
-	42, // 1: zaki.runtime.v1.NetworkSpec.labels:type_name -> zaki.runtime.v1.NetworkSpec.LabelsEntry
+	44, // 1: zaki.runtime.v1.NetworkSpec.labels:type_name -> zaki.runtime.v1.NetworkSpec.LabelsEntry
 	8,  // 2: zaki.runtime.v1.EnsureNetworkRequest.spec:type_name -> zaki.runtime.v1.NetworkSpec
 	13, // 3: zaki.runtime.v1.Resources.ulimits:type_name -> zaki.runtime.v1.Ulimit
 	15, // 4: zaki.runtime.v1.Security.tmpfs:type_name -> zaki.runtime.v1.Tmpfs
-	43, // 5: zaki.runtime.v1.ContainerSpec.env:type_name -> zaki.runtime.v1.ContainerSpec.EnvEntry
-	44, // 6: zaki.runtime.v1.ContainerSpec.labels:type_name -> zaki.runtime.v1.ContainerSpec.LabelsEntry
+	45, // 5: zaki.runtime.v1.ContainerSpec.env:type_name -> zaki.runtime.v1.ContainerSpec.EnvEntry
+	46, // 6: zaki.runtime.v1.ContainerSpec.labels:type_name -> zaki.runtime.v1.ContainerSpec.LabelsEntry
 	14, // 7: zaki.runtime.v1.ContainerSpec.resources:type_name -> zaki.runtime.v1.Resources
 	16, // 8: zaki.runtime.v1.ContainerSpec.security:type_name -> zaki.runtime.v1.Security
 	17, // 9: zaki.runtime.v1.ContainerSpec.restart:type_name -> zaki.runtime.v1.RestartPolicy
@@ -2758,10 +2922,10 @@ var file_runtime_proto_depIdxs = []int32{
 	1,  // 15: zaki.runtime.v1.StopResponse.failures:type_name -> zaki.runtime.v1.RefFailure
 	1,  // 16: zaki.runtime.v1.RemoveResponse.failures:type_name -> zaki.runtime.v1.RefFailure
 	22, // 17: zaki.runtime.v1.InspectResponse.container:type_name -> zaki.runtime.v1.Container
-	45, // 18: zaki.runtime.v1.ListRequest.labels:type_name -> zaki.runtime.v1.ListRequest.LabelsEntry
+	47, // 18: zaki.runtime.v1.ListRequest.labels:type_name -> zaki.runtime.v1.ListRequest.LabelsEntry
 	22, // 19: zaki.runtime.v1.ListResponse.containers:type_name -> zaki.runtime.v1.Container
-	46, // 20: zaki.runtime.v1.EventsRequest.labels:type_name -> zaki.runtime.v1.EventsRequest.LabelsEntry
-	47, // 21: zaki.runtime.v1.Event.labels:type_name -> zaki.runtime.v1.Event.LabelsEntry
+	48, // 20: zaki.runtime.v1.EventsRequest.labels:type_name -> zaki.runtime.v1.EventsRequest.LabelsEntry
+	49, // 21: zaki.runtime.v1.Event.labels:type_name -> zaki.runtime.v1.Event.LabelsEntry
 	38, // 22: zaki.runtime.v1.EventsResponse.event:type_name -> zaki.runtime.v1.Event
 	2,  // 23: zaki.runtime.v1.Runtime.Info:input_type -> zaki.runtime.v1.InfoRequest
 	4,  // 24: zaki.runtime.v1.Runtime.ImageExists:input_type -> zaki.runtime.v1.ImageExistsRequest
@@ -2777,22 +2941,24 @@ var file_runtime_proto_depIdxs = []int32{
 	35, // 34: zaki.runtime.v1.Runtime.List:input_type -> zaki.runtime.v1.ListRequest
 	37, // 35: zaki.runtime.v1.Runtime.Events:input_type -> zaki.runtime.v1.EventsRequest
 	40, // 36: zaki.runtime.v1.Runtime.Logs:input_type -> zaki.runtime.v1.LogsRequest
-	3,  // 37: zaki.runtime.v1.Runtime.Info:output_type -> zaki.runtime.v1.InfoResponse
-	5,  // 38: zaki.runtime.v1.Runtime.ImageExists:output_type -> zaki.runtime.v1.ImageExistsResponse
-	7,  // 39: zaki.runtime.v1.Runtime.PullImage:output_type -> zaki.runtime.v1.PullProgress
-	10, // 40: zaki.runtime.v1.Runtime.EnsureNetwork:output_type -> zaki.runtime.v1.EnsureNetworkResponse
-	12, // 41: zaki.runtime.v1.Runtime.RemoveNetwork:output_type -> zaki.runtime.v1.RemoveNetworkResponse
-	24, // 42: zaki.runtime.v1.Runtime.Create:output_type -> zaki.runtime.v1.CreateResponse
-	26, // 43: zaki.runtime.v1.Runtime.Start:output_type -> zaki.runtime.v1.StartResponse
-	28, // 44: zaki.runtime.v1.Runtime.Stop:output_type -> zaki.runtime.v1.StopResponse
-	30, // 45: zaki.runtime.v1.Runtime.Restart:output_type -> zaki.runtime.v1.RestartResponse
-	32, // 46: zaki.runtime.v1.Runtime.Remove:output_type -> zaki.runtime.v1.RemoveResponse
-	34, // 47: zaki.runtime.v1.Runtime.Inspect:output_type -> zaki.runtime.v1.InspectResponse
-	36, // 48: zaki.runtime.v1.Runtime.List:output_type -> zaki.runtime.v1.ListResponse
-	39, // 49: zaki.runtime.v1.Runtime.Events:output_type -> zaki.runtime.v1.EventsResponse
-	41, // 50: zaki.runtime.v1.Runtime.Logs:output_type -> zaki.runtime.v1.LogsResponse
-	37, // [37:51] is the sub-list for method output_type
-	23, // [23:37] is the sub-list for method input_type
+	42, // 37: zaki.runtime.v1.Runtime.Exec:input_type -> zaki.runtime.v1.ExecRequest
+	3,  // 38: zaki.runtime.v1.Runtime.Info:output_type -> zaki.runtime.v1.InfoResponse
+	5,  // 39: zaki.runtime.v1.Runtime.ImageExists:output_type -> zaki.runtime.v1.ImageExistsResponse
+	7,  // 40: zaki.runtime.v1.Runtime.PullImage:output_type -> zaki.runtime.v1.PullProgress
+	10, // 41: zaki.runtime.v1.Runtime.EnsureNetwork:output_type -> zaki.runtime.v1.EnsureNetworkResponse
+	12, // 42: zaki.runtime.v1.Runtime.RemoveNetwork:output_type -> zaki.runtime.v1.RemoveNetworkResponse
+	24, // 43: zaki.runtime.v1.Runtime.Create:output_type -> zaki.runtime.v1.CreateResponse
+	26, // 44: zaki.runtime.v1.Runtime.Start:output_type -> zaki.runtime.v1.StartResponse
+	28, // 45: zaki.runtime.v1.Runtime.Stop:output_type -> zaki.runtime.v1.StopResponse
+	30, // 46: zaki.runtime.v1.Runtime.Restart:output_type -> zaki.runtime.v1.RestartResponse
+	32, // 47: zaki.runtime.v1.Runtime.Remove:output_type -> zaki.runtime.v1.RemoveResponse
+	34, // 48: zaki.runtime.v1.Runtime.Inspect:output_type -> zaki.runtime.v1.InspectResponse
+	36, // 49: zaki.runtime.v1.Runtime.List:output_type -> zaki.runtime.v1.ListResponse
+	39, // 50: zaki.runtime.v1.Runtime.Events:output_type -> zaki.runtime.v1.EventsResponse
+	41, // 51: zaki.runtime.v1.Runtime.Logs:output_type -> zaki.runtime.v1.LogsResponse
+	43, // 52: zaki.runtime.v1.Runtime.Exec:output_type -> zaki.runtime.v1.ExecResponse
+	38, // [38:53] is the sub-list for method output_type
+	23, // [23:38] is the sub-list for method input_type
 	23, // [23:23] is the sub-list for extension type_name
 	23, // [23:23] is the sub-list for extension extendee
 	0,  // [0:23] is the sub-list for field type_name
@@ -2809,7 +2975,7 @@ func file_runtime_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runtime_proto_rawDesc), len(file_runtime_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   47,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

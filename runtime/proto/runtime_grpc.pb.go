@@ -43,6 +43,7 @@ const (
 	Runtime_List_FullMethodName          = "/zaki.runtime.v1.Runtime/List"
 	Runtime_Events_FullMethodName        = "/zaki.runtime.v1.Runtime/Events"
 	Runtime_Logs_FullMethodName          = "/zaki.runtime.v1.Runtime/Logs"
+	Runtime_Exec_FullMethodName          = "/zaki.runtime.v1.Runtime/Exec"
 )
 
 // RuntimeClient is the client API for Runtime service.
@@ -68,6 +69,7 @@ type RuntimeClient interface {
 	// Logs rather than its first read.
 	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EventsResponse], error)
 	Logs(ctx context.Context, in *LogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogsResponse], error)
+	Exec(ctx context.Context, in *ExecRequest, opts ...grpc.CallOption) (*ExecResponse, error)
 }
 
 type runtimeClient struct {
@@ -245,6 +247,16 @@ func (c *runtimeClient) Logs(ctx context.Context, in *LogsRequest, opts ...grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Runtime_LogsClient = grpc.ServerStreamingClient[LogsResponse]
 
+func (c *runtimeClient) Exec(ctx context.Context, in *ExecRequest, opts ...grpc.CallOption) (*ExecResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExecResponse)
+	err := c.cc.Invoke(ctx, Runtime_Exec_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RuntimeServer is the server API for Runtime service.
 // All implementations must embed UnimplementedRuntimeServer
 // for forward compatibility.
@@ -268,6 +280,7 @@ type RuntimeServer interface {
 	// Logs rather than its first read.
 	Events(*EventsRequest, grpc.ServerStreamingServer[EventsResponse]) error
 	Logs(*LogsRequest, grpc.ServerStreamingServer[LogsResponse]) error
+	Exec(context.Context, *ExecRequest) (*ExecResponse, error)
 	mustEmbedUnimplementedRuntimeServer()
 }
 
@@ -319,6 +332,9 @@ func (UnimplementedRuntimeServer) Events(*EventsRequest, grpc.ServerStreamingSer
 }
 func (UnimplementedRuntimeServer) Logs(*LogsRequest, grpc.ServerStreamingServer[LogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method Logs not implemented")
+}
+func (UnimplementedRuntimeServer) Exec(context.Context, *ExecRequest) (*ExecResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Exec not implemented")
 }
 func (UnimplementedRuntimeServer) mustEmbedUnimplementedRuntimeServer() {}
 func (UnimplementedRuntimeServer) testEmbeddedByValue()                 {}
@@ -572,6 +588,24 @@ func _Runtime_Logs_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Runtime_LogsServer = grpc.ServerStreamingServer[LogsResponse]
 
+func _Runtime_Exec_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExecRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RuntimeServer).Exec(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Runtime_Exec_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RuntimeServer).Exec(ctx, req.(*ExecRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Runtime_ServiceDesc is the grpc.ServiceDesc for Runtime service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -622,6 +656,10 @@ var Runtime_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "List",
 			Handler:    _Runtime_List_Handler,
+		},
+		{
+			MethodName: "Exec",
+			Handler:    _Runtime_Exec_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

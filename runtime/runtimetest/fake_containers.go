@@ -29,6 +29,8 @@ type fakeContainer struct {
 
 	logs    []logLine
 	logWake chan struct{} // closed and replaced when logs or state change
+
+	sleeping int // exec'd "-exec sleep" and "-exec tree" processes running
 }
 
 func (c *fakeContainer) running() bool { return c.state == runtime.StateRunning }

@@ -14,7 +14,7 @@ import (
 var Methods = []string{
 	"Info", "ImageExists", "PullImage", "EnsureNetwork", "RemoveNetwork",
 	"Create", "Start", "Stop", "Restart", "Remove", "Inspect", "List",
-	"Events", "Logs",
+	"Events", "Logs", "Exec",
 }
 
 var isMethod = func() map[string]bool {

@@ -97,7 +97,8 @@ func (c Config) withDefaults() Config {
 // Run runs the conformance suite against one runtime, as subtests:
 //
 //	Info, Images, Pull, InvalidArgument/*, Networks, FullSpec, Lifecycle,
-//	Batch, List, Events, Logs, Context/*   every runtime
+//	Batch, List, Events, Logs, Exec/*,
+//	Context/*                               every runtime
 //	Engine/*                                with Config.Engine only
 //
 // Every container and network it creates is removed when it ends, passed
@@ -132,6 +133,7 @@ func Run(t *testing.T, cfg Config) {
 	t.Run("List", s.testList)
 	t.Run("Events", s.testEvents)
 	t.Run("Logs", s.testLogs)
+	t.Run("Exec", s.testExec)
 	t.Run("Context", s.testContext)
 	t.Run("Engine", s.testEngine)
 }

@@ -35,6 +35,7 @@ var routes = map[string]map[string]handler{
 	"/v1/instances/{userId}/stop":    {http.MethodPost: {serve: (*Server).stop}},
 	"/v1/instances/{userId}/restart": {http.MethodPost: {serve: (*Server).restart}},
 	"/v1/instances/{userId}/logs":    {http.MethodGet: {serve: (*Server).logs, query: []string{"tail", "follow"}}},
+	"/v1/instances/{userId}/exec":    {http.MethodPost: {serve: (*Server).exec, body: true}},
 	"/v1/prune":                      {http.MethodPost: {serve: (*Server).prune, body: true}},
 	"/v1/events":                     {http.MethodGet: {serve: (*Server).events}},
 	"/v1/openapi.json":               {http.MethodGet: {serve: (*Server).openapi}},
@@ -218,14 +219,28 @@ func (s *Server) instanceOp(w http.ResponseWriter, c call, op func(context.Conte
 	return nil
 }
 
+// exec runs a command in an instance. The body (the command) is never
+// logged.
+func (s *Server) exec(w http.ResponseWriter, r *http.Request, c call) error {
+	return jsonOp(s, w, c, func(ctx context.Context, req socketapi.ExecRequest) (socketapi.ExecResult, error) {
+		return s.cfg.Agent.Exec(ctx, c.userID, req)
+	})
+}
+
 func (s *Server) prune(w http.ResponseWriter, r *http.Request, c call) error {
-	var req socketapi.PruneRequest
+	return jsonOp(s, w, c, s.cfg.Agent.Prune)
+}
+
+// jsonOp serves a mutating call whose body decodes into a Req and whose
+// result is answered as JSON with 200.
+func jsonOp[Req, Res any](s *Server, w http.ResponseWriter, c call, op func(context.Context, Req) (Res, error)) error {
+	var req Req
 	if err := decodeJSON(c.body, &req); err != nil {
 		return err
 	}
 	ctx, cancel := s.opContext()
 	defer cancel()
-	res, err := s.cfg.Agent.Prune(ctx, req)
+	res, err := op(ctx, req)
 	if err != nil {
 		return err
 	}

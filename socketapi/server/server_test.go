@@ -191,7 +191,7 @@ func TestErrorCodes(t *testing.T) {
 		{name: "bad user id", method: "GET", path: "/v1/instances/-bad", status: 400, code: "invalid_argument", contains: "invalid user id"},
 		{name: "bad state", method: "GET", path: "/v1/instances?state=sleeping", status: 400, code: "invalid_argument", contains: "sleeping"},
 		{name: "unknown field", method: "PUT", path: "/v1/instances/carol", body: `{"imag":"x"}`, status: 400, code: "invalid_argument", contains: `unknown field "imag"`},
-		{name: "image not allowed", method: "PUT", path: "/v1/instances/carol", body: `{"image":"evil/miner:latest"}`, status: 400, code: "invalid_argument", contains: "not allowed"},
+		{name: "image not allowed", method: "PUT", path: "/v1/instances/carol", body: `{"image":"evil/miner:latest"}`, status: 403, code: "forbidden", contains: "not allowed"},
 		{name: "browser", method: "GET", path: "/v1/health", headers: []string{"Origin: http://example.com"}, status: 403, code: "forbidden", contains: "Origin"},
 		{name: "referer", method: "GET", path: "/v1/instances", headers: []string{"Referer: http://example.com/"}, status: 403, code: "forbidden", contains: "Referer"},
 		{name: "no such user", method: "GET", path: "/v1/instances/nobody", status: 404, code: "not_found", contains: "nobody"},
@@ -236,7 +236,7 @@ func TestErrorCodes(t *testing.T) {
 	assert.Check(t, errors.Is(err, errdefs.ErrNotFound))
 	assert.Check(t, is.Equal(err.Error(), `no instance for user "nobody"`))
 	_, err = e.Client.Ensure(ctx, "carol", socketapi.InstanceSpec{Image: "evil/miner:latest"})
-	assert.Check(t, errors.Is(err, socketapi.ErrInvalidArgument), "got %v", err)
+	assert.Check(t, errors.Is(err, socketapi.ErrForbidden), "got %v", err)
 	e.Fake.FailNext("Stop", 1, runtime.Errorf(runtime.ErrUnavailable, "engine gone"))
 	_, err = e.Client.Stop(ctx, "carol")
 	assert.Check(t, errors.Is(err, socketapi.ErrUnavailable), "got %v", err)

@@ -131,12 +131,23 @@ func (r *Runner) Classify(stderr string) error {
 // *ExitError; the Result is returned in every case where the command ran,
 // so that a caller can still read what a partly failed command printed.
 func (r *Runner) Run(ctx context.Context, args ...string) (*Result, error) {
+	res, err := r.RunCapped(ctx, r.cfg.MaxStdout, r.cfg.MaxStderr, args...)
+	if err == nil && res.StdoutTruncated {
+		return res, fmt.Errorf("%s: %w: more than %d bytes on stdout", r.Name(args), ErrOutputTooLarge, r.cfg.MaxStdout)
+	}
+	return res, err
+}
+
+// RunCapped is Run keeping at most maxStdout and maxStderr bytes of each
+// stream: output past a cap is dropped, which the Result reports, and is
+// no error.
+func (r *Runner) RunCapped(ctx context.Context, maxStdout, maxStderr int, args ...string) (*Result, error) {
 	cmd, err := r.command(ctx, args)
 	if err != nil {
 		return nil, err
 	}
-	stdout := &capBuffer{max: r.cfg.MaxStdout}
-	stderr := &capBuffer{max: r.cfg.MaxStderr}
+	stdout := &capBuffer{max: maxStdout}
+	stderr := &capBuffer{max: maxStderr}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	runErr := cmd.Run()
 	res := &Result{
@@ -148,9 +159,6 @@ func (r *Runner) Run(ctx context.Context, args ...string) (*Result, error) {
 	}
 	if err := r.endError(ctx, args, cmd, runErr, stderr.buf.Bytes()); err != nil {
 		return res, err
-	}
-	if stdout.dropped {
-		return res, fmt.Errorf("%s: %w: more than %d bytes on stdout", r.Name(args), ErrOutputTooLarge, r.cfg.MaxStdout)
 	}
 	return res, nil
 }

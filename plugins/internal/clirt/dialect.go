@@ -104,7 +104,32 @@ type Dialect struct {
 	// stream then merges both, and a failure is classified from its last
 	// lines.
 	PullOnStderr bool
+
+	// ExecRefused tells a failed `exec` that the client refused (no such
+	// container, one not running) from a command that ran and exited
+	// non-zero.
+	ExecRefused ExecRefusal
+	// TopArgs follow `top -- REF`: the client then prints a header line
+	// and a line per process of the container: its host PID (when
+	// TopHostPID), its PID and parent PID (host's or container's, alike),
+	// and its arguments.
+	TopArgs    []string
+	TopHostPID bool
+	// MainPIDArgs print the host PID of a container's main process, up to
+	// the "--" before the ref.
+	MainPIDArgs []string
 }
 
 // Identity is how a container is known: its full ID and its name.
 type Identity struct{ ID, Name string }
+
+// ExecRefusal is how a client refuses an exec: with one of Codes and a
+// stderr that starts with one of Prefixes. A refusal whose stderr holds
+// one of NotRunning is runtime.ErrConflict; others are classified. (A
+// command of the user's that exits with such a code and prints such a
+// line is taken for a refusal: the client gives no other sign.)
+type ExecRefusal struct {
+	Codes      []int
+	Prefixes   []string
+	NotRunning []string
+}

@@ -69,6 +69,13 @@ func (e *Engine) argv(args []string) []string {
 func (e *Engine) RunClient(ctx context.Context, args ...string) (*cli.Result, error) {
 	start := time.Now()
 	res, err := e.cli.Run(ctx, e.argv(args)...)
+	e.logCommand(ctx, args, start, res, err)
+	return res, err
+}
+
+// logCommand is the debug line of one command: its subcommand, never its
+// other arguments.
+func (e *Engine) logCommand(ctx context.Context, args []string, start time.Time, res *cli.Result, err error) {
 	if e.log.Enabled(ctx, slog.LevelDebug) {
 		code := -1
 		if res != nil {
@@ -76,7 +83,6 @@ func (e *Engine) RunClient(ctx context.Context, args ...string) (*cli.Result, er
 		}
 		e.log.DebugContext(ctx, e.d.Name, "cmd", e.cli.Name(args), "exit", code, "took", time.Since(start), "err", err)
 	}
-	return res, err
 }
 
 // Stream starts a long-lived command (events, logs, pull).

@@ -19,6 +19,19 @@
 // On start it writes {data}/gateway-stub.started so tests can see that the
 // data mount is writable. `gateway-stub -probe` checks /health and exits 0
 // or 1, for HEALTHCHECK. `gateway-stub -sleep` sleeps forever (a spawned child).
+//
+// `gateway-stub -exec VERB ARGS...` is a command for exec tests (the image
+// has no shell), with known output, exit code and duration:
+//
+//	echo WORDS...      prints the words on stdout
+//	stderr WORDS...    prints the words on stderr
+//	exit N             exits with code N
+//	sleep SECONDS      sleeps, then exits 0
+//	tree SECONDS       starts a child "-exec sleep SECONDS", then sleeps too
+//	spam BYTES         writes BYTES bytes on stdout and as many on stderr
+//	id                 prints uid:gid
+//	procs WORD         prints how many other processes have WORD in their
+//	                   command line (read from /proc)
 package main
 
 import (
@@ -54,10 +67,13 @@ func run(args []string) error {
 	data := fs.String("data", envOr("GATEWAY_DATA_DIR", "/home/node/.openclaw"), "data directory")
 	probe := fs.Bool("probe", false, "check /health on -addr and exit 0 (healthy) or 1")
 	sleep := fs.Bool("sleep", false, "sleep until killed")
+	execVerb := fs.Bool("exec", false, "run an exec-test verb (see the package doc)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	switch {
+	case *execVerb:
+		os.Exit(execTest(fs.Args()))
 	case *sleep:
 		select {}
 	case *probe:
@@ -227,4 +243,70 @@ func dataPath(data, name string) (string, bool) {
 		return "", false
 	}
 	return filepath.Join(data, name), true
+}
+
+// execTest runs one verb of -exec and returns the exit code.
+func execTest(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "gateway-stub -exec: no verb")
+		return 2
+	}
+	verb, rest := args[0], args[1:]
+	num := func() float64 {
+		if len(rest) == 0 {
+			return 0
+		}
+		n, _ := strconv.ParseFloat(rest[0], 64)
+		return n
+	}
+	switch verb {
+	case "echo":
+		fmt.Println(strings.Join(rest, " "))
+	case "stderr":
+		fmt.Fprintln(os.Stderr, strings.Join(rest, " "))
+	case "exit":
+		return int(num())
+	case "sleep":
+		time.Sleep(time.Duration(num() * float64(time.Second)))
+	case "tree":
+		self, _ := os.Executable()
+		if err := exec.Command(self, "-exec", "sleep", rest[0]).Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		time.Sleep(time.Duration(num() * float64(time.Second)))
+	case "spam":
+		n := int(num())
+		os.Stdout.Write([]byte(strings.Repeat("x", n)))
+		os.Stderr.Write([]byte(strings.Repeat("y", n)))
+	case "id":
+		fmt.Printf("%d:%d\n", os.Getuid(), os.Getgid())
+	case "procs":
+		fmt.Println(countProcs(strings.Join(rest, " ")))
+	default:
+		fmt.Fprintf(os.Stderr, "gateway-stub -exec: unknown verb %q\n", verb)
+		return 2
+	}
+	return 0
+}
+
+// countProcs counts the processes other than this one whose command line
+// (arguments joined by spaces) holds word.
+func countProcs(word string) int {
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), word) {
+			n++
+		}
+	}
+	return n
 }

@@ -30,7 +30,7 @@ type cli struct {
 type command struct {
 	name    string
 	args    string // the positional arguments, as in the usage line
-	nargs   int    // how many positional arguments it takes
+	nargs   int    // how many positional arguments it takes; -n: at least n
 	summary string
 	help    string // more about it, with examples
 	hidden  bool
@@ -40,7 +40,7 @@ type command struct {
 func commands() []*command {
 	return []*command{
 		ensureCmd, lsCmd, inspectCmd, touchCmd, stopCmd, restartCmd, rmCmd,
-		pruneCmd, logsCmd, eventsCmd, healthCmd, versionCmd,
+		pruneCmd, logsCmd, execCmd, eventsCmd, healthCmd, versionCmd,
 	}
 }
 
@@ -100,7 +100,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		c.commandUsage(stdout, cmd, fs)
 		return nil
 	}
-	if fs.NArg() != cmd.nargs {
+	if cmd.nargs < 0 && fs.NArg() < -cmd.nargs {
+		return fmt.Errorf("%s needs %s (see zakictl %s --help)", cmd.name, cmd.args, cmd.name)
+	}
+	if cmd.nargs >= 0 && fs.NArg() != cmd.nargs {
 		switch {
 		case cmd.nargs == 0:
 			return fmt.Errorf("%s takes no arguments, got %q (see zakictl %s --help)", cmd.name, strings.Join(fs.Args(), " "), cmd.name)
@@ -153,7 +156,8 @@ Flags (before or after the command):
   -h, --help          show help (zakictl COMMAND --help for a command's)
   -v, --version       print zakictl's version
 
-Errors print as "zakictl: <message>" on standard error and exit 1.
+Errors print as "zakictl: <message>" on standard error and exit 1
+(exec exits with its command's exit code).
 `)
 }
 

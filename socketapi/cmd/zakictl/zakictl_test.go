@@ -53,6 +53,11 @@ func TestZakictl(t *testing.T) {
 	c.Golden("inspect", "inspect", "alice")
 	c.Golden("touch", "touch", "alice")
 	c.Golden("restart", "restart", "bob")
+	c.Golden("exec", "exec", "bob", "--", "/gateway-stub", "-exec", "echo", "hi")
+	c.Golden("exec-stderr", "exec", "--timeout", "5", "bob", "--", "/gateway-stub", "-exec", "stderr", "oops")
+	c.Golden("exec-exit-code", "exec", "bob", "/gateway-stub", "-exec", "exit", "5")
+	c.Golden("exec-json", "--json", "exec", "bob", "--", "/gateway-stub", "-exec", "echo", "hi")
+	c.Golden("err-exec-no-cmd", "exec", "bob", "--")
 	assert.NilError(t, e.Fake.WriteLog("zaki-user-alice", "gateway listening", "request served"))
 	c.Golden("logs-tail", "logs", "alice", "--tail", "2")
 	c.Golden("logs-json", "logs", "alice", "--json")
@@ -85,7 +90,7 @@ func TestZakictl(t *testing.T) {
 	c.Golden("help", "--help")
 	c.Golden("help-ensure", "ensure", "--help")
 	c.Golden("help-prune", "help", "prune")
-	for _, cmd := range []string{"ls", "inspect", "touch", "stop", "restart", "rm", "logs", "events", "health", "version"} {
+	for _, cmd := range []string{"ls", "inspect", "touch", "stop", "restart", "rm", "logs", "exec", "events", "health", "version"} {
 		res := c.Run(cmd, "--help")
 		res.Assert(t, icmd.Success)
 		assert.Check(t, is.Contains(res.Stdout(), "Usage: zakictl "+cmd))
