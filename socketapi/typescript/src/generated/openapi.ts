@@ -140,6 +140,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/instances/{userId}/exec": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run a command in the running instance
+         * @description Runs cmd (exec form: no shell) in the user's running instance, as the instance's own user (never root, never privileged), without a TTY or stdin, and answers once it has exited, with its exit code and output. A command that fails is a 200 with its exit code. stdout and stderr are each cut at 1 MiB (truncated says one was); bytes that are not UTF-8 come as U+FFFD. timeoutSeconds (default 30, at most 600, fractions allowed) bounds it: past it the command is killed, with every process it started, and the answer is 504 timeout. At most 2 commands run at once per instance and 8 per host: past that, 429 too_many_requests. The command's arguments are never logged (they may hold secrets). Unknown user: 404; instance not running (stopped, missing): 409.
+         */
+        post: operations["execInstance"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/prune": {
         parameters: {
             query?: never;
@@ -221,7 +241,7 @@ export interface components {
         Error: {
             error: {
                 /** @enum {string} */
-                code: "invalid_argument" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "too_large" | "runtime_unavailable" | "resource_exhausted" | "instance_failed" | "timeout" | "internal";
+                code: "invalid_argument" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "too_large" | "too_many_requests" | "runtime_unavailable" | "resource_exhausted" | "instance_failed" | "pull_failed" | "timeout" | "internal";
                 message: string;
             };
         };
@@ -304,6 +324,19 @@ export interface components {
              */
             dropped?: number;
         };
+        ExecRequest: {
+            /** @description The command and its arguments; the first is the executable (a path, or a name looked up on the container's PATH). */
+            cmd: string[];
+            /** @description Kill the command after this long; 0 or absent: 30. */
+            timeoutSeconds?: number;
+        };
+        ExecResult: {
+            exitCode: number;
+            stdout: string;
+            stderr: string;
+            /** @description stdout or stderr was cut at 1 MiB. */
+            truncated: boolean;
+        };
         PruneRequest: {
             dryRun?: boolean;
             idleStopMinutes?: number;
@@ -372,7 +405,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description forbidden: the caller's uid/gid is not allowed, or the request came from a browser. */
+        /** @description forbidden: the caller's uid/gid is not allowed, the request came from a browser, or (ensure) the image asked for matches none of instance.allowedImages. */
         Forbidden: {
             headers: {
                 [name: string]: unknown;
@@ -446,6 +479,33 @@ export interface components {
         };
         /** @description timeout: the call did not finish in time (readiness, image pull, engine call). */
         Timeout: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description pull_failed: the image is not in the engine and the engine could not pull it (no such image or tag, the registry unreachable, refusing or asking for credentials); the message has the engine's reason. instance_failed: the user's container exited (or was killed for memory) before it became ready: its image or its spec (env, files) is at fault, not the agent. The message has the exit code; after a failed ensure the container is removed (port and data kept). */
+        PullFailed: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description too_many_requests: as many commands as allowed already run at once, in this instance (2) or on this host (8); retry when one ends. */
+        TooManyRequests: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description conflict: the instance is not running (stopped, or its container is missing); ensure it first. */
+        NotRunning: {
             headers: {
                 [name: string]: unknown;
             };
@@ -589,7 +649,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["Internal"];
-            502: components["responses"]["InstanceFailed"];
+            502: components["responses"]["PullFailed"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
@@ -739,6 +799,42 @@ export interface operations {
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["RuntimeUnavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    execInstance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the user's ID */
+                userId: components["parameters"]["userId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExecRequest"];
+            };
+        };
+        responses: {
+            /** @description The command ran; its exit code and output. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExecResult"];
+                };
+            };
+            400: components["responses"]["InvalidArgument"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["NotRunning"];
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["RuntimeUnavailable"];
             504: components["responses"]["Timeout"];
