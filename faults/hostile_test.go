@@ -20,6 +20,7 @@ import (
 	"gotest.tools/v3/assert"
 
 	"github.com/zaki-platform/zaki-agent/internal/testenv"
+	"github.com/zaki-platform/zaki-agent/runtime"
 	"github.com/zaki-platform/zaki-agent/socketapi"
 )
 
@@ -56,17 +57,34 @@ func TestHostileInput(t *testing.T) {
 
 	// refused runs call and checks that it was refused with 400 and that
 	// the agent made no engine call meanwhile.
-	refused := func(t *testing.T, what string, call func() error) {
+	// refusedAs checks that call is refused with status and class, and
+	// that nothing reached the engine.
+	refusedAs := func(t *testing.T, what string, status int, class error, call func() error) {
 		t.Helper()
 		shimBefore, metricsBefore := len(shimCalls(shim)), runtimeCalls(t, p.Client)
 		l.fault(1)
 		err := call()
 		var apiErr *socketapi.Error
-		l.checkT(t, errors.As(err, &apiErr) && apiErr.Status == http.StatusBadRequest && errors.Is(err, socketapi.ErrInvalidArgument),
-			"%s: want 400 invalid_argument, got %v", what, err)
+		l.checkT(t, errors.As(err, &apiErr) && apiErr.Status == status && errors.Is(err, class),
+			"%s: want %d %v, got %v", what, status, class, err)
 		shimAfter, metricsAfter := shimCalls(shim), runtimeCalls(t, p.Client)
 		l.checkT(t, len(shimAfter) == shimBefore, "%s: the agent ran docker %v", what, shimAfter[shimBefore:])
 		l.checkT(t, metricsAfter == metricsBefore, "%s: runtime calls %v -> %v", what, metricsBefore, metricsAfter)
+	}
+	refused := func(t *testing.T, what string, call func() error) {
+		t.Helper()
+		refusedAs(t, what, http.StatusBadRequest, socketapi.ErrInvalidArgument, call)
+	}
+	// An image that is no valid reference is invalid input (400); a valid
+	// one outside allowedImages is forbidden (403), as the packaged config
+	// says.
+	imageRefused := func(t *testing.T, what, img string, call func() error) {
+		t.Helper()
+		if runtime.ValidateImage(img) != nil {
+			refused(t, what, call)
+			return
+		}
+		refusedAs(t, what, http.StatusForbidden, socketapi.ErrForbidden, call)
 	}
 
 	t.Run("user IDs", func(t *testing.T) {
@@ -142,7 +160,7 @@ func TestHostileInput(t *testing.T) {
 			"localhost:5000/zaki/x", "evil.example/zaki/gateway-stub:latest", "--privileged", "-v=/:/host",
 			"zaki/x --privileged", "zaki/x\n", "zaki/x\x00", "ZAKI/X", "zaki/" + strings.Repeat("a", 10*1024),
 		} {
-			refused(t, fmt.Sprintf("image %.40q", img), func() error {
+			imageRefused(t, fmt.Sprintf("image %.40q", img), img, func() error {
 				_, err := p.Client.Ensure(ctx, "newcomer", socketapi.InstanceSpec{Image: img})
 				return err
 			})
@@ -164,13 +182,15 @@ func TestHostileInput(t *testing.T) {
 			{"PUT", "/v1/instances/victim", `{"files": {"../../x": "pwned"}}`},
 			{"PUT", "/v1/instances/victim", `{"files": {"a\u0000b": "pwned"}}`},
 			{"PUT", "/v1/instances/victim", `{"env": {"LD_PRELOAD\n": "x"}}`},
-			{"PUT", "/v1/instances/victim", `{"image": "alpine"}`},
 			{"PUT", "/v1/instances/victim", "{\"image\": \"zaki/\xff\"}"},
 			{"POST", "/v1/prune", `{"idleHours": -1}`},
 			{"GET", "/v1/instances?state=..%2F", ""},
 		} {
 			refused(t, r.method+" "+r.path+" "+r.body, func() error { return rawCall(p.Socket, r.method, r.path, r.body) })
 		}
+		imageRefused(t, `PUT /v1/instances/victim {"image": "alpine"}`, "alpine", func() error {
+			return rawCall(p.Socket, "PUT", "/v1/instances/victim", `{"image": "alpine"}`)
+		})
 		// A path that names no route at all is 404, not 400, and no engine
 		// call either.
 		shimBefore := len(shimCalls(shim))
