@@ -199,7 +199,7 @@ func instanceOf(rec registry.Record, ls liveState, ok bool, urls *urlCache) Inst
 		CreatedAtMs:   rec.CreatedAtMs,
 		LastUsedAtMs:  rec.LastUsedAtMs,
 		ConfigHash:    rec.ConfigHash,
-		Stale:         rec.DesiredHash != "" && rec.DesiredHash != rec.ConfigHash,
+		Stale:         rec.Renew || rec.DesiredHash != "" && rec.DesiredHash != rec.ConfigHash,
 		Labels:        rec.Labels,
 	}
 	if ok {

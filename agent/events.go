@@ -9,21 +9,22 @@ import (
 
 // The event types (see socketapi).
 const (
-	EventEnsured    = socketapi.EventEnsured
-	EventStarted    = socketapi.EventStarted
-	EventDied       = socketapi.EventDied
-	EventOOM        = socketapi.EventOOM
-	EventStopped    = socketapi.EventStopped
-	EventRestarted  = socketapi.EventRestarted
-	EventRemoved    = socketapi.EventRemoved
-	EventDestroyed  = socketapi.EventDestroyed
-	EventAdopted    = socketapi.EventAdopted
-	EventMissing    = socketapi.EventMissing
-	EventHealth     = socketapi.EventHealth
-	EventPull       = socketapi.EventPull
-	EventPruned     = socketapi.EventPruned
-	EventRuntimeUp  = socketapi.EventRuntimeUp
-	EventRuntimeOut = socketapi.EventRuntimeOut
+	EventEnsured     = socketapi.EventEnsured
+	EventStarted     = socketapi.EventStarted
+	EventDied        = socketapi.EventDied
+	EventOOM         = socketapi.EventOOM
+	EventStopped     = socketapi.EventStopped
+	EventRestarted   = socketapi.EventRestarted
+	EventRemoved     = socketapi.EventRemoved
+	EventDestroyed   = socketapi.EventDestroyed
+	EventAdopted     = socketapi.EventAdopted
+	EventMissing     = socketapi.EventMissing
+	EventHealth      = socketapi.EventHealth
+	EventPortChanged = socketapi.EventPortChanged
+	EventPull        = socketapi.EventPull
+	EventPruned      = socketapi.EventPruned
+	EventRuntimeUp   = socketapi.EventRuntimeUp
+	EventRuntimeOut  = socketapi.EventRuntimeOut
 )
 
 // broker fans events out to subscribers without ever blocking the agent: a

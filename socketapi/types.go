@@ -9,9 +9,15 @@ package socketapi
 // /v1/instances/{userId}). Every field is optional: defaults and ceilings
 // come from the agent's config.
 type InstanceSpec struct {
-	Image     string            `json:"image,omitempty"`
-	Env       map[string]string `json:"env,omitempty"`
-	Files     map[string]string `json:"files,omitempty"`
+	Image string            `json:"image,omitempty"`
+	Env   map[string]string `json:"env,omitempty"`
+	// Files are managed: written into the user's data dir at every create
+	// and recreate, part of the config hash. Keys are paths relative to the
+	// data dir ("workspace/memory/2026-12-05.md").
+	Files map[string]string `json:"files,omitempty"`
+	// SeedFiles are written only where no file is yet, never overwritten
+	// (the instance may edit them), and not part of the config hash.
+	SeedFiles map[string]string `json:"seedFiles,omitempty"`
 	Resources *Resources        `json:"resources,omitempty"`
 	Labels    map[string]string `json:"labels,omitempty"`
 }
@@ -70,6 +76,10 @@ type Event struct {
 	Outcome string `json:"outcome,omitempty"`
 	// Message is a status line (image pull progress), a reason or an error.
 	Message string `json:"message,omitempty"`
+	// Port and OldPort are a user's new and former host port
+	// (instance.port_changed).
+	Port    int `json:"port,omitempty"`
+	OldPort int `json:"oldPort,omitempty"`
 	// ExitCode is a dead container's exit code.
 	ExitCode *int  `json:"exitCode,omitempty"`
 	TimeMs   int64 `json:"timeMs"`
@@ -80,21 +90,22 @@ type Event struct {
 
 // The event types.
 const (
-	EventEnsured    = "instance.ensured"    // an ensure finished (see Outcome)
-	EventStarted    = "instance.started"    // the container started
-	EventDied       = "instance.died"       // the container's process exited
-	EventOOM        = "instance.oom"        // the kernel killed it for memory
-	EventStopped    = "instance.stopped"    // stopped by the agent (API or idle pruning)
-	EventRestarted  = "instance.restarted"  // restarted through the API
-	EventRemoved    = "instance.removed"    // container and entry removed (API or pruning)
-	EventDestroyed  = "instance.destroyed"  // the container is gone from the engine
-	EventAdopted    = "instance.adopted"    // a labelled container was taken into the registry
-	EventMissing    = "instance.missing"    // an entry's container is gone
-	EventHealth     = "instance.health"     // the engine's health check changed (Message)
-	EventPull       = "image.pull"          // image pull progress (Image, Message)
-	EventPruned     = "prune.completed"     // a prune pass finished (Message: summary)
-	EventRuntimeUp  = "runtime.up"          // the runtime answers again; state resynced
-	EventRuntimeOut = "runtime.unavailable" // the runtime or its engine stopped answering
+	EventEnsured     = "instance.ensured"      // an ensure finished (see Outcome)
+	EventStarted     = "instance.started"      // the container started
+	EventDied        = "instance.died"         // the container's process exited
+	EventOOM         = "instance.oom"          // the kernel killed it for memory
+	EventStopped     = "instance.stopped"      // stopped by the agent (API or idle pruning)
+	EventRestarted   = "instance.restarted"    // restarted through the API
+	EventRemoved     = "instance.removed"      // container and entry removed (API or pruning)
+	EventDestroyed   = "instance.destroyed"    // the container is gone from the engine
+	EventAdopted     = "instance.adopted"      // a labelled container was taken into the registry
+	EventMissing     = "instance.missing"      // an entry's container is gone
+	EventHealth      = "instance.health"       // the engine's health check changed (Message)
+	EventPortChanged = "instance.port_changed" // the user's port was taken on the host: moved (OldPort, Port)
+	EventPull        = "image.pull"            // image pull progress (Image, Message)
+	EventPruned      = "prune.completed"       // a prune pass finished (Message: summary)
+	EventRuntimeUp   = "runtime.up"            // the runtime answers again; state resynced
+	EventRuntimeOut  = "runtime.unavailable"   // the runtime or its engine stopped answering
 )
 
 // PruneRequest asks for one pruning pass (the body of POST /v1/prune).
@@ -108,11 +119,14 @@ type PruneRequest struct {
 }
 
 // PruneResult reports what a pass stopped and removed (or, in a dry run,
-// would have), and what it failed to do (tried again at the next pass).
+// would have), what it kept but marked stale (instances past the maximum
+// age but used within the hot window: made anew at their next cold
+// moment), and what it failed to do (tried again at the next pass).
 type PruneResult struct {
 	DryRun  bool        `json:"dryRun"`
 	Stopped []PruneItem `json:"stopped"`
 	Removed []PruneItem `json:"removed"`
+	Staled  []PruneItem `json:"staled"`
 	Failed  []PruneItem `json:"failed"`
 }
 
