@@ -191,7 +191,7 @@ func (a *Agent) create(ctx context.Context, userID string, e effectiveSpec, hash
 func (a *Agent) createOnce(ctx context.Context, userID string, e effectiveSpec, hash, dir string, opts EnsureOptions) (Instance, error) {
 	ic := &a.conf().Instance
 	lo, hi, _ := ic.Ports()
-	port, releasePort, err := a.ports.pick(a.reg, userID, lo, hi, ic.usablePort())
+	port, releasePort, err := a.ports.pick(a.reg, userID, lo, hi, a.usablePort(ic))
 	if err != nil {
 		return Instance{}, err
 	}
@@ -237,7 +237,7 @@ func (a *Agent) movePort(userID string, cause error) error {
 	}
 	ic := &a.conf().Instance
 	lo, hi, _ := ic.Ports()
-	port, err := a.ports.move(a.reg, userID, old, lo, hi, ic.usablePort())
+	port, err := a.ports.move(a.reg, userID, old, lo, hi, a.usablePort(ic))
 	if err != nil {
 		return fmt.Errorf("%w (after: %v)", err, cause)
 	}

@@ -77,10 +77,10 @@ func (h *portHolds) move(reg *registry.Registry, userID string, old, lo, hi int,
 
 // usablePort returns the test a port must pass to be handed out now: not
 // in instance.reservedPorts, and free on the host (see portInUse).
-func (c *InstanceConfig) usablePort() func(int) bool {
-	reserved, _ := parsePortList(c.ReservedPorts) // validated with the config
-	addr := c.BindAddress
-	return func(p int) bool { return !reserved.has(p) && !portInUse(addr, p) }
+func (a *Agent) usablePort(ic *InstanceConfig) func(int) bool {
+	reserved, _ := parsePortList(ic.ReservedPorts) // validated with the config
+	addr, inUse := ic.BindAddress, a.portInUse
+	return func(p int) bool { return !reserved.has(p) && !inUse(addr, p) }
 }
 
 // portInUse reports whether another process holds TCP port p on addr:
