@@ -45,30 +45,9 @@ func (a *Agent) prepareDataDir(userID string, e effectiveSpec) (string, error) {
 		return "", fmt.Errorf("chown data dir of user %q: %w", userID, err)
 	}
 	// Check everything first, so that a refusal writes nothing.
-	var dirs []string
-	for _, m := range e.mountList() {
-		if m.Dir != "." {
-			dirs = append(dirs, m.Dir)
-		}
-	}
-	for _, set := range []map[string]string{e.Files, e.SeedFiles} {
-		for name := range set {
-			if d := path.Dir(name); d != "." {
-				dirs = append(dirs, d)
-			}
-		}
-	}
-	for _, d := range dirs {
-		if err := checkDirs(root, d); err != nil {
-			return "", errdefs.Errorf(errdefs.ErrConflict, "data dir of user %q: %v", userID, err)
-		}
-	}
-	for _, set := range []map[string]string{e.Files, e.SeedFiles} {
-		for name := range set {
-			if fi, err := root.Lstat(name); err == nil && fi.IsDir() {
-				return "", errdefs.Errorf(errdefs.ErrConflict, "data dir of user %q: file %q is a directory there", userID, name)
-			}
-		}
+	dirs, err := checkDataDir(root, e)
+	if err != nil {
+		return "", errdefs.Errorf(errdefs.ErrConflict, "data dir of user %q: %v", userID, err)
 	}
 	for _, d := range dirs {
 		if err := makeDirs(root, d, uid, gid); err != nil {
@@ -89,6 +68,53 @@ func (a *Agent) prepareDataDir(userID string, e effectiveSpec) (string, error) {
 		}
 	}
 	return dir, nil
+}
+
+// checkDataDir checks a user's data dir before an ensure with e changes
+// anything: no symlink or file where e needs a directory (a mounted
+// sub-dir, the dir of a file), no directory where it writes a file. It
+// returns the dirs e needs.
+func checkDataDir(root *os.Root, e effectiveSpec) (dirs []string, err error) {
+	for _, m := range e.mountList() {
+		if m.Dir != "." {
+			dirs = append(dirs, m.Dir)
+		}
+	}
+	for _, set := range []map[string]string{e.Files, e.SeedFiles} {
+		for name := range set {
+			if d := path.Dir(name); d != "." {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	for _, d := range dirs {
+		if err := checkDirs(root, d); err != nil {
+			return nil, err
+		}
+	}
+	for _, set := range []map[string]string{e.Files, e.SeedFiles} {
+		for name := range set {
+			if fi, err := root.Lstat(name); err == nil && fi.IsDir() {
+				return nil, fmt.Errorf("file %q is a directory there", name)
+			}
+		}
+	}
+	return dirs, nil
+}
+
+// checkUserDataDir runs checkDataDir on userID's data dir, when it has
+// one: an ensure that would be refused there is refused before it removes
+// an outdated container.
+func (a *Agent) checkUserDataDir(userID string, e effectiveSpec) error {
+	root, err := os.OpenRoot(filepath.Join(a.dataDir, userID))
+	if err != nil {
+		return nil // none yet, or not a dir: prepareDataDir tells
+	}
+	defer root.Close()
+	if _, err := checkDataDir(root, e); err != nil {
+		return errdefs.Errorf(errdefs.ErrConflict, "data dir of user %q: %v", userID, err)
+	}
+	return nil
 }
 
 // checkDirs checks that each existing element of the relative dir p is a

@@ -140,6 +140,9 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 		if err := a.images.ensure(ctx, e.Image, opts.Progress); err != nil {
 			return Instance{}, err
 		}
+		if err := a.checkUserDataDir(userID, e); err != nil {
+			return Instance{}, err
+		}
 		if err := a.removeContainer(ctx, userID, ls.ID); err != nil {
 			return Instance{}, fmt.Errorf("remove the outdated container of user %q: %w", userID, err)
 		}

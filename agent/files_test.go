@@ -159,3 +159,17 @@ func TestFilesThroughSymlinkRefused(t *testing.T) {
 	assert.Assert(t, errors.Is(err, errdefs.ErrConflict), "got %v", err)
 	assert.Equal(t, e.fake.Calls("Create"), 0)
 }
+
+func TestRefusedRecreateKeepsContainer(t *testing.T) {
+	e := newFakeEnv(t, twoMounts)
+	first := e.ensure("di", InstanceSpec{Files: map[string]string{"workspace/notes/a.md": "a"}})
+	dir := filepath.Join(e.cfg.StateDir, "instances", "di")
+	assert.NilError(t, os.RemoveAll(filepath.Join(dir, "workspace", "notes")))
+	assert.NilError(t, os.Symlink(t.TempDir(), filepath.Join(dir, "workspace", "notes")))
+	e.clock.Add(10 * time.Minute) // cold: a changed spec would recreate it
+	_, err := e.a.Ensure(context.Background(), "di", InstanceSpec{Files: map[string]string{"workspace/notes/a.md": "b"}}, EnsureOptions{})
+	assert.Assert(t, errors.Is(err, errdefs.ErrConflict), "got %v", err)
+	c, ok := e.fake.Container("zaki-user-di")
+	assert.Assert(t, ok, "the old container was removed")
+	assert.Equal(t, c.ID, first.ContainerID)
+}
