@@ -21,19 +21,22 @@ type EnsureOptions struct {
 // port, and returns it with its Outcome:
 //
 //   - no container: make sure of the image and the network (each asked
-//     of the engine once, then remembered), pick the user's port (a new
-//     user's is reserved with the record, in one durable write after the
-//     create), prepare the data dir and files, create, start and wait
-//     until ready: "created";
+//     of the engine once, then remembered), prepare the data dir and
+//     files, pick the user's port (a new user's is reserved with the
+//     record, in one durable write after the create), create, start and
+//     wait until ready: "created";
 //   - a container made from the same effective spec: "reused" when
-//     running (no runtime call at all), "started" when it was stopped;
-//   - a container made from another spec: kept and marked stale while it
-//     is hot (running and used within the hot window): "reused"; otherwise
-//     removed and made anew: "recreated".
+//     running (no runtime call at all), "started" when it was stopped
+//     (its files are not written again);
+//   - a container made from another spec, or marked for renewal by the
+//     age rule of pruning: kept and marked stale while it is hot (running
+//     and used within the hot window): "reused"; otherwise removed and
+//     made anew: "recreated".
 //
 // Calls for one user are serialised; other users proceed in parallel. A
 // failure after the container was created removes the container but keeps
-// the user's port and data.
+// the user's port and data; a start refused because another process holds
+// the user's port moves the user to a free port and tries once more.
 func (a *Agent) Ensure(ctx context.Context, userID string, spec InstanceSpec, opts EnsureOptions) (Instance, error) {
 	start := time.Now()
 	in, err := a.ensure(ctx, userID, spec, opts)
@@ -133,9 +136,10 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 			return in, nil
 		}
 		// Cold, with another config or past its age (Renew): make it
-		// anew. The image comes first
-		// (asked of the engine, not remembered), so that an image that
-		// cannot be had leaves the old container alone.
+		// anew. The image comes first (asked of the engine, not
+		// remembered) and the data dir is checked, so that an image that
+		// cannot be had, or files that cannot be written, leave the old
+		// container alone.
 		a.images.forget(e.Image)
 		if err := a.images.ensure(ctx, e.Image, opts.Progress); err != nil {
 			return Instance{}, err
