@@ -10,7 +10,6 @@
 //	GET  /files/{name}       reads {data}/{name}
 //	POST /write?path=P       writes the body to the absolute path P, anywhere;
 //	                         reports "written" or "error: ERRNO: message"
-//	GET  /read?path=P        reads the absolute path P, anywhere (404 when it cannot)
 //	GET  /env/{key}          whether the variable is set (never its value)
 //	GET  /dial?addr=h:p      tries a TCP connection, reports "connected" or the error
 //	POST /spawn?n=N          starts N sleeping children; reports how many started
@@ -148,19 +147,6 @@ func serve(addr, data string) error {
 			return
 		}
 		io.WriteString(w, "written\n")
-	})
-	mux.HandleFunc("GET /read", func(w http.ResponseWriter, r *http.Request) {
-		p := r.URL.Query().Get("path")
-		if !filepath.IsAbs(p) {
-			http.Error(w, "path must be absolute", http.StatusBadRequest)
-			return
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			http.Error(w, "error: "+err.Error(), http.StatusNotFound)
-			return
-		}
-		w.Write(b)
 	})
 	mux.HandleFunc("GET /env/{key}", func(w http.ResponseWriter, r *http.Request) {
 		_, ok := os.LookupEnv(r.PathValue("key"))
