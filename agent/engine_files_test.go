@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -55,8 +56,9 @@ func TestEngineMountsAndSeedFiles(t *testing.T) {
 	assert.Equal(t, readIn(t, first, "/home/node/.openclaw/openclaw.json"), `{"gateway":{"port":18789}}`)
 	assert.Equal(t, readIn(t, first, "/home/node/workspace/SOUL.md"), "# Soul\n")
 	assert.Equal(t, readIn(t, first, "/home/node/workspace/memory/2026-12-05.md"), "day one\n")
-	mounts := testenv.Docker(t, "inspect", "-f", `{{range .Mounts}}{{.Source}}={{.Destination}} {{end}}`, first.ContainerID)
-	assert.Equal(t, strings.TrimSpace(mounts), filepath.Join(dir, ".openclaw")+"=/home/node/.openclaw "+filepath.Join(dir, "workspace")+"=/home/node/workspace")
+	mounts := strings.Fields(testenv.Docker(t, "inspect", "-f", `{{range .Mounts}}{{.Source}}={{.Destination}} {{end}}`, first.ContainerID))
+	sort.Strings(mounts)
+	assert.DeepEqual(t, mounts, []string{filepath.Join(dir, ".openclaw") + "=/home/node/.openclaw", filepath.Join(dir, "workspace") + "=/home/node/workspace"})
 
 	// The instance (uid 1000) edits a seed file and writes its own file
 	// in a sub-dir the agent made.
