@@ -9,23 +9,25 @@ import (
 
 // The event types (see socketapi).
 const (
-	EventEnsured     = socketapi.EventEnsured
-	EventStarted     = socketapi.EventStarted
-	EventDied        = socketapi.EventDied
-	EventOOM         = socketapi.EventOOM
-	EventStopped     = socketapi.EventStopped
-	EventRestarted   = socketapi.EventRestarted
-	EventRemoved     = socketapi.EventRemoved
-	EventDestroyed   = socketapi.EventDestroyed
-	EventAdopted     = socketapi.EventAdopted
-	EventMissing     = socketapi.EventMissing
-	EventHealth      = socketapi.EventHealth
-	EventPortChanged = socketapi.EventPortChanged
-	EventPull        = socketapi.EventPull
-	EventPruned      = socketapi.EventPruned
-	EventRuntimeUp   = socketapi.EventRuntimeUp
-	EventRuntimeOut  = socketapi.EventRuntimeOut
+	EventEnsured    = socketapi.EventEnsured
+	EventStarted    = socketapi.EventStarted
+	EventDied       = socketapi.EventDied
+	EventOOM        = socketapi.EventOOM
+	EventStopped    = socketapi.EventStopped
+	EventRestarted  = socketapi.EventRestarted
+	EventRemoved    = socketapi.EventRemoved
+	EventDestroyed  = socketapi.EventDestroyed
+	EventAdopted    = socketapi.EventAdopted
+	EventMissing    = socketapi.EventMissing
+	EventHealth     = socketapi.EventHealth
+	EventPull       = socketapi.EventPull
+	EventPruned     = socketapi.EventPruned
+	EventRuntimeUp  = socketapi.EventRuntimeUp
+	EventRuntimeOut = socketapi.EventRuntimeOut
 )
+
+// EventPortChanged: a user moved off a port taken on the host.
+const EventPortChanged = socketapi.EventPortChanged
 
 // broker fans events out to subscribers without ever blocking the agent: a
 // subscriber whose buffer is full loses events, and is told how many with

@@ -9,17 +9,17 @@ package socketapi
 // /v1/instances/{userId}). Every field is optional: defaults and ceilings
 // come from the agent's config.
 type InstanceSpec struct {
-	Image string            `json:"image,omitempty"`
-	Env   map[string]string `json:"env,omitempty"`
-	// Files are managed: written into the user's data dir at every create
-	// and recreate, part of the config hash. Keys are paths relative to the
-	// data dir ("workspace/memory/2026-12-05.md").
-	Files map[string]string `json:"files,omitempty"`
-	// SeedFiles are written only where no file is yet, never overwritten
-	// (the instance may edit them), and not part of the config hash.
-	SeedFiles map[string]string `json:"seedFiles,omitempty"`
+	Image     string            `json:"image,omitempty"`
+	Env       map[string]string `json:"env,omitempty"`
+	Files     map[string]string `json:"files,omitempty"`
 	Resources *Resources        `json:"resources,omitempty"`
 	Labels    map[string]string `json:"labels,omitempty"`
+	// SeedFiles are written only where no file is yet, never overwritten
+	// (the instance may edit them), and not part of the config hash. Keys
+	// of Files (managed: written at every create and recreate, part of the
+	// config hash) and SeedFiles are paths relative to the user's data dir
+	// ("workspace/memory/2026-12-05.md").
+	SeedFiles map[string]string `json:"seedFiles,omitempty"`
 }
 
 // Resources are the limits a caller may lower (never raise past the
@@ -90,23 +90,27 @@ type Event struct {
 
 // The event types.
 const (
-	EventEnsured     = "instance.ensured"      // an ensure finished (see Outcome)
-	EventStarted     = "instance.started"      // the container started
-	EventDied        = "instance.died"         // the container's process exited
-	EventOOM         = "instance.oom"          // the kernel killed it for memory
-	EventStopped     = "instance.stopped"      // stopped by the agent (API or idle pruning)
-	EventRestarted   = "instance.restarted"    // restarted through the API
-	EventRemoved     = "instance.removed"      // container and entry removed (API or pruning)
-	EventDestroyed   = "instance.destroyed"    // the container is gone from the engine
-	EventAdopted     = "instance.adopted"      // a labelled container was taken into the registry
-	EventMissing     = "instance.missing"      // an entry's container is gone
-	EventHealth      = "instance.health"       // the engine's health check changed (Message)
-	EventPortChanged = "instance.port_changed" // the user's port was taken on the host: moved (OldPort, Port)
-	EventPull        = "image.pull"            // image pull progress (Image, Message)
-	EventPruned      = "prune.completed"       // a prune pass finished (Message: summary)
-	EventRuntimeUp   = "runtime.up"            // the runtime answers again; state resynced
-	EventRuntimeOut  = "runtime.unavailable"   // the runtime or its engine stopped answering
+	EventEnsured    = "instance.ensured"    // an ensure finished (see Outcome)
+	EventStarted    = "instance.started"    // the container started
+	EventDied       = "instance.died"       // the container's process exited
+	EventOOM        = "instance.oom"        // the kernel killed it for memory
+	EventStopped    = "instance.stopped"    // stopped by the agent (API or idle pruning)
+	EventRestarted  = "instance.restarted"  // restarted through the API
+	EventRemoved    = "instance.removed"    // container and entry removed (API or pruning)
+	EventDestroyed  = "instance.destroyed"  // the container is gone from the engine
+	EventAdopted    = "instance.adopted"    // a labelled container was taken into the registry
+	EventMissing    = "instance.missing"    // an entry's container is gone
+	EventHealth     = "instance.health"     // the engine's health check changed (Message)
+	EventPull       = "image.pull"          // image pull progress (Image, Message)
+	EventPruned     = "prune.completed"     // a prune pass finished (Message: summary)
+	EventRuntimeUp  = "runtime.up"          // the runtime answers again; state resynced
+	EventRuntimeOut = "runtime.unavailable" // the runtime or its engine stopped answering
 )
+
+// EventPortChanged: another process on the host held the user's port at
+// start; the user moved to a free port (OldPort, Port) and the container
+// was made anew on it.
+const EventPortChanged = "instance.port_changed"
 
 // PruneRequest asks for one pruning pass (the body of POST /v1/prune).
 // Thresholds left out come from the config; 0 turns a rule off; fractions
