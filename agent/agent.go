@@ -34,6 +34,10 @@ type Options struct {
 	// Metrics, when set, are the metrics to record into (so that the
 	// registry, opened first, can record its writes); new ones when nil.
 	Metrics *Metrics
+	// PortInUse, when set, replaces the check that another process holds
+	// a host port (binding it): for tests over a fake runtime, whose
+	// stand-in gateways listen on the very ports the agent hands out.
+	PortInUse func(addr string, port int) bool
 }
 
 // Agent owns the per-user instances of one host. Create it with New, run
@@ -54,6 +58,8 @@ type Agent struct {
 	// probe checks that an address serves (a field so that unit tests over
 	// the fake runtime, where nothing listens, can stand in for it).
 	probe func(ctx context.Context, addr string) error
+	// portInUse tells whether another process holds a host port.
+	portInUse func(addr string, port int) bool
 
 	locks  userLocks
 	ports  portHolds
@@ -115,6 +121,10 @@ func New(cfg Config, rt runtime.Runtime, reg *registry.Registry, opts Options) (
 		live:     make(map[string]liveState),
 		ready:    make(chan struct{}),
 		probe:    probe,
+	}
+	a.portInUse = opts.PortInUse
+	if a.portInUse == nil {
+		a.portInUse = portInUse
 	}
 	a.cfg.Store(&cfg)
 	if a.log == nil {
@@ -200,7 +210,7 @@ func instanceOf(rec registry.Record, ls liveState, ok bool, urls *urlCache) Inst
 		CreatedAtMs:   rec.CreatedAtMs,
 		LastUsedAtMs:  rec.LastUsedAtMs,
 		ConfigHash:    rec.ConfigHash,
-		Stale:         rec.DesiredHash != "" && rec.DesiredHash != rec.ConfigHash,
+		Stale:         rec.Renew || rec.DesiredHash != "" && rec.DesiredHash != rec.ConfigHash,
 		Labels:        rec.Labels,
 	}
 	if ok {

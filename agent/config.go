@@ -32,9 +32,11 @@ type InstanceConfig struct {
 	Image                   string   `toml:"image" help:"default image of an instance"`
 	AllowedImages           []string `toml:"allowedImages" help:"patterns (path.Match) a caller's image must match"`
 	ContainerPort           int      `toml:"containerPort" help:"the gateway's port inside the container"`
-	DataMountPath           string   `toml:"dataMountPath" help:"where the user's data dir is mounted in the container"`
+	DataMountPath           string   `toml:"dataMountPath" help:"where the user's data dir is mounted in the container (when mounts is empty)"`
+	Mounts                  []string `toml:"mounts" help:"sub-dirs of the user's data dir, each mounted at a container path, subdir:/container/path (empty = the whole dir at dataMountPath)"`
 	BindAddress             string   `toml:"bindAddress" help:"host address the port is published on"`
 	PortRange               string   `toml:"portRange" help:"host ports handed to users, one per user for life"`
+	ReservedPorts           []string `toml:"reservedPorts" help:"host ports never handed out (other services use them), each a port or lo-hi"`
 	Network                 string   `toml:"network" help:"bridge network of the instances (inter-container traffic off)"`
 	User                    string   `toml:"user" help:"uid:gid the container runs as; owns the data dir"`
 	Init                    bool     `toml:"init" help:"run an init process as PID 1 (--init)"`
@@ -97,6 +99,8 @@ func DefaultConfig() Config {
 			DataMountPath:           "/home/node/.openclaw",
 			BindAddress:             "127.0.0.1",
 			PortRange:               "18790-28789",
+			ReservedPorts:           []string{},
+			Mounts:                  []string{},
 			Network:                 "zaki",
 			User:                    "1000:1000",
 			Init:                    true,
@@ -182,6 +186,12 @@ func (c *InstanceConfig) checkPlacement(p *problems) {
 	}
 	if _, _, err := c.Ports(); err != nil {
 		p.add("instance.portRange: %v", err)
+	}
+	if _, err := parsePortList(c.ReservedPorts); err != nil {
+		p.add("instance.reservedPorts: %v", err)
+	}
+	if _, err := c.mounts(); err != nil {
+		p.add("instance.mounts: %v", err)
 	}
 	if err := runtime.ValidateName(c.Network); err != nil {
 		p.add("instance.network: %v", err)

@@ -5,18 +5,24 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 
 	"github.com/zaki-platform/zaki-agent/internal/atomicfile"
 	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 )
 
 // prepareDataDir makes <stateDir>/instances/<userId> (owned by the
-// container user, mode 0700) and writes files into it, each 0600 and
-// atomically. Nothing is ever written outside the dir: names are plain
-// (validated in resolve) and every access goes through an os.Root, which
-// refuses symlinks that lead out.
-func (a *Agent) prepareDataDir(userID string, files map[string]string) (string, error) {
+// container user, mode 0700), the mounted sub-dirs and the dirs of the
+// files in it (the same), and writes the files, each 0600 and atomically:
+// the managed ones always, the seed files only where nothing is yet.
+// Nothing is ever written outside the dir: paths are checked in resolve,
+// every access goes through an os.Root, and a symlink (or a file) where a
+// directory is expected is refused before anything is written, since the
+// instance, which can write in the dir, may have planted it; a symlink
+// named as a managed file is replaced, never followed.
+func (a *Agent) prepareDataDir(userID string, e effectiveSpec) (string, error) {
 	uid, gid, _ := a.conf().Instance.UIDGID()
 	dir := filepath.Join(a.dataDir, userID)
 	fi, err := os.Lstat(dir)
@@ -38,12 +44,118 @@ func (a *Agent) prepareDataDir(userID string, files map[string]string) (string, 
 	if err := root.Chown(".", uid, gid); err != nil {
 		return "", fmt.Errorf("chown data dir of user %q: %w", userID, err)
 	}
-	for _, name := range sortedKeys(files) {
-		if err := writeRootFile(root, name, []byte(files[name]), uid, gid); err != nil {
+	// Check everything first, so that a refusal writes nothing.
+	dirs, err := checkDataDir(root, e)
+	if err != nil {
+		return "", errdefs.Errorf(errdefs.ErrConflict, "data dir of user %q: %v", userID, err)
+	}
+	for _, d := range dirs {
+		if err := makeDirs(root, d, uid, gid); err != nil {
+			return "", fmt.Errorf("data dir of user %q: %w", userID, err)
+		}
+	}
+	for _, name := range sortedKeys(e.Files) {
+		if err := writeRootFile(root, name, []byte(e.Files[name]), uid, gid); err != nil {
 			return "", fmt.Errorf("write file %q for user %q: %w", name, userID, err)
 		}
 	}
+	for _, name := range sortedKeys(e.SeedFiles) {
+		if _, err := root.Lstat(name); !errors.Is(err, fs.ErrNotExist) {
+			continue // there already (or unreadable): the instance's now
+		}
+		if err := writeRootFile(root, name, []byte(e.SeedFiles[name]), uid, gid); err != nil {
+			return "", fmt.Errorf("write seed file %q for user %q: %w", name, userID, err)
+		}
+	}
 	return dir, nil
+}
+
+// checkDataDir checks a user's data dir before an ensure with e changes
+// anything: no symlink or file where e needs a directory (a mounted
+// sub-dir, the dir of a file), no directory where it writes a file. It
+// returns the dirs e needs.
+func checkDataDir(root *os.Root, e effectiveSpec) (dirs []string, err error) {
+	for _, m := range e.mountList() {
+		if m.Dir != "." {
+			dirs = append(dirs, m.Dir)
+		}
+	}
+	for _, set := range []map[string]string{e.Files, e.SeedFiles} {
+		for name := range set {
+			if d := path.Dir(name); d != "." {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	for _, d := range dirs {
+		if err := checkDirs(root, d); err != nil {
+			return nil, err
+		}
+	}
+	for _, set := range []map[string]string{e.Files, e.SeedFiles} {
+		for name := range set {
+			if fi, err := root.Lstat(name); err == nil && fi.IsDir() {
+				return nil, fmt.Errorf("file %q is a directory there", name)
+			}
+		}
+	}
+	return dirs, nil
+}
+
+// checkUserDataDir runs checkDataDir on userID's data dir, when it has
+// one: an ensure that would be refused there is refused before it removes
+// an outdated container.
+func (a *Agent) checkUserDataDir(userID string, e effectiveSpec) error {
+	root, err := os.OpenRoot(filepath.Join(a.dataDir, userID))
+	if err != nil {
+		return nil // none yet, or not a dir: prepareDataDir tells
+	}
+	defer root.Close()
+	if _, err := checkDataDir(root, e); err != nil {
+		return errdefs.Errorf(errdefs.ErrConflict, "data dir of user %q: %v", userID, err)
+	}
+	return nil
+}
+
+// checkDirs checks that each existing element of the relative dir p is a
+// real directory: not a symlink, not a file.
+func checkDirs(root *os.Root, p string) error {
+	cur := ""
+	for _, el := range strings.Split(p, "/") {
+		cur = path.Join(cur, el)
+		fi, err := root.Lstat(cur)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil
+		case err != nil:
+			return err
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return fmt.Errorf("%q is a symlink: refusing to follow it (move it away)", cur)
+		case !fi.IsDir():
+			return fmt.Errorf("%q is not a directory (move it away)", cur)
+		}
+	}
+	return nil
+}
+
+// makeDirs makes the missing elements of the relative dir p, mode 0700,
+// owned by uid:gid.
+func makeDirs(root *os.Root, p string, uid, gid int) error {
+	cur := ""
+	for _, el := range strings.Split(p, "/") {
+		cur = path.Join(cur, el)
+		err := root.Mkdir(cur, 0o700)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("create %q: %w", cur, err)
+		}
+		if err := root.Chown(cur, uid, gid); err != nil {
+			return fmt.Errorf("chown %q: %w", cur, err)
+		}
+	}
+	return nil
 }
 
 // writeRootFile writes name in root atomically with mode 0600, owned by

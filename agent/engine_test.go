@@ -162,7 +162,17 @@ func TestEnginePruneWithClock(t *testing.T) {
 	assert.Equal(t, running(idle.ContainerID), "false")
 	assert.Equal(t, running(old.ContainerID), "true")
 
-	// Max age alone.
+	// Max age alone: p-old, used a moment ago, is hot: kept and marked
+	// stale. Once out of the hot window, it is removed (its data kept).
+	res, err = e.a.Prune(ctx, PruneRequest{IdleHours: f64(0), MaxAgeDays: f64(7)})
+	assert.NilError(t, err)
+	assert.DeepEqual(t, userIDs(res.Removed), []string{})
+	assert.DeepEqual(t, userIDs(res.Staled), []string{"p-old"})
+	assert.Equal(t, running(old.ContainerID), "true")
+	in, err := e.a.Get(ctx, "p-old")
+	assert.NilError(t, err)
+	assert.Assert(t, in.Stale)
+	e.clock.Add(6 * time.Minute)
 	res, err = e.a.Prune(ctx, PruneRequest{IdleHours: f64(0), MaxAgeDays: f64(7)})
 	assert.NilError(t, err)
 	assert.DeepEqual(t, userIDs(res.Removed), []string{"p-old"})

@@ -21,19 +21,22 @@ type EnsureOptions struct {
 // port, and returns it with its Outcome:
 //
 //   - no container: make sure of the image and the network (each asked
-//     of the engine once, then remembered), pick the user's port (a new
-//     user's is reserved with the record, in one durable write after the
-//     create), prepare the data dir and files, create, start and wait
-//     until ready: "created";
+//     of the engine once, then remembered), prepare the data dir and
+//     files, pick the user's port (a new user's is reserved with the
+//     record, in one durable write after the create), create, start and
+//     wait until ready: "created";
 //   - a container made from the same effective spec: "reused" when
-//     running (no runtime call at all), "started" when it was stopped;
-//   - a container made from another spec: kept and marked stale while it
-//     is hot (running and used within the hot window): "reused"; otherwise
-//     removed and made anew: "recreated".
+//     running (no runtime call at all), "started" when it was stopped
+//     (its files are not written again);
+//   - a container made from another spec, or marked for renewal by the
+//     age rule of pruning: kept and marked stale while it is hot (running
+//     and used within the hot window): "reused"; otherwise removed and
+//     made anew: "recreated".
 //
 // Calls for one user are serialised; other users proceed in parallel. A
 // failure after the container was created removes the container but keeps
-// the user's port and data.
+// the user's port and data; a start refused because another process holds
+// the user's port moves the user to a free port and tries once more.
 func (a *Agent) Ensure(ctx context.Context, userID string, spec InstanceSpec, opts EnsureOptions) (Instance, error) {
 	start := time.Now()
 	in, err := a.ensure(ctx, userID, spec, opts)
@@ -99,7 +102,9 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 			}
 			hasRec = true
 		}
-		if a.hash.matches(rec.ConfigHash, want, e) {
+		hot := ls.running() && time.Duration(nowMs-rec.LastUsedAtMs)*time.Millisecond < minutes(a.conf().Hot.WindowMinutes)
+		same := a.hash.matches(rec.ConfigHash, want, e)
+		if same && (!rec.Renew || hot) {
 			if rec.DesiredHash != "" {
 				rec.DesiredHash = ""
 				rec.LastUsedAtMs = nowMs
@@ -114,9 +119,8 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 				in.Outcome = OutcomeReused
 				return in, nil
 			}
-			return a.startStopped(ctx, rec, e, opts)
+			return a.startStopped(ctx, rec, e, want, opts)
 		}
-		hot := ls.running() && time.Duration(nowMs-rec.LastUsedAtMs)*time.Millisecond < minutes(a.conf().Hot.WindowMinutes)
 		if hot {
 			rec.LastUsedAtMs = nowMs
 			if rec.DesiredHash != want {
@@ -131,11 +135,16 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 			in.Outcome = OutcomeReused
 			return in, nil
 		}
-		// Cold, with another config: make it anew. The image comes first
-		// (asked of the engine, not remembered), so that an image that
-		// cannot be had leaves the old container alone.
+		// Cold, with another config or past its age (Renew): make it
+		// anew. The image comes first (asked of the engine, not
+		// remembered) and the data dir is checked, so that an image that
+		// cannot be had, or files that cannot be written, leave the old
+		// container alone.
 		a.images.forget(e.Image)
 		if err := a.images.ensure(ctx, e.Image, opts.Progress); err != nil {
+			return Instance{}, err
+		}
+		if err := a.checkUserDataDir(userID, e); err != nil {
 			return Instance{}, err
 		}
 		if err := a.removeContainer(ctx, userID, ls.ID); err != nil {
@@ -163,18 +172,37 @@ func (a *Agent) create(ctx context.Context, userID string, e effectiveSpec, hash
 	if err := a.ensureNetwork(ctx); err != nil {
 		return Instance{}, err
 	}
-	// A new user's port is held in memory and reserved by the record's Put
-	// below (see portHolds).
-	lo, hi, _ := a.conf().Instance.Ports()
-	port, releasePort, err := a.ports.pick(a.reg, userID, lo, hi)
+	dir, err := a.prepareDataDir(userID, e)
+	if err != nil {
+		return Instance{}, err
+	}
+	for moved := false; ; moved = true {
+		in, err := a.createOnce(ctx, userID, e, hash, dir, opts)
+		if err == nil {
+			in.Outcome = outcome
+			return in, nil
+		}
+		if moved || !portTaken(err) {
+			return Instance{}, err
+		}
+		// The failed start removed the container; port and data are kept.
+		if err := a.movePort(userID, err); err != nil {
+			return Instance{}, err
+		}
+	}
+}
+
+// createOnce creates and starts userID's container on the user's port (a
+// new user's is held in memory and reserved by the record's Put below:
+// see portHolds) and waits until it is ready.
+func (a *Agent) createOnce(ctx context.Context, userID string, e effectiveSpec, hash, dir string, opts EnsureOptions) (Instance, error) {
+	ic := &a.conf().Instance
+	lo, hi, _ := ic.Ports()
+	port, releasePort, err := a.ports.pick(a.reg, userID, lo, hi, a.usablePort(ic))
 	if err != nil {
 		return Instance{}, err
 	}
 	defer releasePort()
-	dir, err := a.prepareDataDir(userID, e.Files)
-	if err != nil {
-		return Instance{}, err
-	}
 	now := a.now()
 	spec := a.containerSpec(userID, e, hash, port, now.UnixMilli(), dir)
 
@@ -204,9 +232,26 @@ func (a *Agent) create(ctx context.Context, userID string, e effectiveSpec, hash
 	if err := a.startAndWait(ctx, rec); err != nil {
 		return Instance{}, err
 	}
-	in := a.instance(a.mustGet(userID, rec))
-	in.Outcome = outcome
-	return in, nil
+	return a.instance(a.mustGet(userID, rec)), nil
+}
+
+// movePort moves userID, whose start failed with cause because another
+// process holds its port on the host, to a new port, and tells.
+func (a *Agent) movePort(userID string, cause error) error {
+	old, ok := a.reg.Port(userID)
+	if !ok {
+		return cause // a new user's port was only held: it was never the user's
+	}
+	ic := &a.conf().Instance
+	lo, hi, _ := ic.Ports()
+	port, err := a.ports.move(a.reg, userID, old, lo, hi, a.usablePort(ic))
+	if err != nil {
+		return fmt.Errorf("%w (after: %v)", err, cause)
+	}
+	a.log.Warn("port taken on the host: user moved to a new port", "user", userID, "oldPort", old, "port", port)
+	a.publish(Event{Type: EventPortChanged, UserID: userID, OldPort: old, Port: port,
+		Message: "port taken on the host"})
+	return nil
 }
 
 // createContainer creates spec's container. A create that finds its image
@@ -237,13 +282,22 @@ func (a *Agent) createContainer(ctx context.Context, spec runtime.ContainerSpec,
 	return create()
 }
 
-// startStopped starts an existing stopped container.
-func (a *Agent) startStopped(ctx context.Context, rec registry.Record, e effectiveSpec, opts EnsureOptions) (Instance, error) {
-	if _, err := a.prepareDataDir(rec.UserID, e.Files); err != nil {
-		return Instance{}, err
-	}
+// startStopped starts an existing stopped container. Its files are left
+// as they are: the instance may have changed them, and the managed ones
+// are written at every create. When its port is taken on the host, the
+// user moves to a new port and the container is made anew on it.
+func (a *Agent) startStopped(ctx context.Context, rec registry.Record, e effectiveSpec, hash string, opts EnsureOptions) (Instance, error) {
 	if err := a.startAndWait(ctx, rec); err != nil {
-		return Instance{}, err
+		if !portTaken(err) {
+			return Instance{}, err
+		}
+		if _, ok := a.reg.Get(rec.UserID); ok {
+			return Instance{}, err // the container could not be removed
+		}
+		if err := a.movePort(rec.UserID, err); err != nil {
+			return Instance{}, err
+		}
+		return a.create(ctx, rec.UserID, e, hash, OutcomeRecreated, opts)
 	}
 	in := a.instance(a.mustGet(rec.UserID, rec))
 	in.Outcome = OutcomeStarted

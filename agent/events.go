@@ -26,6 +26,9 @@ const (
 	EventRuntimeOut = socketapi.EventRuntimeOut
 )
 
+// EventPortChanged: a user moved off a port taken on the host.
+const EventPortChanged = socketapi.EventPortChanged
+
 // broker fans events out to subscribers without ever blocking the agent: a
 // subscriber whose buffer is full loses events, and is told how many with
 // the next one it gets.

@@ -37,7 +37,10 @@ func (a *Agent) pruneLoop(ctx context.Context) {
 
 // Prune runs one pruning pass: instances idle past idleStopMinutes are
 // stopped (when that rule is on); instances idle past idleHours or older
-// than maxAgeDays are removed with their entries, in one runtime call.
+// than maxAgeDays are removed with their entries, in one runtime call,
+// except that an old instance used within the hot window is kept: it is
+// marked stale (Renew) and made anew at its next cold moment (its next
+// ensure once it is no longer hot, or a later pass once it is idle).
 // User data is never deleted, and a user's port stays reserved. Users busy
 // in another call are left for the next pass; a removal that fails keeps
 // its entry, to be tried again.
@@ -47,17 +50,18 @@ func (a *Agent) Prune(ctx context.Context, req PruneRequest) (PruneResult, error
 		return PruneResult{}, err
 	}
 	rules.now = a.now()
-	res := PruneResult{DryRun: req.DryRun, Stopped: []PruneItem{}, Removed: []PruneItem{}, Failed: []PruneItem{}}
+	res := PruneResult{DryRun: req.DryRun, Stopped: []PruneItem{}, Removed: []PruneItem{}, Staled: []PruneItem{}, Failed: []PruneItem{}}
 	candidates := a.pruneCandidates(rules)
 	if req.DryRun {
-		res.Stopped, res.Removed = splitByAction(candidates)
+		res.Stopped, res.Removed, res.Staled = splitByAction(candidates)
 		return res, nil
 	}
 	held := heldLocks{locks: &a.locks}
 	defer held.release()
-	stop, remove := a.lockCandidates(rules, candidates, &held)
+	stop, remove, stale := a.lockCandidates(rules, candidates, &held)
 	a.stopIdle(ctx, stop, &res)
 	a.removeExpired(ctx, remove, &res)
+	a.markStale(stale, &res)
 	a.reportPrune(res)
 	return res, nil
 }
@@ -66,13 +70,15 @@ func (a *Agent) Prune(ctx context.Context, req PruneRequest) (PruneResult, error
 // time it measures from.
 type pruneRules struct {
 	idleStopMinutes, idleHours, maxAgeDays float64
+	hot                                    time.Duration // the hot window
 	now                                    time.Time
 }
 
 // pruneRulesFor returns the config's thresholds with req's overrides.
 func (a *Agent) pruneRulesFor(req PruneRequest) (pruneRules, error) {
 	p := a.conf().Prune
-	r := pruneRules{idleStopMinutes: p.IdleStopMinutes, idleHours: p.IdleHours, maxAgeDays: p.MaxAgeDays}
+	r := pruneRules{idleStopMinutes: p.IdleStopMinutes, idleHours: p.IdleHours, maxAgeDays: p.MaxAgeDays,
+		hot: minutes(a.conf().Hot.WindowMinutes)}
 	for _, o := range []struct {
 		v   *float64
 		dst *float64
@@ -89,54 +95,75 @@ func (a *Agent) pruneRulesFor(req PruneRequest) (pruneRules, error) {
 	return r, nil
 }
 
-// pruneDecision tells whether rec is due, and why.
-func (a *Agent) pruneDecision(r pruneRules, rec registry.Record) (PruneItem, bool) {
+// What a pass does with an instance.
+type pruneAction int
+
+const (
+	pruneStop pruneAction = iota + 1
+	pruneRemove
+	pruneStale // past the maximum age but hot: kept, renewed when cold
+)
+
+// pruneCandidate is an instance a pass acts on, and how.
+type pruneCandidate struct {
+	PruneItem
+	act pruneAction
+}
+
+// pruneDecision tells whether rec is due, and for what.
+func (a *Agent) pruneDecision(r pruneRules, rec registry.Record) (pruneCandidate, bool) {
 	idle := r.now.Sub(time.UnixMilli(rec.LastUsedAtMs))
 	age := r.now.Sub(time.UnixMilli(rec.CreatedAtMs))
-	it := PruneItem{UserID: rec.UserID, ContainerID: rec.ContainerID,
-		IdleMinutes: round2(idle.Minutes()), AgeDays: round2(age.Hours() / 24)}
+	c := pruneCandidate{PruneItem: PruneItem{UserID: rec.UserID, ContainerID: rec.ContainerID,
+		IdleMinutes: round2(idle.Minutes()), AgeDays: round2(age.Hours() / 24)}}
 	switch {
 	case r.maxAgeDays > 0 && age > time.Duration(r.maxAgeDays*24*float64(time.Hour)):
-		it.Reason = ReasonMaxAge
+		c.Reason, c.act = ReasonMaxAge, pruneRemove
+		if idle < r.hot {
+			c.act = pruneStale
+		}
 	case r.idleHours > 0 && idle > time.Duration(r.idleHours*float64(time.Hour)):
-		it.Reason = ReasonIdle
+		c.Reason, c.act = ReasonIdle, pruneRemove
 	case r.idleStopMinutes > 0 && idle > minutes(r.idleStopMinutes) && a.liveOf(rec.UserID).running():
-		it.Reason = ReasonIdleStop
+		c.Reason, c.act = ReasonIdleStop, pruneStop
 	default:
-		return it, false
+		return c, false
 	}
-	return it, true
+	return c, true
 }
 
 // pruneCandidates lists the entries due, as the registry has them now.
-func (a *Agent) pruneCandidates(r pruneRules) []PruneItem {
-	var candidates []PruneItem
+func (a *Agent) pruneCandidates(r pruneRules) []pruneCandidate {
+	var candidates []pruneCandidate
 	for _, rec := range a.reg.List() {
-		if it, ok := a.pruneDecision(r, rec); ok {
-			candidates = append(candidates, it)
+		if c, ok := a.pruneDecision(r, rec); ok {
+			candidates = append(candidates, c)
 		}
 	}
 	return candidates
 }
 
-// splitByAction parts items into those to stop and those to remove.
-func splitByAction(items []PruneItem) (stop, remove []PruneItem) {
-	stop, remove = []PruneItem{}, []PruneItem{}
-	for _, it := range items {
-		if it.Reason == ReasonIdleStop {
-			stop = append(stop, it)
-		} else {
-			remove = append(remove, it)
+// splitByAction parts candidates into those to stop, remove and mark.
+func splitByAction(cs []pruneCandidate) (stop, remove, stale []PruneItem) {
+	stop, remove, stale = []PruneItem{}, []PruneItem{}, []PruneItem{}
+	for _, c := range cs {
+		switch c.act {
+		case pruneStop:
+			stop = append(stop, c.PruneItem)
+		case pruneRemove:
+			remove = append(remove, c.PruneItem)
+		case pruneStale:
+			stale = append(stale, c.PruneItem)
 		}
 	}
-	return stop, remove
+	return stop, remove, stale
 }
 
 // lockCandidates locks the candidates (skipping busy users) and decides
 // again under the lock, since a touch may have come in between; each item
 // names the container the engine has now.
-func (a *Agent) lockCandidates(r pruneRules, candidates []PruneItem, held *heldLocks) (stop, remove []PruneItem) {
-	var due []PruneItem
+func (a *Agent) lockCandidates(r pruneRules, candidates []pruneCandidate, held *heldLocks) (stop, remove, stale []PruneItem) {
+	var due []pruneCandidate
 	for _, c := range candidates {
 		if !held.try(c.UserID) {
 			continue
@@ -149,7 +176,9 @@ func (a *Agent) lockCandidates(r pruneRules, candidates []PruneItem, held *heldL
 		if !ok {
 			continue
 		}
-		it.ContainerID = a.liveOf(rec.UserID).ID
+		if it.act != pruneStale {
+			it.ContainerID = a.liveOf(rec.UserID).ID
+		}
 		due = append(due, it)
 	}
 	return splitByAction(due)
@@ -232,13 +261,39 @@ func (a *Agent) deleteEntries(removed []PruneItem, res *PruneResult) {
 	}
 }
 
+// markStale marks the old but hot instances for renewal at their next
+// cold moment, in one registry write.
+func (a *Agent) markStale(stale []PruneItem, res *PruneResult) {
+	var recs []registry.Record
+	var items []PruneItem
+	for _, it := range stale {
+		rec, ok := a.reg.Get(it.UserID)
+		if !ok {
+			continue
+		}
+		if !rec.Renew { // else marked by an earlier pass
+			rec.Renew = true
+			recs = append(recs, rec)
+		}
+		items = append(items, it)
+	}
+	if err := a.reg.Put(recs...); err != nil {
+		for _, it := range items {
+			it.Error = fmt.Sprintf("mark stale: %v", err)
+			res.Failed = append(res.Failed, it)
+		}
+		return
+	}
+	res.Staled = append(res.Staled, items...)
+}
+
 // reportPrune counts a pass in the metrics and, when it did anything,
 // logs it and publishes its summary.
 func (a *Agent) reportPrune(res PruneResult) {
 	a.metrics.observePrune(res)
-	if n := len(res.Stopped) + len(res.Removed) + len(res.Failed); n > 0 {
-		a.log.Info("pruned", "stopped", len(res.Stopped), "removed", len(res.Removed), "failed", len(res.Failed))
-		a.publish(Event{Type: EventPruned, Message: fmt.Sprintf("stopped %d, removed %d, failed %d", len(res.Stopped), len(res.Removed), len(res.Failed))})
+	if n := len(res.Stopped) + len(res.Removed) + len(res.Staled) + len(res.Failed); n > 0 {
+		a.log.Info("pruned", "stopped", len(res.Stopped), "removed", len(res.Removed), "staled", len(res.Staled), "failed", len(res.Failed))
+		a.publish(Event{Type: EventPruned, Message: fmt.Sprintf("stopped %d, removed %d, staled %d, failed %d", len(res.Stopped), len(res.Removed), len(res.Staled), len(res.Failed))})
 	}
 }
 

@@ -27,8 +27,8 @@ func userIDs(items []PruneItem) []string {
 }
 
 // pruneEnv makes four instances on a clock: "old" created 8 days ago and
-// used just now, "idle" used 25 hours ago, "doze" used 30 minutes ago and
-// "busy" used just now.
+// used 6 minutes ago (just out of the hot window), "idle" used 25 hours
+// ago, "doze" used 30 minutes ago and "busy" used just now.
 func pruneEnv(t *testing.T, mutate ...func(*Config)) *fakeEnv {
 	e := newFakeEnv(t, mutate...)
 	e.ensure("old", InstanceSpec{})
@@ -36,10 +36,11 @@ func pruneEnv(t *testing.T, mutate ...func(*Config)) *fakeEnv {
 	e.ensure("idle", InstanceSpec{})
 	e.clock.Add(25*time.Hour - 30*time.Minute)
 	e.ensure("doze", InstanceSpec{})
-	e.clock.Add(30 * time.Minute)
-	e.ensure("busy", InstanceSpec{})
+	e.clock.Add(24 * time.Minute)
 	_, err := e.a.Touch(context.Background(), "old")
 	assert.NilError(t, err)
+	e.clock.Add(6 * time.Minute)
+	e.ensure("busy", InstanceSpec{})
 	for _, u := range []string{"old", "idle", "doze", "busy"} {
 		dir := filepath.Join(e.cfg.StateDir, "instances", u)
 		assert.NilError(t, os.WriteFile(filepath.Join(dir, "memory.db"), []byte("user data of "+u), 0o600))
@@ -97,6 +98,49 @@ func TestPruneRules(t *testing.T) {
 		assert.NilError(t, err)
 		assert.DeepEqual(t, userIDs(res.Removed), []string{"old"})
 		assert.Equal(t, len(e.fake.Containers()), 3)
+	})
+	t.Run("old but hot is kept and marked stale then renewed when cold", func(t *testing.T) {
+		e := pruneEnv(t)
+		old := e.ensure("old", InstanceSpec{}) // used now: hot
+		res, err := e.a.Prune(ctx, PruneRequest{DryRun: true})
+		assert.NilError(t, err)
+		assert.DeepEqual(t, userIDs(res.Staled), []string{"old"})
+		assert.DeepEqual(t, userIDs(res.Removed), []string{"idle"})
+		in, err := e.a.Get(ctx, "old")
+		assert.NilError(t, err)
+		assert.Assert(t, !in.Stale, "a dry run marked it")
+
+		res, err = e.a.Prune(ctx, PruneRequest{})
+		assert.NilError(t, err)
+		assert.DeepEqual(t, userIDs(res.Staled), []string{"old"})
+		assert.Equal(t, res.Staled[0].Reason, ReasonMaxAge)
+		assert.DeepEqual(t, userIDs(res.Removed), []string{"idle"})
+		in, err = e.a.Get(ctx, "old")
+		assert.NilError(t, err)
+		assert.Assert(t, in.Stale)
+		assert.Equal(t, in.ContainerID, old.ContainerID)
+
+		// Still hot: reused. Then cold: made anew, no longer stale.
+		assert.Equal(t, e.ensure("old", InstanceSpec{}).Outcome, OutcomeReused)
+		e.clock.Add(6 * time.Minute)
+		re := e.ensure("old", InstanceSpec{})
+		assert.Equal(t, re.Outcome, OutcomeRecreated)
+		assert.Assert(t, !re.Stale)
+		assert.Assert(t, re.ContainerID != old.ContainerID)
+		assert.Equal(t, re.Port, old.Port)
+		assertDataKept(t, e, "old")
+
+		// A stale instance that turns idle is removed by the next pass.
+		e.clock.Add(7*24*time.Hour + time.Hour)
+		e.a.Touch(ctx, "old")
+		res, err = e.a.Prune(ctx, PruneRequest{IdleHours: f64(0)})
+		assert.NilError(t, err)
+		assert.DeepEqual(t, userIDs(res.Staled), []string{"old"})
+		e.clock.Add(6 * time.Minute)
+		res, err = e.a.Prune(ctx, PruneRequest{IdleHours: f64(0)})
+		assert.NilError(t, err)
+		assert.Assert(t, containsUser(res.Removed, "old"), "removed: %v", userIDs(res.Removed))
+		assertDataKept(t, e, "old")
 	})
 	t.Run("fractions", func(t *testing.T) {
 		e := pruneEnv(t)
@@ -165,4 +209,13 @@ func TestPruneRules(t *testing.T) {
 		assert.DeepEqual(t, userIDs(res.Removed), []string{"idle", "old"})
 		assert.Equal(t, e.reg.Len(), 2)
 	})
+}
+
+func containsUser(items []PruneItem, user string) bool {
+	for _, it := range items {
+		if it.UserID == user {
+			return true
+		}
+	}
+	return false
 }

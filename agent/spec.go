@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -12,17 +13,12 @@ import (
 
 // Limits on what a caller may send.
 const (
-	maxEnv       = 256
-	maxEnvBytes  = 256 << 10
-	maxFiles     = 32
-	maxFileBytes = 256 << 10
-	maxLabels    = 32
+	maxEnv      = 256
+	maxEnvBytes = 256 << 10
+	maxLabels   = 32
 )
 
-var (
-	fileNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-	labelKeyRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_./-]{0,63}$`)
-)
+var labelKeyRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_./-]{0,63}$`)
 
 // effectiveSpec is everything an instance's container is made from, after
 // defaults and ceilings: the input of the config hash. Field order and JSON
@@ -52,6 +48,12 @@ type effectiveSpec struct {
 	Apparmor       string            `json:"apparmor"`
 	HealthCmd      []string          `json:"healthCmd"`
 	HealthInterval float64           `json:"healthInterval"`
+	// Mounts are the configured mounts; nil for the default (the whole
+	// data dir at DataMountPath), so that the hashes of instances made
+	// before mounts existed are unchanged.
+	Mounts []mount `json:"mounts,omitempty"`
+	// SeedFiles are written only where absent: not part of the hash.
+	SeedFiles map[string]string `json:"-"`
 }
 
 // resolve validates a caller's spec against the config and returns the
@@ -69,7 +71,7 @@ func (c *Config) resolve(s InstanceSpec) (effectiveSpec, error) {
 	if err := addEnv(&e, s.Env); err != nil {
 		return effectiveSpec{}, err
 	}
-	if err := addFiles(&e, s.Files); err != nil {
+	if err := addFiles(&e, s.Files, s.SeedFiles); err != nil {
 		return effectiveSpec{}, err
 	}
 	if err := c.Instance.addLabels(&e, s.Labels); err != nil {
@@ -88,7 +90,13 @@ func (c *InstanceConfig) defaultSpec() (effectiveSpec, error) {
 	if err != nil {
 		return effectiveSpec{}, err
 	}
+	mounts, err := c.mounts()
+	if err != nil {
+		return effectiveSpec{}, err
+	}
 	return effectiveSpec{
+		Mounts:         mounts,
+		SeedFiles:      map[string]string{},
 		Image:          c.Image,
 		Env:            map[string]string{},
 		Files:          map[string]string{},
@@ -149,23 +157,6 @@ func addEnv(e *effectiveSpec, env map[string]string) error {
 	}
 	if size > maxEnvBytes {
 		return invalid("environment too large: %d bytes, at most %d", size, maxEnvBytes)
-	}
-	return nil
-}
-
-// addFiles takes the caller's files: plain names, within the limits.
-func addFiles(e *effectiveSpec, files map[string]string) error {
-	if len(files) > maxFiles {
-		return invalid("too many files: %d, at most %d", len(files), maxFiles)
-	}
-	for name, text := range files {
-		if err := validateFileName(name); err != nil {
-			return err
-		}
-		if len(text) > maxFileBytes {
-			return invalid("file %q too large: %d bytes, at most %d", name, len(text), maxFileBytes)
-		}
-		e.Files[name] = text
 	}
 	return nil
 }
@@ -239,13 +230,6 @@ func (r *ResourcesConfig) lowerMemory(e *effectiveSpec, memory string) error {
 		return invalid("memory %q: the minimum is 6m", memory)
 	}
 	e.MemoryBytes = n
-	return nil
-}
-
-func validateFileName(name string) error {
-	if !fileNameRE.MatchString(name) || name == "." || name == ".." || strings.Contains(name, "..") {
-		return invalid("invalid file name %q: want a plain name of letters, digits, '.', '_' and '-'", name)
-	}
 	return nil
 }
 
@@ -327,8 +311,10 @@ func (a *Agent) containerSpec(userID string, e effectiveSpec, hash string, port 
 		Ports: []runtime.PortBinding{{
 			HostIP: a.conf().Instance.BindAddress, HostPort: port, ContainerPort: e.ContainerPort, Protocol: "tcp",
 		}},
-		Mounts:      []runtime.Mount{{Source: dataDir, Target: e.DataMountPath}},
 		StopTimeout: seconds(a.conf().Instance.StopTimeoutSeconds),
+	}
+	for _, m := range e.mountList() {
+		spec.Mounts = append(spec.Mounts, runtime.Mount{Source: filepath.Join(dataDir, m.Dir), Target: m.Target})
 	}
 	for _, u := range e.Ulimits {
 		ul, _ := runtime.ParseUlimit(u)

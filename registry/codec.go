@@ -155,7 +155,7 @@ func decodeV1(f *fileAny) (*state, error) {
 		rec := Record{
 			UserID: fr.UserID, ContainerName: fr.ContainerName, ContainerID: fr.ContainerID,
 			Image: fr.Image, Port: fr.Port, ConfigHash: fr.ConfigHash, HashVersion: fr.HashVersion,
-			DesiredHash: fr.DesiredHash, State: fr.State, Labels: fr.Labels,
+			DesiredHash: fr.DesiredHash, Renew: fr.Renew, State: fr.State, Labels: fr.Labels,
 			CreatedAtMs: fr.CreatedAtMs, LastUsedAtMs: fr.LastUsedAtMs,
 		}
 		if err := rec.validate(); err != nil {

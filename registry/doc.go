@@ -46,8 +46,8 @@
 //
 // One record per line, sorted by user ID; ports maps each user ID to its
 // host port. Record fields: userId, containerName, containerId, image,
-// port, configHash, hashVersion, desiredHash, state, labels, createdAtMs,
-// lastUsedAtMs. A file with a newer version, an unknown field, a record
+// port, configHash, hashVersion, desiredHash, renew, state, labels,
+// createdAtMs, lastUsedAtMs. A file with a newer version, an unknown field, a record
 // whose port is not its user's reservation, or a port reserved twice is
 // refused.
 //
@@ -69,5 +69,7 @@
 // A user's port is reserved once (ReservePort, or a Put adopting a
 // record's port) and kept for life: Delete keeps it, no other user ever
 // gets it, and a Put whose Port differs from the user's reservation fails
-// with ErrPortConflict.
+// with ErrPortConflict. Only MovePort changes it: when another process on
+// the host holds the port, the user moves to a new one and the old one is
+// nobody's.
 package registry

@@ -77,3 +77,44 @@ func (st *stage) claim(userID string, port int) error {
 	st.reserve(userID, port)
 	return nil
 }
+
+// MovePort gives userID port in place of its reservation, in one durable
+// write: for a port another process holds on the host, which the user
+// cannot start on. The old port is no longer anyone's. The user's record,
+// if any, moves with it. The user must have a reservation (else
+// ErrInvalid); a port another user has reserved is ErrPortConflict.
+func (r *Registry) MovePort(userID string, port int) error {
+	if err := ValidateUserID(userID); err != nil {
+		return err
+	}
+	if port < 1 || port > 65535 {
+		return errdefs.Errorf(ErrInvalid, "move port of %q: port %d out of range", userID, port)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	cur := r.snap.Load()
+	old, ok := cur.ports[userID]
+	switch {
+	case !ok:
+		return errdefs.Errorf(ErrInvalid, "move port of %q: the user has no port", userID)
+	case old == port:
+		return nil
+	}
+	if other, taken := cur.byPort[port]; taken {
+		return errdefs.Errorf(ErrPortConflict, "move port of %q: port %d is reserved by user %q", userID, port, other)
+	}
+	st := newStage(cur)
+	st.copyPorts()
+	delete(st.next.byPort, old)
+	st.next.ports[userID] = port
+	st.next.byPort[port] = userID
+	if e, ok := cur.recs[userID]; ok && e.rec.Port != 0 {
+		rec := e.record()
+		rec.Port = port
+		st.put(newEntry(rec))
+	}
+	return r.commit(st.done())
+}

@@ -90,3 +90,36 @@ func TestPutChecksPorts(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Equal(t, got, 18801, "an adopted port is never handed out again")
 }
+
+func TestMovePort(t *testing.T) {
+	dir := t.TempDir()
+	r := openT(t, dir, Options{})
+	a := rec("alice", 18790)
+	a.Renew = true
+	assert.NilError(t, r.Put(a, rec("bob", 18791)))
+	_, err := r.ReservePort("carol", 18792, 18792)
+	assert.NilError(t, err)
+
+	assert.NilError(t, r.MovePort("alice", 18795))
+	p, _ := r.Port("alice")
+	assert.Equal(t, p, 18795)
+	got, _ := r.Get("alice")
+	assert.Equal(t, got.Port, 18795, "the record moves with the reservation")
+	assert.Assert(t, got.Renew)
+	// The old port is nobody's now.
+	free, ok := r.FreePort(18790, 18799, nil)
+	assert.Assert(t, ok && free == 18790)
+
+	assert.ErrorIs(t, r.MovePort("alice", 18791), ErrPortConflict)
+	assert.ErrorIs(t, r.MovePort("nobody", 18796), ErrInvalid)
+	assert.ErrorIs(t, r.MovePort("alice", 0), ErrInvalid)
+	assert.NilError(t, r.MovePort("carol", 18790)) // a reservation without a record
+
+	// Durable, and the file holds together.
+	assert.NilError(t, r.Close())
+	r = openT(t, dir, Options{})
+	assert.DeepEqual(t, r.Ports(), map[string]int{"alice": 18795, "bob": 18791, "carol": 18790})
+	got, _ = r.Get("alice")
+	assert.Equal(t, got.Port, 18795)
+	assert.Assert(t, got.Renew, "renew lost in the file")
+}

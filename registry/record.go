@@ -25,6 +25,9 @@ type Record struct {
 	// DesiredHash is set when a hot instance was kept with an older config
 	// (stale); empty otherwise.
 	DesiredHash string
+	// Renew is set when the instance outlived the maximum age while hot:
+	// it is kept, and made anew at its next cold moment.
+	Renew bool
 	// State is the last known state: "running", "stopped", "missing", ...;
 	// empty when unknown (an imported legacy entry).
 	State string
@@ -102,6 +105,7 @@ type fileRecord struct {
 	ConfigHash    string            `json:"configHash,omitempty"`
 	HashVersion   int               `json:"hashVersion"`
 	DesiredHash   string            `json:"desiredHash,omitempty"`
+	Renew         bool              `json:"renew,omitempty"`
 	State         string            `json:"state,omitempty"`
 	Labels        map[string]string `json:"labels,omitempty"`
 	CreatedAtMs   int64             `json:"createdAtMs"`
@@ -121,7 +125,7 @@ func newEntry(rec Record) *entry {
 	b, err := json.Marshal(fileRecord{
 		UserID: rec.UserID, ContainerName: rec.ContainerName, ContainerID: rec.ContainerID,
 		Image: rec.Image, Port: rec.Port, ConfigHash: rec.ConfigHash, HashVersion: rec.HashVersion,
-		DesiredHash: rec.DesiredHash, State: rec.State, Labels: rec.Labels, CreatedAtMs: rec.CreatedAtMs,
+		DesiredHash: rec.DesiredHash, Renew: rec.Renew, State: rec.State, Labels: rec.Labels, CreatedAtMs: rec.CreatedAtMs,
 	})
 	if err != nil {
 		panic("registry: encode record: " + err.Error()) // strings, ints and a string map always encode

@@ -14,6 +14,12 @@ type InstanceSpec struct {
 	Files     map[string]string `json:"files,omitempty"`
 	Resources *Resources        `json:"resources,omitempty"`
 	Labels    map[string]string `json:"labels,omitempty"`
+	// SeedFiles are written only where no file is yet, never overwritten
+	// (the instance may edit them), and not part of the config hash. Keys
+	// of Files (managed: written at every create and recreate, part of the
+	// config hash) and SeedFiles are paths relative to the user's data dir
+	// ("workspace/memory/2026-12-05.md").
+	SeedFiles map[string]string `json:"seedFiles,omitempty"`
 }
 
 // Resources are the limits a caller may lower (never raise past the
@@ -70,6 +76,10 @@ type Event struct {
 	Outcome string `json:"outcome,omitempty"`
 	// Message is a status line (image pull progress), a reason or an error.
 	Message string `json:"message,omitempty"`
+	// Port and OldPort are a user's new and former host port
+	// (instance.port_changed).
+	Port    int `json:"port,omitempty"`
+	OldPort int `json:"oldPort,omitempty"`
 	// ExitCode is a dead container's exit code.
 	ExitCode *int  `json:"exitCode,omitempty"`
 	TimeMs   int64 `json:"timeMs"`
@@ -116,6 +126,11 @@ type ExecResult struct {
 	Truncated bool   `json:"truncated"`
 }
 
+// EventPortChanged: another process on the host held the user's port at
+// start; the user moved to a free port (OldPort, Port) and the container
+// was made anew on it.
+const EventPortChanged = "instance.port_changed"
+
 // PruneRequest asks for one pruning pass (the body of POST /v1/prune).
 // Thresholds left out come from the config; 0 turns a rule off; fractions
 // are allowed.
@@ -127,11 +142,14 @@ type PruneRequest struct {
 }
 
 // PruneResult reports what a pass stopped and removed (or, in a dry run,
-// would have), and what it failed to do (tried again at the next pass).
+// would have), what it kept but marked stale (instances past the maximum
+// age but used within the hot window: made anew at their next cold
+// moment), and what it failed to do (tried again at the next pass).
 type PruneResult struct {
 	DryRun  bool        `json:"dryRun"`
 	Stopped []PruneItem `json:"stopped"`
 	Removed []PruneItem `json:"removed"`
+	Staled  []PruneItem `json:"staled"`
 	Failed  []PruneItem `json:"failed"`
 }
 

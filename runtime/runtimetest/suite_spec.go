@@ -70,6 +70,9 @@ func (s *suite) testFullSpec(t *testing.T) {
 	ctx := s.ctx(t)
 	name := s.name("full")
 	spec := s.fullSpec(name, s.network(t), s.dataDir(t), freePort(t, s.cfg.HostIP))
+	// Several mounts read back: the agent mounts sub-dirs of a user's data
+	// dir apart (instance.mounts).
+	spec.Mounts = append(spec.Mounts, runtime.Mount{Source: s.dataDir(t), Target: "/home/node/workspace"})
 	id := s.create(t, spec)
 
 	c := s.inspect(t, name)

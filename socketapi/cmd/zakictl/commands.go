@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -32,13 +31,15 @@ command line, where other users of the host can read it.
 Examples:
   zakictl ensure alice
   zakictl ensure alice --env-file /etc/zaki/alice.env --file openclaw.json=./openclaw.json
+  zakictl ensure alice --seed-file workspace/MEMORY.md=./MEMORY.md
   OPENCLAW_TOKEN=... zakictl ensure alice --env OPENCLAW_TOKEN
   zakictl ensure bob --image alpine/openclaw:2026.1 --cpus 1 --memory 1g --pids 80 --label plan=pro`,
 	setup: func(c *cli, fs *pflag.FlagSet) func(context.Context, []string) error {
 		image := fs.String("image", "", "the image `REF` (must match the agent's allowedImages; default: the agent's)")
 		envs := fs.StringArray("env", nil, "an environment variable, `NAME=VALUE`, or NAME alone to take the value from this environment (repeatable)")
 		envFiles := fs.StringArray("env-file", nil, "a `FILE` of NAME=VALUE lines (# comments; a bare NAME takes its value from this environment) (repeatable)")
-		files := fs.StringArray("file", nil, "a file for the user's data dir, `NAME=PATH`: the content of PATH, written as NAME (repeatable)")
+		files := fs.StringArray("file", nil, "a file for the user's data dir, `NAME=PATH`: the content of PATH, written as NAME, a path relative to the data dir, at every create (repeatable)")
+		seedFiles := fs.StringArray("seed-file", nil, "a seed file, `NAME=PATH`: as --file, but written only where NAME does not exist yet, never overwritten (repeatable)")
 		cpus := fs.Float64("cpus", 0, "how many `CPUS` (fractions allowed; no more than the agent's ceiling)")
 		memory := fs.String("memory", "", "memory `SIZE`, e.g. 512m or 1g (no more than the agent's ceiling)")
 		pids := fs.Int64("pids", 0, "process limit `N` (no more than the agent's ceiling)")
@@ -64,19 +65,12 @@ Examples:
 			if len(env) > 0 {
 				spec.Env = env
 			}
-			for _, f := range *files {
-				name, path, ok := strings.Cut(f, "=")
-				if !ok || name == "" || path == "" {
-					return fmt.Errorf("--file %q: want NAME=PATH", f)
-				}
-				b, err := os.ReadFile(path)
-				if err != nil {
-					return fmt.Errorf("--file %s: %w", name, err)
-				}
-				if spec.Files == nil {
-					spec.Files = map[string]string{}
-				}
-				spec.Files[name] = string(b)
+			var err error
+			if spec.Files, err = readSpecFiles("file", *files); err != nil {
+				return err
+			}
+			if spec.SeedFiles, err = readSpecFiles("seed-file", *seedFiles); err != nil {
+				return err
 			}
 			if *cpus != 0 || *memory != "" || *pids != 0 {
 				spec.Resources = &socketapi.Resources{CPUs: *cpus, Memory: *memory, Pids: *pids}

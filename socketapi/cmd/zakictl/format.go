@@ -53,16 +53,16 @@ func durText(d time.Duration) string {
 
 // writePrune prints what a prune pass did (or would do).
 func writePrune(w io.Writer, res socketapi.PruneResult) {
-	verb := map[string]string{"stopped": "stopped", "removed": "removed", "failed": "failed"}
+	verb := map[string]string{"stopped": "stopped", "removed": "removed", "staled": "kept stale", "failed": "failed"}
 	if res.DryRun {
-		verb = map[string]string{"stopped": "would stop", "removed": "would remove", "failed": "would fail"}
+		verb = map[string]string{"stopped": "would stop", "removed": "would remove", "staled": "would keep stale", "failed": "would fail"}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
 	any := false
 	for _, g := range []struct {
 		key   string
 		items []socketapi.PruneItem
-	}{{"stopped", res.Stopped}, {"removed", res.Removed}, {"failed", res.Failed}} {
+	}{{"stopped", res.Stopped}, {"removed", res.Removed}, {"staled", res.Staled}, {"failed", res.Failed}} {
 		for _, it := range g.items {
 			if !any {
 				fmt.Fprintln(tw, "ACTION\tUSER\tREASON\tIDLE\tAGE\tERROR")
@@ -76,6 +76,10 @@ func writePrune(w io.Writer, res socketapi.PruneResult) {
 	summary := fmt.Sprintf("%d stopped, %d removed, %d failed", len(res.Stopped), len(res.Removed), len(res.Failed))
 	if res.DryRun {
 		summary = fmt.Sprintf("dry run: %d would be stopped, %d removed", len(res.Stopped), len(res.Removed))
+	}
+	if len(res.Staled) > 0 {
+		// Old instances kept because they are hot, renewed when cold.
+		summary += fmt.Sprintf(", %d kept stale", len(res.Staled))
 	}
 	fmt.Fprintln(w, summary)
 }
@@ -139,6 +143,27 @@ func writeHealth(w io.Writer, h socketapi.Health) {
 	}
 	c := h.Counts
 	fmt.Fprintf(w, "instances: %d (%d running, %d stopped, %d missing)\n", c.Total, c.Running, c.Stopped, c.Missing)
+}
+
+// readSpecFiles reads the NAME=PATH values of a --file-like flag into a
+// map of NAME to the content of PATH (nil when there are none).
+func readSpecFiles(flag string, values []string) (map[string]string, error) {
+	var out map[string]string
+	for _, f := range values {
+		name, path, ok := strings.Cut(f, "=")
+		if !ok || name == "" || path == "" {
+			return nil, fmt.Errorf("--%s %q: want NAME=PATH", flag, f)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("--%s %s: %w", flag, name, err)
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[name] = string(b)
+	}
+	return out, nil
 }
 
 // readEnvFile adds the NAME=VALUE lines of file to env: blank lines and

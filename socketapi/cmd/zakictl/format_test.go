@@ -31,7 +31,8 @@ func TestWritePrune(t *testing.T) {
 	var b bytes.Buffer
 	writePrune(&b, socketapi.PruneResult{DryRun: true,
 		Stopped: []socketapi.PruneItem{{UserID: "alice", Reason: "idle-stop", IdleMinutes: 95.5, AgeDays: 0.5}},
-		Removed: []socketapi.PruneItem{{UserID: "bob", Reason: "max-age", IdleMinutes: 3, AgeDays: 8.25}},
+		Removed: []socketapi.PruneItem{{UserID: "bob", Reason: "max-age", IdleMinutes: 30, AgeDays: 8.25}},
+		Staled:  []socketapi.PruneItem{{UserID: "dora", Reason: "max-age", IdleMinutes: 2, AgeDays: 9}},
 	})
 	writePrune(&b, socketapi.PruneResult{
 		Failed: []socketapi.PruneItem{{UserID: "carol", Reason: "idle", IdleMinutes: 1500, AgeDays: 2, Error: "engine gone"}},

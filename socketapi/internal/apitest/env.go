@@ -110,9 +110,13 @@ func Start(t testing.TB, opts Options) *Env {
 		t.Fatal(err)
 	}
 	e.Registry = reg
-	a, err := agent.New(cfg.Config, rt, reg, agent.Options{
-		StateDir: cfg.StateDir, RuntimeName: cfg.Runtime, Logger: log, Metrics: e.Metrics,
-	})
+	aopts := agent.Options{StateDir: cfg.StateDir, RuntimeName: cfg.Runtime, Logger: log, Metrics: e.Metrics}
+	if e.Fake != nil {
+		// The stand-in gateways of ServePorts hold the ports: they are free
+		// for the agent.
+		aopts.PortInUse = func(string, int) bool { return false }
+	}
+	a, err := agent.New(cfg.Config, rt, reg, aopts)
 	if err != nil {
 		reg.Close()
 		t.Fatal(err)

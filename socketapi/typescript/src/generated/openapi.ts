@@ -257,8 +257,15 @@ export interface components {
             image?: string;
             /** @description environment variables (secret: never logged, never on a command line) */
             env?: components["schemas"]["StringMap"];
-            /** @description files written into the user's data dir (mode 0600) before the container starts, by plain name */
+            /** @description managed files, keyed by path relative to the user's data dir, sub-dirs included ("workspace/memory/2026-12-05.md"; no leading /, no . or .. elements, at most 8 levels; with instance.mounts set, inside a mounted sub-dir): written (mode 0600, atomically) at every create and recreate, never on a plain start; part of the config hash. At most 64 files with seedFiles, 256 KiB each, 4 MiB in all. A path through a symlink or a file in the data dir is refused (409) before anything is written */
             files?: components["schemas"]["StringMap"];
+            /**
+             * @description files written only where no file is yet, never overwritten (the instance may edit them: they survive stops, starts and recreates), not part of the config hash; paths and limits as files, and a path may not be in both
+             * @example {
+             *       "workspace/MEMORY.md": "# Memory\n"
+             *     }
+             */
+            seedFiles?: components["schemas"]["StringMap"];
             resources?: components["schemas"]["Resources"];
             /** @description extra container labels (not under the agent's prefix) */
             labels?: components["schemas"]["StringMap"];
@@ -297,7 +304,7 @@ export interface components {
             /** Format: int64 */
             lastUsedAtMs: number;
             configHash: string;
-            /** @description the running container's config differs from the last ensured spec; it was kept because it is hot */
+            /** @description the container is kept although it is to be made anew: its config differs from the last ensured spec, or it outlived prune.maxAgeDays; it was kept because it is hot, and is recreated at its next cold ensure */
             stale: boolean;
             labels?: components["schemas"]["StringMap"];
             /**
@@ -308,13 +315,17 @@ export interface components {
         };
         Event: {
             /** @enum {string} */
-            type: "instance.ensured" | "instance.started" | "instance.died" | "instance.oom" | "instance.stopped" | "instance.restarted" | "instance.removed" | "instance.destroyed" | "instance.adopted" | "instance.missing" | "instance.health" | "image.pull" | "prune.completed" | "runtime.up" | "runtime.unavailable";
+            type: "instance.ensured" | "instance.started" | "instance.died" | "instance.oom" | "instance.stopped" | "instance.restarted" | "instance.removed" | "instance.destroyed" | "instance.adopted" | "instance.missing" | "instance.health" | "instance.port_changed" | "image.pull" | "prune.completed" | "runtime.up" | "runtime.unavailable";
             userId?: string;
             containerId?: string;
             image?: string;
             /** @enum {string} */
             outcome?: "reused" | "started" | "created" | "recreated";
             message?: string;
+            /** @description instance.port_changed: the user's new host port */
+            port?: number;
+            /** @description instance.port_changed: the former port, which another process on the host holds; the user's container was made anew on the new port */
+            oldPort?: number;
             exitCode?: number;
             /** Format: int64 */
             timeMs: number;
@@ -347,6 +358,8 @@ export interface components {
             dryRun: boolean;
             stopped: components["schemas"]["PruneItem"][];
             removed: components["schemas"]["PruneItem"][];
+            /** @description instances past maxAgeDays but used within the hot window (reason max-age): kept, marked stale, and made anew at their next cold moment (the next ensure once not hot, or a later pass once idle); listed by dry runs too */
+            staled: components["schemas"]["PruneItem"][];
             failed: components["schemas"]["PruneItem"][];
         };
         PruneItem: {
