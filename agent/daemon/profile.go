@@ -76,15 +76,21 @@ func (p *profiler) start(cpuName, traceName string) {
 		return
 	}
 	p.running = append(p.running, cpu)
-	if traceName == "" {
-		return
+	if traceName != "" {
+		tr, err := p.begin(traceName, func(f *os.File) (func(), error) { return trace.Stop, trace.Start(f) })
+		if err != nil {
+			p.log.Warn("cannot start an execution trace", "dir", p.dir, "err", err)
+		} else {
+			p.running = append(p.running, tr)
+		}
 	}
-	tr, err := p.begin(traceName, func(f *os.File) (func(), error) { return trace.Stop, trace.Start(f) })
-	if err != nil {
-		p.log.Warn("cannot start an execution trace", "dir", p.dir, "err", err)
-		return
+	// Said, so that whoever sent SIGUSR1 knows when to send the next one:
+	// a second signal sent before the first is handled is merged into it.
+	names := make([]string, len(p.running))
+	for i, r := range p.running {
+		names[i] = r.name
 	}
-	p.running = append(p.running, tr)
+	p.log.Info("profile started", "dir", p.dir, "files", strings.Join(names, " "))
 }
 
 // begin makes a temporary file in the directory and starts writing to it.

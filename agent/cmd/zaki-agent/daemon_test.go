@@ -348,6 +348,17 @@ func TestProfileDir(t *testing.T) {
 	poll.WaitOn(t, wholeProfile(fmt.Sprintf("startup-%d.pprof", p.Pid())))
 	for n := 1; n <= 2; n++ {
 		p.Signal(syscall.SIGUSR1)
+		// A SIGUSR1 sent before the last one was handled merges into it:
+		// the next one waits until the profile has started.
+		started := fmt.Sprintf("cpu-%d-%d.pprof", p.Pid(), n)
+		poll.WaitOn(t, func(poll.LogT) poll.Result {
+			for _, line := range strings.Split(p.Log(), "\n") {
+				if strings.Contains(line, `msg="profile started"`) && strings.Contains(line, started) {
+					return poll.Success()
+				}
+			}
+			return poll.Continue("profile %s not started yet", started)
+		})
 		for range 50 {
 			_, err := p.Client.List(ctx, "")
 			assert.NilError(t, err)

@@ -3,7 +3,7 @@ import { AgentError, errorFromResponse } from "./errors.js";
 import { lines, ndjson } from "./ndjson.js";
 import { AgentStream } from "./stream.js";
 import { callAny, callJSON, callText, openStream, type CallOptions, type TransportConfig } from "./transport.js";
-import type { AgentEvent, Health, Instance, InstanceSpec, InstanceState, PruneRequest, PruneResult } from "./types.js";
+import type { AgentEvent, ExecRequest, ExecResult, Health, Instance, InstanceSpec, InstanceState, PruneRequest, PruneResult } from "./types.js";
 
 /** The agent's socket when neither the socketPath option nor $ZAKI_SOCKET names one. */
 export const DEFAULT_SOCKET = "/run/zaki-agent/agent.sock";
@@ -43,6 +43,12 @@ export interface EnsureOptions extends CallOptions {
    * events cannot be followed, the ensure goes on without.
    */
   onProgress?: (event: AgentEvent) => void;
+}
+
+/** Options of exec. */
+export interface ExecOptions extends CallOptions {
+  /** How long the command may run, in seconds (fractions allowed); the agent's default (30) when left out. */
+  timeoutSeconds?: number;
 }
 
 /** Options of remove. */
@@ -212,6 +218,27 @@ export class AgentClient {
   async followLogs(userId: string, opts: LogsOptions = {}): Promise<AgentStream<string>> {
     const { call, res } = await openStream(this.#t, { method: "GET", path: instancePath(userId, "logs"), query: { tail: tailOf(opts.tail), follow: "true" } }, opts);
     return new AgentStream(call, res, lines);
+  }
+
+  /**
+   * Runs cmd (argv, no shell) in the user's running instance, as the
+   * container's user, without a TTY or stdin, and returns its exit code and
+   * output (each stream cut at the agent's cap: truncated says so). A
+   * command that fails is no error: its exitCode says so. Errors: conflict
+   * when the instance is not running, timeout when the command outlived
+   * opts.timeoutSeconds (it is killed), too_many_requests past the agent's
+   * bound on execs at once. The call's own timeout is raised to outlast the
+   * command's.
+   */
+  async exec(userId: string, cmd: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    const body: ExecRequest = { cmd };
+    if (opts.timeoutSeconds !== undefined) body.timeoutSeconds = opts.timeoutSeconds;
+    const call: CallOptions = { ...opts };
+    const base = this.#t.timeoutMs;
+    if (opts.timeoutMs === undefined && opts.timeoutSeconds !== undefined && base > 0) {
+      call.timeoutMs = Math.max(base, opts.timeoutSeconds * 1000 + 30_000);
+    }
+    return callJSON<ExecResult>(this.#t, { method: "POST", path: instancePath(userId, "exec"), body }, call);
   }
 
   /** Runs a pruning pass now (with req.dryRun, only says what it would do). */

@@ -20,6 +20,10 @@ export type Outcome = NonNullable<Instance["outcome"]>;
 export type AgentEvent = Schemas["Event"];
 /** The type of an event (instance.ensured, image.pull, ...). */
 export type EventType = AgentEvent["type"];
+/** The body of POST /v1/instances/{userId}/exec. */
+export type ExecRequest = Schemas["ExecRequest"];
+/** What an exec'd command left: exit code, output, whether it was cut. */
+export type ExecResult = Schemas["ExecResult"];
 /** The body of POST /v1/prune; thresholds left out come from the config. */
 export type PruneRequest = Schemas["PruneRequest"];
 /** What a pruning pass stopped and removed (or, dry, would have). */

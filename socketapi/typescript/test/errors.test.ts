@@ -48,7 +48,6 @@ describe("errors", { skip }, () => {
     for (const [what, call] of [
       ["a bad user ID", () => c.get("not a valid id!")],
       ["a bad state", () => c.list({ state: "paused" as "running" })],
-      ["an image not allowed", () => c.ensure(user("img"), { image: "evil/image:latest" })],
       ["resources past the ceiling", () => c.ensure(user("cpu"), { resources: { cpus: 64 } })],
       ["a bad tail", () => c.logs(user("tail"), { tail: 0 })],
       ["a negative prune threshold", () => c.prune({ idleHours: -1 })],
@@ -75,6 +74,13 @@ describe("errors", { skip }, () => {
     } finally {
       browser.close();
     }
+  });
+
+  it("forbidden (an image outside allowedImages)", async () => {
+    const err = await fails(c.ensure(user("img"), { image: "evil/image:latest" }));
+    assert.equal(err.code, "forbidden");
+    assert.equal(err.status, 403);
+    assert.match(err.message, /not allowed/);
   });
 
   it("timeout (504) when the instance is not ready in time", async () => {

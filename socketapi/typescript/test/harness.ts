@@ -93,6 +93,8 @@ for (const [sig, n] of [["SIGINT", 2], ["SIGTERM", 15]] as const) {
 export interface AgentOptions {
   /** Keys of [instance] (TOML values) replacing or adding to the defaults. */
   instance?: Record<string, string>;
+  /** Keys of [hot] (TOML values), e.g. a short windowMinutes. */
+  hot?: Record<string, string>;
   /** Added to the agent's environment (e.g. DOCKER_HOST). */
   env?: Record<string, string>;
   /** Options of the client made for it (its socket is set). */
@@ -144,6 +146,9 @@ export class TestAgent {
       ``,
       `[instance]`,
       ...Object.entries(instance).map(([k, v]) => `${k} = ${v}`),
+      ``,
+      `[hot]`,
+      ...Object.entries(opts.hot ?? {}).map(([k, v]) => `${k} = ${v}`),
       ``,
     ].join("\n");
     writeFileSync(join(a.dir, "config.toml"), config, { mode: 0o600 });

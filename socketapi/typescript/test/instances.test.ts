@@ -113,24 +113,64 @@ describe("instances", { skip }, () => {
     await assert.rejects(c.remove(id, { purge: true }), (e: unknown) => isAgentError(e, "not_found"));
   });
 
-  it("prune: a dry run says what it would remove, and removes nothing", async (t) => {
+  it("prune: a hot old instance is kept, marked stale", async (t) => {
     const id = user("prune");
     t.after(() => removeQuietly(c, id));
     await c.ensure(id);
-    const dry = await c.prune({ dryRun: true, maxAgeDays: 1e-9 });
+    // Just used, so hot: the age rule marks it stale instead of removing it.
+    const hot = await c.prune({ dryRun: true, maxAgeDays: 1e-9 });
+    assert.equal(hot.dryRun, true);
+    assert.ok(hot.staled.some((i) => i.userId === id && i.reason === "max-age"), JSON.stringify(hot));
+    assert.ok(!hot.removed.some((i) => i.userId === id), JSON.stringify(hot));
+    assert.equal((await c.get(id)).state, "running");
+  });
+
+  it("prune: a dry run says what it would remove, and removes nothing", async (t) => {
+    // An agent whose hot window is 60 ms: its instances are soon cold.
+    const cold = await TestAgent.start({ hot: { windowMinutes: "0.001" } });
+    const cc = cold.client;
+    const id = user("prune");
+    // After hooks run in the order they are added: the instance goes first.
+    t.after(() => removeQuietly(cc, id));
+    t.after(() => cold.cleanup());
+    await cc.ensure(id);
+    await new Promise((r) => setTimeout(r, 200));
+    const dry = await cc.prune({ dryRun: true, maxAgeDays: 1e-9 });
     assert.equal(dry.dryRun, true);
     const item = dry.removed.find((i) => i.userId === id);
     assert.ok(item, JSON.stringify(dry));
     assert.equal(item.reason, "max-age");
-    assert.equal((await c.get(id)).state, "running");
+    assert.equal((await cc.get(id)).state, "running");
 
-    const real = await c.prune();
+    const real = await cc.prune();
     assert.equal(real.dryRun, false);
     assert.ok(!real.removed.some((i) => i.userId === id), "nothing is 24 hours idle");
 
-    const gone = await c.prune({ maxAgeDays: 1e-9 });
+    const gone = await cc.prune({ maxAgeDays: 1e-9 });
     assert.ok(gone.removed.some((i) => i.userId === id), JSON.stringify(gone));
-    await assert.rejects(c.get(id), (e: unknown) => isAgentError(e, "not_found"));
+    await assert.rejects(cc.get(id), (e: unknown) => isAgentError(e, "not_found"));
+  });
+
+  it("exec: exit codes, output, caps, timeout, not running", async (t) => {
+    const id = user("exec");
+    t.after(() => removeQuietly(c, id));
+    await c.ensure(id, spec);
+    const ok = await c.exec(id, ["/gateway-stub", "-exec", "echo", "hello", "there"]);
+    assert.deepEqual(ok, { exitCode: 0, stdout: "hello there\n", stderr: "", truncated: false });
+    const err = await c.exec(id, ["/gateway-stub", "-exec", "stderr", "oops"]);
+    assert.equal(err.stderr, "oops\n");
+    const three = await c.exec(id, ["/gateway-stub", "-exec", "exit", "3"]);
+    assert.equal(three.exitCode, 3);
+    const who = await c.exec(id, ["/gateway-stub", "-exec", "id"]);
+    assert.doesNotMatch(who.stdout, /^0:/, "exec must not run as root");
+    const big = await c.exec(id, ["/gateway-stub", "-exec", "spam", String(2 << 20)]);
+    assert.equal(big.truncated, true);
+    assert.ok(big.stdout.length < 2 << 20, `stdout of ${big.stdout.length} bytes was not cut`);
+    await assert.rejects(c.exec(id, ["/gateway-stub", "-exec", "sleep", "30"], { timeoutSeconds: 1 }), (e: unknown) => isAgentError(e, "timeout"));
+    await assert.rejects(c.exec(id, []), (e: unknown) => isAgentError(e, "invalid_argument"));
+    await c.stop(id);
+    await assert.rejects(c.exec(id, ["/gateway-stub", "-exec", "echo", "x"]), (e: unknown) => isAgentError(e, "conflict"));
+    await assert.rejects(c.exec(user("nobody"), ["/gateway-stub", "-exec", "echo", "x"]), (e: unknown) => isAgentError(e, "not_found"));
   });
 
   it("openapi is the document the types were generated from", async () => {
