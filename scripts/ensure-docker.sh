@@ -28,12 +28,7 @@ if ! command -v dockerd >/dev/null 2>&1; then
 		fail "dockerd is not installed and installing it needs root"
 	fi
 	log "installing docker.io from Debian"
-	export DEBIAN_FRONTEND=noninteractive
-	if ! apt-get install -y --no-install-recommends docker.io >/tmp/zaki-docker-install.log 2>&1; then
-		apt-get update >>/tmp/zaki-docker-install.log 2>&1 || true
-		apt-get install -y --no-install-recommends docker.io >>/tmp/zaki-docker-install.log 2>&1 ||
-			fail "apt-get install docker.io failed (see /tmp/zaki-docker-install.log)"
-	fi
+	"$(dirname "$0")/apt-install.sh" ensure-docker docker.io || fail "cannot install docker.io"
 fi
 if ! command -v docker >/dev/null 2>&1; then
 	fail "no docker client on PATH"

@@ -13,10 +13,7 @@ if [ ${#need[@]} -gt 0 ]; then
 		exit 1
 	fi
 	echo "ensure-node: installing ${need[*]}" >&2
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get install -y --no-install-recommends "${need[@]}" >/tmp/zaki-node-install.log 2>&1 ||
-		{ apt-get update >>/tmp/zaki-node-install.log 2>&1 && apt-get install -y --no-install-recommends "${need[@]}" >>/tmp/zaki-node-install.log 2>&1; } ||
-		{ echo "ensure-node: apt-get install ${need[*]} failed (see /tmp/zaki-node-install.log)" >&2; exit 1; }
+	"$(dirname "$0")/apt-install.sh" ensure-node "${need[@]}"
 fi
 major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$major" -lt 20 ]; then

@@ -40,12 +40,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 pkgs=(podman netavark aardvark-dns catatonit)
 log "installing ${pkgs[*]} from Debian"
-export DEBIAN_FRONTEND=noninteractive
-if ! apt-get install -y --no-install-recommends "${pkgs[@]}" >/tmp/zaki-podman-install.log 2>&1; then
-	apt-get update >>/tmp/zaki-podman-install.log 2>&1 || true
-	apt-get install -y --no-install-recommends "${pkgs[@]}" >>/tmp/zaki-podman-install.log 2>&1 ||
-		fail "apt-get install ${pkgs[*]} failed (see /tmp/zaki-podman-install.log)"
-fi
+"$(dirname "$0")/apt-install.sh" ensure-podman "${pkgs[@]}" || fail "cannot install ${pkgs[*]}"
 if ! ready; then
 	podman version >&2 || true
 	fail "podman does not run after the install (see /tmp/zaki-podman-install.log)"

@@ -13,7 +13,4 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 echo "ensure-tools: installing ${need[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get install -y --no-install-recommends "${need[@]}" >/tmp/zaki-tools-install.log 2>&1 ||
-	{ apt-get update >>/tmp/zaki-tools-install.log 2>&1 && apt-get install -y --no-install-recommends "${need[@]}" >>/tmp/zaki-tools-install.log 2>&1; } ||
-	{ echo "ensure-tools: apt-get install ${need[*]} failed (see /tmp/zaki-tools-install.log)" >&2; exit 1; }
+"$(dirname "$0")/apt-install.sh" ensure-tools "${need[@]}"
