@@ -58,13 +58,22 @@ func TestExec(t *testing.T) {
 		})
 	}
 
-	// Two at once in one instance; a third is refused, not queued.
+	// Two at once in one instance; a third is refused, not queued. A
+	// sleep that meets the probe's echo in a slot is refused too, so each
+	// tries again until it runs: the two end up holding both slots however
+	// slowly this machine starts them.
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.Exec(ctx, "carol", socketapi.ExecRequest{Cmd: runtimetest.StubCmd("sleep", "2")})
+			for {
+				_, err := c.Exec(ctx, "carol", socketapi.ExecRequest{Cmd: runtimetest.StubCmd("sleep", "3")})
+				if !errors.Is(err, socketapi.ErrTooManyRequests) {
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 		}()
 	}
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
@@ -81,7 +90,7 @@ func TestExec(t *testing.T) {
 		default:
 			return poll.Error(err)
 		}
-	}, poll.WithTimeout(2*time.Second), poll.WithDelay(20*time.Millisecond))
+	}, poll.WithTimeout(30*time.Second), poll.WithDelay(20*time.Millisecond))
 	wg.Wait()
 
 	_, err = c.Stop(ctx, "carol")
