@@ -15,6 +15,9 @@ import (
 type EnsureOptions struct {
 	// Progress, when set, receives image pull progress while the call waits.
 	Progress func(runtime.PullProgress)
+	// Force applies a changed spec to a hot instance now, instead of
+	// marking it stale until its next cold ensure.
+	Force bool
 }
 
 // Ensure makes userID's instance exist, run and accept connections on its

@@ -88,6 +88,22 @@ type Event struct {
 	Dropped uint64 `json:"dropped,omitempty"`
 }
 
+// EnsureOptions are what an ensure is asked beyond its spec.
+type EnsureOptions struct {
+	// Force applies a changed spec to a hot instance now (?force=true),
+	// instead of marking it stale until its next cold ensure.
+	Force bool
+	// Progress, when set, receives the image pull's progress while the
+	// ensure waits for it (Accept: application/x-ndjson).
+	Progress func(PullProgress)
+}
+
+// PullProgress is one status line of an image pull.
+type PullProgress struct {
+	Image  string `json:"image"`
+	Status string `json:"status"`
+}
+
 // The event types.
 const (
 	EventEnsured    = "instance.ensured"    // an ensure finished (see Outcome)

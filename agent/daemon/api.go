@@ -20,8 +20,12 @@ type apiAgent struct{ *agent.Agent }
 
 var _ server.Agent = apiAgent{}
 
-func (x apiAgent) Ensure(ctx context.Context, userID string, spec socketapi.InstanceSpec) (socketapi.Instance, error) {
-	return x.Agent.Ensure(ctx, userID, spec, agent.EnsureOptions{})
+func (x apiAgent) Ensure(ctx context.Context, userID string, spec socketapi.InstanceSpec, opts socketapi.EnsureOptions) (socketapi.Instance, error) {
+	o := agent.EnsureOptions{Force: opts.Force}
+	if fn := opts.Progress; fn != nil {
+		o.Progress = func(p runtime.PullProgress) { fn(socketapi.PullProgress{Image: p.Ref, Status: p.Status}) }
+	}
+	return x.Agent.Ensure(ctx, userID, spec, o)
 }
 
 func (x apiAgent) Logs(ctx context.Context, userID string, opts socketapi.LogOptions) (io.ReadCloser, error) {

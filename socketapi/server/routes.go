@@ -159,7 +159,7 @@ func (s *Server) ensure(w http.ResponseWriter, r *http.Request, c call) error {
 	}
 	ctx, cancel := s.opContext()
 	defer cancel()
-	in, err := s.cfg.Agent.Ensure(ctx, c.userID, spec)
+	in, err := s.cfg.Agent.Ensure(ctx, c.userID, spec, socketapi.EnsureOptions{})
 	if err != nil {
 		return err
 	}

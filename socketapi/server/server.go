@@ -24,7 +24,7 @@ type Agent interface {
 	Health(ctx context.Context) socketapi.Health
 	EachInstance(state string, fn func(*socketapi.Instance)) error
 	Get(ctx context.Context, userID string) (socketapi.Instance, error)
-	Ensure(ctx context.Context, userID string, spec socketapi.InstanceSpec) (socketapi.Instance, error)
+	Ensure(ctx context.Context, userID string, spec socketapi.InstanceSpec, opts socketapi.EnsureOptions) (socketapi.Instance, error)
 	Touch(ctx context.Context, userID string) (socketapi.Instance, error)
 	Stop(ctx context.Context, userID string) (socketapi.Instance, error)
 	Restart(ctx context.Context, userID string) (socketapi.Instance, error)
