@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path"
 	"strconv"
 	"strings"
@@ -162,8 +163,49 @@ func (c *Config) checkEngineBounds(p *problems) {
 	if c.MaxEngineOps < 1 {
 		p.add("maxEngineOps %d: want at least 1", c.MaxEngineOps)
 	}
-	if c.CallTimeoutSeconds <= 0 {
-		p.add("callTimeoutSeconds must be positive")
+	p.span("callTimeoutSeconds", c.CallTimeoutSeconds, time.Second, spanPositive)
+}
+
+// maxSpan bounds every duration a config key or an API call gives: ten
+// years, past any sensible setting and far below the 292 years a
+// time.Duration holds, so that no conversion of one can overflow (a
+// maxAgeDays of 200000 once wrapped round to a negative age limit).
+const maxSpan = 10 * 365 * 24 * time.Hour
+
+// minInterval is the shortest period of a loop a config key sets.
+const minInterval = time.Second
+
+type spanKind int
+
+const (
+	spanOff      spanKind = iota // >= 0, 0 meaning off
+	spanPositive                 // > 0
+	spanInterval                 // >= minInterval
+)
+
+// checkSpan tells whether v, a count of unit, is a duration the agent
+// takes: a finite number within [0, maxSpan], positive or at least
+// minInterval as kind asks.
+func checkSpan(v float64, unit time.Duration, kind spanKind) error {
+	most := float64(maxSpan) / float64(unit)
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return errors.New("must be a finite number")
+	case v < 0:
+		return errors.New("must not be negative")
+	case kind == spanPositive && v == 0:
+		return errors.New("must be positive")
+	case kind == spanInterval && v*float64(unit) < float64(minInterval):
+		return fmt.Errorf("must be at least %g (%v)", float64(minInterval)/float64(unit), minInterval)
+	case v > most:
+		return fmt.Errorf("must be at most %g (ten years)", most)
+	}
+	return nil
+}
+
+func (p *problems) span(key string, v float64, unit time.Duration, kind spanKind) {
+	if err := checkSpan(v, unit, kind); err != nil {
+		p.add("%s %g: %v", key, v, err)
 	}
 }
 
@@ -208,17 +250,11 @@ func (c *InstanceConfig) checkPlacement(p *problems) {
 }
 
 func (c *InstanceConfig) checkTimings(p *problems) {
-	for name, v := range map[string]float64{
-		"readinessTimeoutSeconds": c.ReadinessTimeoutSeconds, "pullTimeoutSeconds": c.PullTimeoutSeconds,
-		"pullStallSeconds": c.PullStallSeconds, "healthIntervalSeconds": c.HealthIntervalSeconds,
-	} {
-		if v <= 0 {
-			p.add("instance.%s must be positive", name)
-		}
-	}
-	if c.StopTimeoutSeconds < 0 {
-		p.add("instance.stopTimeoutSeconds must not be negative")
-	}
+	p.span("instance.readinessTimeoutSeconds", c.ReadinessTimeoutSeconds, time.Second, spanPositive)
+	p.span("instance.pullTimeoutSeconds", c.PullTimeoutSeconds, time.Second, spanPositive)
+	p.span("instance.pullStallSeconds", c.PullStallSeconds, time.Second, spanPositive)
+	p.span("instance.healthIntervalSeconds", c.HealthIntervalSeconds, time.Second, spanPositive)
+	p.span("instance.stopTimeoutSeconds", c.StopTimeoutSeconds, time.Second, spanOff)
 }
 
 func (r *ResourcesConfig) check(p *problems) {
@@ -253,15 +289,11 @@ func (s *SecurityConfig) check(p *problems) {
 }
 
 func (c *Config) checkPruneAndHot(p *problems) {
-	if c.Prune.IntervalMinutes <= 0 {
-		p.add("prune.intervalMinutes must be positive")
-	}
-	if c.Prune.IdleStopMinutes < 0 || c.Prune.IdleHours < 0 || c.Prune.MaxAgeDays < 0 {
-		p.add("prune thresholds must not be negative (0 = off)")
-	}
-	if c.Hot.WindowMinutes < 0 {
-		p.add("hot.windowMinutes must not be negative")
-	}
+	p.span("prune.intervalMinutes", c.Prune.IntervalMinutes, time.Minute, spanInterval)
+	p.span("prune.idleStopMinutes", c.Prune.IdleStopMinutes, time.Minute, spanOff)
+	p.span("prune.idleHours", c.Prune.IdleHours, time.Hour, spanOff)
+	p.span("prune.maxAgeDays", c.Prune.MaxAgeDays, 24*time.Hour, spanOff)
+	p.span("hot.windowMinutes", c.Hot.WindowMinutes, time.Minute, spanOff)
 }
 
 // checkDefaultsResolve builds one spec from the defaults, so that anything

@@ -80,15 +80,16 @@ func (a *Agent) pruneRulesFor(req PruneRequest) (pruneRules, error) {
 	r := pruneRules{idleStopMinutes: p.IdleStopMinutes, idleHours: p.IdleHours, maxAgeDays: p.MaxAgeDays,
 		hot: minutes(a.conf().Hot.WindowMinutes)}
 	for _, o := range []struct {
-		v   *float64
-		dst *float64
-		key string
-	}{{req.IdleStopMinutes, &r.idleStopMinutes, "idleStopMinutes"}, {req.IdleHours, &r.idleHours, "idleHours"}, {req.MaxAgeDays, &r.maxAgeDays, "maxAgeDays"}} {
+		v    *float64
+		dst  *float64
+		key  string
+		unit time.Duration
+	}{{req.IdleStopMinutes, &r.idleStopMinutes, "idleStopMinutes", time.Minute}, {req.IdleHours, &r.idleHours, "idleHours", time.Hour}, {req.MaxAgeDays, &r.maxAgeDays, "maxAgeDays", 24 * time.Hour}} {
 		if o.v == nil {
 			continue
 		}
-		if *o.v < 0 || math.IsNaN(*o.v) || math.IsInf(*o.v, 0) {
-			return pruneRules{}, invalid("%s must be a number >= 0 (0 = off)", o.key)
+		if err := checkSpan(*o.v, o.unit, spanOff); err != nil {
+			return pruneRules{}, invalid("%s %g: %v (0 = off)", o.key, *o.v, err)
 		}
 		*o.dst = *o.v
 	}
