@@ -350,8 +350,11 @@ export interface components {
         };
         PruneRequest: {
             dryRun?: boolean;
+            /** @description 0 turns the rule off; at most ten years */
             idleStopMinutes?: number;
+            /** @description 0 turns the rule off; at most ten years */
             idleHours?: number;
+            /** @description 0 turns the rule off; at most ten years */
             maxAgeDays?: number;
         };
         PruneResult: {
