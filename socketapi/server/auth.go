@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -89,12 +91,45 @@ func (s *Server) authorize(p peer, r *http.Request) error {
 	if !s.allowed(p) {
 		return socketapi.Errorf(socketapi.ErrForbidden, "uid %d is not allowed to call zaki-agent (see api.allowUids and api.allowGids)", p.uid)
 	}
+	return refuseBrowser(r)
+}
+
+// refuseBrowser refuses what only a browser sends, should the socket ever
+// be forwarded to TCP: an Origin or Referer header, any Sec-Fetch-*
+// header (a same-origin fetch sends neither Origin nor Referer, but every
+// modern browser sends these), and a Host a page could have reached by
+// DNS, which is how a rebinding attack arrives.
+func refuseBrowser(r *http.Request) error {
 	for _, h := range []string{"Origin", "Referer"} {
 		if _, ok := r.Header[h]; ok {
 			return socketapi.Errorf(socketapi.ErrForbidden, "requests with an %s header are refused: a browser must not drive this API", h)
 		}
 	}
+	for h := range r.Header {
+		if strings.HasPrefix(h, "Sec-Fetch-") {
+			return socketapi.Errorf(socketapi.ErrForbidden, "requests with a %s header are refused: a browser must not drive this API", h)
+		}
+	}
+	if !localHost(r.Host) {
+		return socketapi.Errorf(socketapi.ErrForbidden, "Host %q is refused: the API answers only to a host without a domain (localhost), a loopback address, or none", r.Host)
+	}
 	return nil
+}
+
+// localHost tells whether a request's Host could not have come from a
+// name an attacker's DNS answers for: none, a single label (localhost,
+// zaki, d: what curl --unix-socket and Node send), a name under
+// .localhost, or a loopback address.
+func localHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.Unmap().IsLoopback()
+	}
+	lower := strings.ToLower(host)
+	return !strings.Contains(host, ".") || lower == "localhost" || strings.HasSuffix(lower, ".localhost")
 }
 
 func (s *Server) allowed(p peer) bool {

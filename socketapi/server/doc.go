@@ -5,7 +5,9 @@
 // Every connection is checked by its peer's credentials (SO_PEERCRED and
 // SO_PEERGROUPS): root, the agent's own uid and the configured uids and gids
 // may call, anyone else gets 403 and nothing happens. Requests from a browser
-// (an Origin or Referer header) get 403 too. Input is strict: bodies are
+// (an Origin, Referer or Sec-Fetch-* header, or a Host a page could have
+// reached by DNS: a dotted name or an address that is not loopback) get 403
+// too, so that a socket forwarded to TCP cannot be driven by DNS rebinding. Input is strict: bodies are
 // capped (413), JSON is decoded with unknown, mis-cased and duplicate fields
 // refused and nothing allowed after the value (400), query parameters are
 // checked before the agent is called, a wrong method is 405 with Allow.

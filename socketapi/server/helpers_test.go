@@ -55,6 +55,10 @@ func raw(t testing.TB, socket, method, path, body string, headers ...string) res
 	}
 	for _, h := range headers {
 		k, v, _ := strings.Cut(h, ":")
+		if k == "Host" {
+			req.Host = strings.TrimSpace(v) // the client sends req.Host, not the header
+			continue
+		}
 		req.Header.Set(k, strings.TrimSpace(v))
 	}
 	hc := &http.Client{Transport: socketapi.NewTransport(socket)}

@@ -194,6 +194,11 @@ func TestErrorCodes(t *testing.T) {
 		{name: "image not allowed", method: "PUT", path: "/v1/instances/carol", body: `{"image":"evil/miner:latest"}`, status: 403, code: "forbidden", contains: "not allowed"},
 		{name: "browser", method: "GET", path: "/v1/health", headers: []string{"Origin: http://example.com"}, status: 403, code: "forbidden", contains: "Origin"},
 		{name: "referer", method: "GET", path: "/v1/instances", headers: []string{"Referer: http://example.com/"}, status: 403, code: "forbidden", contains: "Referer"},
+		{name: "sec-fetch", method: "GET", path: "/v1/instances", headers: []string{"Sec-Fetch-Site: same-origin"}, status: 403, code: "forbidden", contains: "Sec-Fetch-Site"},
+		{name: "rebound host", method: "GET", path: "/v1/instances", headers: []string{"Host: evil.example"}, status: 403, code: "forbidden", contains: `Host "evil.example"`},
+		{name: "rebound host with port", method: "PUT", path: "/v1/instances/carol", body: `{}`, headers: []string{"Host: evil.example:8080"}, status: 403, code: "forbidden", contains: "evil.example"},
+		{name: "public address", method: "GET", path: "/v1/health", headers: []string{"Host: 10.0.0.7"}, status: 403, code: "forbidden", contains: "10.0.0.7"},
+		{name: "mapped public address", method: "GET", path: "/v1/health", headers: []string{"Host: [::ffff:8.8.8.8]:80"}, status: 403, code: "forbidden", contains: "8.8.8.8"},
 		{name: "no such user", method: "GET", path: "/v1/instances/nobody", status: 404, code: "not_found", contains: "nobody"},
 		{name: "no such path", method: "GET", path: "/v2/instances", status: 404, code: "not_found"},
 		{name: "wrong method", method: "PATCH", path: "/v1/instances/carol", status: 405, code: "method_not_allowed"},
@@ -537,4 +542,29 @@ func TestSlowClients(t *testing.T) {
 	})
 	assert.Check(t, is.Len(e.Registry.List(), 0))
 	assert.Check(t, is.Equal(e.Fake.Calls("Create"), 0))
+}
+
+// TestLocalHostsServed: the hosts a local client sends keep working
+// (curl --unix-socket sends the URL's host, Node's http sends "localhost",
+// HTTP/1.0 may send none); only a name a browser could have reached by DNS
+// is refused (TestErrorCodes).
+func TestLocalHostsServed(t *testing.T) {
+	e := start(t)
+	for _, host := range []string{"localhost", "localhost:80", "zaki", "d", "LOCALHOST.", "agent.localhost", "127.0.0.1", "127.1.2.3:9", "[::1]", "[::1]:80", "[::ffff:127.0.0.1]"} {
+		t.Run(host, func(t *testing.T) {
+			r := raw(t, e.Socket, "GET", "/v1/health", "", "Host: "+host)
+			assert.Check(t, is.Equal(r.status, 200), r.body)
+		})
+	}
+	t.Run("HTTP/1.0 without Host", func(t *testing.T) {
+		conn, err := net.Dial("unix", e.Socket)
+		assert.NilError(t, err)
+		defer conn.Close()
+		_, err = io.WriteString(conn, "GET /v1/health HTTP/1.0\r\n\r\n")
+		assert.NilError(t, err)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		assert.NilError(t, err)
+		defer resp.Body.Close()
+		assert.Check(t, is.Equal(resp.StatusCode, 200))
+	})
 }
