@@ -17,6 +17,8 @@ import (
 
 	"github.com/coreos/go-systemd/v22/activation"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/zaki-platform/zaki-agent/agent"
 	"github.com/zaki-platform/zaki-agent/internal/version"
 	"github.com/zaki-platform/zaki-agent/registry"
@@ -217,6 +219,18 @@ func (p *process) newServer(a *agent.Agent, metrics *agent.Metrics) *server.Serv
 	})
 }
 
+// The metrics listener's bounds. Any local process may connect to it, so
+// none may hold it: a request is read within metricsReadTimeout and
+// answered within metricsWriteTimeout, an idle connection is closed after
+// metricsIdleTimeout, and at most metricsMaxConns are open at once (more
+// wait in the kernel's backlog, costing the agent nothing).
+var (
+	metricsReadTimeout  = 10 * time.Second
+	metricsWriteTimeout = 30 * time.Second
+	metricsIdleTimeout  = 30 * time.Second
+	metricsMaxConns     = 16
+)
+
 // serveMetrics also serves /metrics on addr, a loopback TCP address,
 // unless it is "".
 func serveMetrics(addr string, srv *server.Server) (stop func(), err error) {
@@ -227,8 +241,15 @@ func serveMetrics(addr string, srv *server.Server) (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics address: %w", err)
 	}
-	ms := &http.Server{Handler: server.MetricsHandler(srv.Gatherer()), ReadHeaderTimeout: 10 * time.Second}
-	go ms.Serve(mln)
+	ms := &http.Server{
+		Handler:           server.MetricsHandler(srv.Gatherer()),
+		ReadHeaderTimeout: metricsReadTimeout,
+		ReadTimeout:       metricsReadTimeout,
+		WriteTimeout:      metricsWriteTimeout,
+		IdleTimeout:       metricsIdleTimeout,
+		MaxHeaderBytes:    8 << 10,
+	}
+	go ms.Serve(netutil.LimitListener(mln, metricsMaxConns))
 	return func() { ms.Close() }, nil
 }
 

@@ -61,6 +61,15 @@ type Config struct {
 	// EventBuffer is how many events a slow /v1/events reader may fall
 	// behind before it loses some (default 256).
 	EventBuffer int
+	// MaxEventStreams bounds the /v1/events streams open at once (default
+	// 64); MaxLogFollowers the logs?follow=true streams (default 32), and
+	// MaxLogFollowersPerUser those of one user (default 2). One past a
+	// bound is answered 429 too_many_requests.
+	MaxEventStreams, MaxLogFollowers, MaxLogFollowersPerUser int
+	// Heartbeat is how long an event stream stays silent before the
+	// server writes a blank line to it (default 15s), so that a reader
+	// gone away is noticed even when no event flows.
+	Heartbeat time.Duration
 	// Middleware, when set, wraps the whole handler, peer check included
 	// (tests check every response against the OpenAPI document with it).
 	Middleware func(http.Handler) http.Handler
@@ -83,8 +92,14 @@ func (c Config) withDefaults() Config {
 	def(&c.WriteTimeout, 30*time.Second)
 	def(&c.IdleTimeout, 2*time.Minute)
 	def(&c.CallTimeout, 15*time.Minute)
-	if c.EventBuffer <= 0 {
-		c.EventBuffer = 256
+	def(&c.Heartbeat, 15*time.Second)
+	for _, n := range []struct {
+		v   *int
+		def int
+	}{{&c.EventBuffer, 256}, {&c.MaxEventStreams, 64}, {&c.MaxLogFollowers, 32}, {&c.MaxLogFollowersPerUser, 2}} {
+		if *n.v <= 0 {
+			*n.v = n.def
+		}
 	}
 	return c
 }
@@ -98,6 +113,8 @@ type Server struct {
 	selfUID int
 	allowU  map[int]bool
 	allowG  map[int]bool
+	// eventSlots and followSlots bound the streams callers hold.
+	eventSlots, followSlots *streamSlots
 	metrics *apiMetrics
 
 	// closing is closed when Shutdown begins: streams end.
@@ -120,6 +137,9 @@ func New(cfg Config) *Server {
 		allowG:  map[int]bool{},
 		metrics: newAPIMetrics(),
 		closing: make(chan struct{}),
+
+		eventSlots:  newStreamSlots("event streams", cfg.MaxEventStreams, 0),
+		followSlots: newStreamSlots("log followers", cfg.MaxLogFollowers, cfg.MaxLogFollowersPerUser),
 	}
 	for _, u := range cfg.AllowUIDs {
 		s.allowU[u] = true

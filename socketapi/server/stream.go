@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/zaki-platform/zaki-agent/socketapi"
 )
@@ -12,10 +13,20 @@ import (
 // events streams lifecycle events as NDJSON, one flushed line each, until
 // the caller hangs up or the server shuts down. A slow reader never slows
 // the agent: its subscription drops events (counted in the next one's
-// "dropped"), and a reader stuck for WriteTimeout is cut off.
+// "dropped"), and a reader stuck for WriteTimeout is cut off. A stream
+// silent for Heartbeat gets a blank line (NDJSON readers skip it), so
+// that a reader gone away is found out while no event flows; streams past
+// MaxEventStreams are refused (429).
 func (s *Server) events(w http.ResponseWriter, r *http.Request, _ call) error {
+	release, err := s.eventSlots.acquire("")
+	if err != nil {
+		return err
+	}
+	defer release()
 	events, cancel := s.cfg.Agent.Subscribe(s.cfg.EventBuffer)
 	defer cancel()
+	beat := time.NewTicker(s.cfg.Heartbeat)
+	defer beat.Stop()
 	h := w.Header()
 	h.Set("Content-Type", "application/x-ndjson")
 	h.Set("Cache-Control", "no-store")
@@ -31,10 +42,18 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ call) error {
 			return nil
 		case <-s.closing:
 			return nil
+		case <-beat.C:
+			if _, err := w.Write([]byte{'\n'}); err != nil {
+				return nil
+			}
+			if rc.Flush() != nil {
+				return nil
+			}
 		case ev, ok := <-events:
 			if !ok {
 				return nil
 			}
+			beat.Reset(s.cfg.Heartbeat)
 			b, err := json.Marshal(ev)
 			if err != nil {
 				continue
@@ -60,6 +79,14 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, c call) error {
 	follow, err := parseBool("follow", c.query["follow"])
 	if err != nil {
 		return err
+	}
+	if follow {
+		// Each follower is a `docker logs -f` of its own: bounded.
+		release, err := s.followSlots.acquire(c.userID)
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()

@@ -235,6 +235,9 @@ func (c *Contract) checkNDJSON(r *http.Request, route *routers.Route, rec *recor
 	sc := bufio.NewScanner(bytes.NewReader(rec.body.Bytes()))
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue // a heartbeat
+		}
 		var v any
 		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
 			c.fail(r, "NDJSON line %q: %v", sc.Text(), err)
