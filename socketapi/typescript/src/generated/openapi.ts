@@ -129,7 +129,7 @@ export interface paths {
         };
         /**
          * Container output (stdout and stderr), streamed
-         * @description Raw text, flushed as it arrives. With follow=true the stream goes on until the container stops or the caller hangs up.
+         * @description Raw text, flushed as it arrives. With follow=true the stream goes on until the container stops or the caller hangs up. Followers are bounded (2 per user, 32 in all): one more is 429 too_many_requests.
          */
         get: operations["instanceLogs"];
         put?: never;
@@ -189,7 +189,7 @@ export interface paths {
         };
         /**
          * Lifecycle events, streamed
-         * @description Newline-delimited JSON: one Event a line, flushed per line, from the moment the response starts until the caller hangs up. A reader too slow to keep up never slows the agent: it loses events, and the next event it gets counts them in dropped.
+         * @description Newline-delimited JSON: one Event a line, flushed per line, from the moment the response starts until the caller hangs up. A reader too slow to keep up never slows the agent: it loses events, and the next event it gets counts them in dropped. A stream on which no event flowed for 15 s gets a blank line (a heartbeat: skip blank lines), so that a reader gone away is found out. At most 64 streams are open at once: one more is 429 too_many_requests.
          */
         get: operations["events"];
         put?: never;
@@ -815,6 +815,7 @@ export interface operations {
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["RuntimeUnavailable"];
             504: components["responses"]["Timeout"];
@@ -906,6 +907,7 @@ export interface operations {
             };
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
         };
     };
