@@ -116,7 +116,7 @@ func (a *Agent) pruneDecision(r pruneRules, rec registry.Record) (pruneCandidate
 	idle := r.now.Sub(time.UnixMilli(rec.LastUsedAtMs))
 	age := r.now.Sub(time.UnixMilli(rec.CreatedAtMs))
 	c := pruneCandidate{PruneItem: PruneItem{UserID: rec.UserID, ContainerID: rec.ContainerID,
-		IdleMinutes: round2(idle.Minutes()), AgeDays: round2(age.Hours() / 24)}}
+		IdleMinutes: round2(idle.Minutes()), AgeDays: roundSig(age.Hours()/24, 3)}}
 	switch {
 	case r.maxAgeDays > 0 && age > time.Duration(r.maxAgeDays*24*float64(time.Hour)):
 		c.Reason, c.act = ReasonMaxAge, pruneRemove
@@ -299,3 +299,13 @@ func (a *Agent) reportPrune(res PruneResult) {
 }
 
 func round2(f float64) float64 { return math.Round(f*100) / 100 }
+
+// roundSig rounds f to n significant digits: an age of minutes is a
+// small number of days, not 0.
+func roundSig(f float64, n int) float64 {
+	if f == 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+		return f
+	}
+	p := math.Pow(10, float64(n)-math.Ceil(math.Log10(math.Abs(f))))
+	return math.Round(f*p) / p
+}

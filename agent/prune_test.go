@@ -219,3 +219,18 @@ func containsUser(items []PruneItem, user string) bool {
 	}
 	return false
 }
+
+// TestPruneAgeOfMinutes: an instance minutes old is listed with its age,
+// not rounded to 0 days.
+func TestPruneAgeOfMinutes(t *testing.T) {
+	e := newFakeEnv(t)
+	e.ensure("young", InstanceSpec{})
+	e.clock.Add(3 * time.Minute)
+	res, err := e.a.Prune(context.Background(), PruneRequest{DryRun: true, IdleStopMinutes: f64(1), IdleHours: f64(0), MaxAgeDays: f64(0)})
+	assert.NilError(t, err)
+	assert.Equal(t, len(res.Stopped), 1)
+	assert.Equal(t, res.Stopped[0].AgeDays, 0.00208) // 3 minutes, 3 significant digits
+	assert.Equal(t, res.Stopped[0].IdleMinutes, 3.0)
+	assert.Equal(t, roundSig(123.456, 3), 123.0)
+	assert.Equal(t, roundSig(6.2349, 3), 6.23)
+}

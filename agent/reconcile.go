@@ -413,6 +413,12 @@ func (a *Agent) apply(ev runtime.Event) {
 	case runtime.EventCreate:
 		ls.State = runtime.StateCreated
 	case runtime.EventStart, runtime.EventRestart:
+		// Docker says "start" then "restart" for one restart: one
+		// instance.started, whichever comes first.
+		if ev.Action == runtime.EventRestart && known && ls.ID == ev.ID && ls.State == runtime.StateRunning {
+			changed = false
+			break
+		}
 		ls.State = runtime.StateRunning
 		out.Type = EventStarted
 	case runtime.EventDie:

@@ -199,3 +199,35 @@ func TestFilesNeverLeaveTheDataDir(t *testing.T) {
 	_, err = os.Stat(filepath.Join(outside, "x"))
 	assert.Assert(t, os.IsNotExist(err))
 }
+
+// TestRestartStartsOnce: the engine says "start" then "restart" for one
+// restart; subscribers hear one instance.started.
+func TestRestartStartsOnce(t *testing.T) {
+	e := newFakeEnv(t)
+	e.ensure("rs", InstanceSpec{})
+	sub := e.a.Subscribe(64)
+	defer sub.Close()
+	_, err := e.a.Restart(context.Background(), "rs")
+	assert.NilError(t, err)
+	// A marker after the restart's events: an explicit stop.
+	_, err = e.a.Stop(context.Background(), "rs")
+	assert.NilError(t, err)
+	started := 0
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-sub.C:
+			switch ev.Type {
+			case EventStarted:
+				started++
+			case EventDied:
+				if started > 0 {
+					assert.Equal(t, started, 1, "instance.started events for one restart")
+					return
+				}
+			}
+		case <-timeout:
+			t.Fatalf("no instance.started then instance.died; started=%d", started)
+		}
+	}
+}
