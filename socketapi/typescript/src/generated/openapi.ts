@@ -370,7 +370,9 @@ export interface components {
             containerId?: string;
             /** @enum {string} */
             reason: "idle-stop" | "idle" | "max-age";
+            /** @description minutes since the instance was last used, to 0.01 */
             idleMinutes: number;
+            /** @description days since the container was created, to 3 significant digits (0.00208 is 3 minutes) */
             ageDays: number;
             error?: string;
         };
