@@ -27,44 +27,46 @@ const noBodyMax = 64
 // when the call takes a JSON body (413 past it), else only an empty body
 // or "{}" is accepted.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, takesBody bool) ([]byte, error) {
-	b, err := s.readBodyBytes(w, r, takesBody)
-	if err != nil {
-		// What is left of the body is not read: the connection goes.
+	b, whole, err := s.readBodyBytes(w, r, takesBody)
+	if err != nil && !whole {
+		// What is left of the body is not read: the connection goes. A
+		// body read whole but refused keeps it.
 		w.Header().Set("Connection", "close")
 	}
 	return b, err
 }
 
-func (s *Server) readBodyBytes(w http.ResponseWriter, r *http.Request, takesBody bool) ([]byte, error) {
+// readBodyBytes reads the body; whole tells whether all of it was read.
+func (s *Server) readBodyBytes(w http.ResponseWriter, r *http.Request, takesBody bool) (_ []byte, whole bool, _ error) {
 	limit := s.cfg.MaxBodyBytes
 	if !takesBody {
 		limit = noBodyMax
 	}
 	if takesBody && r.ContentLength > limit {
-		return nil, socketapi.Errorf(socketapi.ErrTooLarge, "request body of %d bytes exceeds the limit of %d", r.ContentLength, limit)
+		return nil, false, socketapi.Errorf(socketapi.ErrTooLarge, "request body of %d bytes exceeds the limit of %d", r.ContentLength, limit)
 	}
 	if r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
-		return nil, nil
+		return nil, true, nil
 	}
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
-		return nil, bodyErr(r, err, takesBody, limit)
+		return nil, false, bodyErr(r, err, takesBody, limit)
 	}
 	rc.SetReadDeadline(time.Time{})
 	if !takesBody {
 		if t := bytes.TrimSpace(b); len(t) != 0 && string(t) != "{}" {
-			return nil, socketapi.Errorf(socketapi.ErrInvalidArgument, "%s %s takes no body", r.Method, r.URL.EscapedPath())
+			return nil, true, socketapi.Errorf(socketapi.ErrInvalidArgument, "%s %s takes no body", r.Method, r.URL.EscapedPath())
 		}
-		return nil, nil
+		return nil, true, nil
 	}
 	if len(bytes.TrimSpace(b)) > 0 {
 		if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
-			return nil, socketapi.Errorf(socketapi.ErrInvalidArgument, "a JSON body needs Content-Type: application/json (got %q)", r.Header.Get("Content-Type"))
+			return nil, true, socketapi.Errorf(socketapi.ErrInvalidArgument, "a JSON body needs Content-Type: application/json (got %q)", r.Header.Get("Content-Type"))
 		}
 	}
-	return b, nil
+	return b, true, nil
 }
 
 func bodyErr(r *http.Request, err error, takesBody bool, limit int64) error {
@@ -80,7 +82,7 @@ func bodyErr(r *http.Request, err error, takesBody bool, limit int64) error {
 
 // decodeJSON decodes body, one JSON object, into v (a pointer to a
 // struct) strictly: an empty body is the zero value; unknown or mis-cased
-// keys, duplicate keys, null where a value is due, wrong types, invalid
+// keys, duplicate keys, null (no field is nullable), wrong types, invalid
 // UTF-8 and anything after the object are refused, each with a message
 // that names the field. Every error is of class ErrInvalidArgument.
 func decodeJSON(body []byte, v any) error {
@@ -122,9 +124,8 @@ func checkValue(dec *json.Decoder, t reflect.Type, path string) error {
 	if err != nil {
 		return syntaxErr(err)
 	}
-	nullable := false
 	for t.Kind() == reflect.Pointer {
-		t, nullable = t.Elem(), true
+		t = t.Elem()
 	}
 	where := "the body"
 	if path != "" {
@@ -135,9 +136,8 @@ func checkValue(dec *json.Decoder, t reflect.Type, path string) error {
 	}
 	switch tok := tok.(type) {
 	case nil:
-		if nullable || t.Kind() == reflect.Map || t.Kind() == reflect.Slice {
-			return nil
-		}
+		// No field is nullable in the API's document: a field is left
+		// out, never null.
 		return wrong("null")
 	case bool:
 		if t.Kind() != reflect.Bool {

@@ -1,6 +1,10 @@
 package server_test
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -36,6 +40,10 @@ func TestStrictInput(t *testing.T) {
 		{"wrong type", "PUT", "/v1/instances/kate", `{"resources":{"cpus":"two"}}`, nil, 400, `field "resources.cpus": want a number, got a string`},
 		{"fractional integer", "PUT", "/v1/instances/kate", `{"resources":{"pids":1.5}}`, nil, 400, `want an integer`},
 		{"null string", "PUT", "/v1/instances/kate", `{"image":null}`, nil, 400, `field "image": want a string, got null`},
+		{"null map", "PUT", "/v1/instances/kate", `{"env":null}`, nil, 400, `field "env": want an object of string values, got null`},
+		{"null object", "PUT", "/v1/instances/kate", `{"resources":null}`, nil, 400, `field "resources": want an object, got null`},
+		{"null number", "POST", "/v1/prune", `{"idleHours":null}`, nil, 400, `field "idleHours": want a number, got null`},
+		{"null list", "POST", "/v1/instances/kate/exec", `{"cmd":null}`, nil, 400, `field "cmd": want an array, got null`},
 		{"env value not a string", "PUT", "/v1/instances/kate", `{"env":{"A":1}}`, nil, 400, `field "env.A": want a string, got a number`},
 		{"invalid UTF-8", "PUT", "/v1/instances/kate", "{\"image\":\"\xff\"}", nil, 400, "not valid UTF-8"},
 		{"form content type", "PUT", "/v1/instances/kate", `{}`, []string{"Content-Type: application/x-www-form-urlencoded"}, 400, "Content-Type: application/json"},
@@ -95,4 +103,45 @@ func TestStrictInput(t *testing.T) {
 	for _, m := range []string{"Create", "Start", "Stop", "Restart", "Remove", "PullImage", "EnsureNetwork"} {
 		assert.Check(t, is.Equal(after[m], before[m]), "%s called", m)
 	}
+}
+
+// TestRefusedBodyKeepsConnection: a body read whole but refused (bad JSON,
+// wrong Content-Type, a body where none is taken) leaves the connection
+// open for the next request; one not read whole (too large) closes it.
+func TestRefusedBodyKeepsConnection(t *testing.T) {
+	e := start(t)
+	conn, err := net.Dial("unix", e.Socket)
+	assert.NilError(t, err)
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	send := func(method, path, ctype, body string) *http.Response {
+		t.Helper()
+		fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: zaki\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s", method, path, ctype, len(body), body)
+		resp, err := http.ReadResponse(br, nil)
+		assert.NilError(t, err)
+		_, err = io.ReadAll(resp.Body)
+		assert.NilError(t, err)
+		resp.Body.Close()
+		return resp
+	}
+	for _, c := range []struct{ method, path, ctype, body string }{
+		{"PUT", "/v1/instances/kate", "application/json", `{"image":`},
+		{"PUT", "/v1/instances/kate", "text/plain", `{}`},
+		{"POST", "/v1/instances/kate/touch", "application/json", `{"x":1}`},
+		{"PUT", "/v1/instances/kate", "application/json", `{"env":null}`},
+	} {
+		resp := send(c.method, c.path, c.ctype, c.body)
+		assert.Check(t, is.Equal(resp.StatusCode, 400), "%s %s", c.path, c.body)
+		assert.Check(t, !resp.Close, "connection closed after %q", c.body)
+	}
+	resp := send("GET", "/v1/health", "application/json", "")
+	assert.Check(t, is.Equal(resp.StatusCode, 200))
+
+	big := strings.Repeat(" ", 2<<20)
+	fmt.Fprintf(conn, "PUT /v1/instances/kate HTTP/1.1\r\nHost: zaki\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(big))
+	resp, err = http.ReadResponse(br, nil)
+	assert.NilError(t, err)
+	resp.Body.Close()
+	assert.Check(t, is.Equal(resp.StatusCode, 413))
+	assert.Check(t, resp.Close, "a body not read whole closes the connection")
 }
