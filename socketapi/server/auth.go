@@ -38,6 +38,9 @@ func peerFrom(ctx context.Context) peer {
 // peerOf reads c's peer credentials; a connection that is not a Unix
 // socket has none.
 func peerOf(c net.Conn) peer {
+	if ec, ok := c.(*envelopeConn); ok {
+		c = ec.Conn
+	}
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
 		return peer{}

@@ -166,7 +166,7 @@ func New(cfg Config) *Server {
 // Serve accepts connections on ln until Shutdown; it returns nil after a
 // Shutdown, and the listener's error otherwise.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.hs.Serve(ln)
+	err := s.hs.Serve(envelopeListener{ln})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
