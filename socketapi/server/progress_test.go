@@ -97,6 +97,8 @@ func TestEnsureNDJSON(t *testing.T) {
 	assert.Check(t, is.Equal(last.Error.Code, socketapi.CodeConflict))
 	assert.Check(t, is.Contains(last.Error.Message, "engine refuses"))
 	assert.Check(t, is.Contains(e.Logs.String(), "streamed=true"))
+	m := raw(t, e.Socket, http.MethodGet, "/metrics", "")
+	assert.Check(t, is.Contains(m.body, `zaki_api_requests_total{code="409",method="PUT",route="/v1/instances/{userId}"} 1`))
 
 	// The client reads the same error line into the same typed error.
 	e.Fake.AddPullable("alpine/openclaw:3")
