@@ -79,6 +79,13 @@ func (ip *imagePuller) ensure(ctx context.Context, ref string, progress func(run
 		ip.markPresent(ref)
 		return nil
 	}
+	return ip.join(ctx, ref, progress)
+}
+
+// join waits for a pull of ref: the one in flight, or a new one. There is
+// one pull per image at a time: an ensure that finds the image missing
+// and a refresh (PullImage) share it.
+func (ip *imagePuller) join(ctx context.Context, ref string, progress func(runtime.PullProgress)) error {
 	ip.mu.Lock()
 	if ip.inflight == nil {
 		ip.inflight = make(map[string]*pull)

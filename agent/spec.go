@@ -128,13 +128,22 @@ func (c *Config) chooseImage(e *effectiveSpec, image string) error {
 	if image == "" {
 		return nil
 	}
+	if err := c.checkImage(image); err != nil {
+		return err
+	}
+	e.Image = image
+	return nil
+}
+
+// checkImage checks that image is a valid reference (ErrInvalidArgument)
+// the config allows (ErrForbidden).
+func (c *Config) checkImage(image string) error {
 	if err := runtime.ValidateImage(image); err != nil {
 		return err
 	}
 	if !c.imageAllowed(image) {
 		return forbidden("image %q is not allowed (allowed: %s)", image, strings.Join(c.Instance.AllowedImages, ", "))
 	}
-	e.Image = image
 	return nil
 }
 

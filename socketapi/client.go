@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -82,6 +83,11 @@ func NewTransport(path string) *http.Transport {
 
 // send sends one request and returns the response, whatever its status.
 func (c *Client) send(ctx context.Context, method, path string, query url.Values, body any) (*http.Response, error) {
+	return c.sendAccept(ctx, method, path, query, body, "")
+}
+
+// sendAccept is send with an Accept header (when not "").
+func (c *Client) sendAccept(ctx context.Context, method, path string, query url.Values, body any, accept string) (*http.Response, error) {
 	u := baseURL + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
@@ -103,6 +109,9 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 	}
 	if c.UserAgent != "" {
 		req.Header.Set("User-Agent", c.UserAgent)
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
 	}
 	resp, err := c.http().Do(req)
 	if err != nil {
@@ -215,49 +224,94 @@ func (c *Client) Ensure(ctx context.Context, userID string, spec InstanceSpec) (
 	return in, err
 }
 
-// EnsureWithProgress is Ensure, calling progress (from another goroutine,
-// one call at a time) with each image.pull event of the ensure's image
-// (of any image when spec.Image is "") while it waits. It follows GET
-// /v1/events for the duration of the call; when the events cannot be had
-// it ensures without progress.
-func (c *Client) EnsureWithProgress(ctx context.Context, userID string, spec InstanceSpec, progress func(Event)) (Instance, error) {
+// EnsureWithProgress is Ensure, calling progress with each status line
+// of the image pull the ensure waits for, if any (one call at a time, in
+// the caller's goroutine). It asks the agent for NDJSON (Accept:
+// application/x-ndjson); the errors are those of Ensure. A line the agent
+// could not send in time (a slow reader) is left out.
+func (c *Client) EnsureWithProgress(ctx context.Context, userID string, spec InstanceSpec, progress func(PullProgress)) (Instance, error) {
 	if progress == nil {
 		return c.Ensure(ctx, userID, spec)
 	}
-	ectx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	es, err := c.Events(ectx)
-	if err != nil {
-		return c.Ensure(ctx, userID, spec)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer es.Close()
-		for {
-			ev, err := es.Recv()
-			if err != nil {
-				return
-			}
-			switch {
-			case ev.Type == EventPull && (spec.Image == "" || ev.Image == spec.Image):
-				progress(ev)
-			case ev.Type == EventEnsured && ev.UserID == userID:
-				return // every pull line of this ensure came before
-			}
+	var in Instance
+	err := c.streamCall(ctx, http.MethodPut, instancePath(userID), spec, progress, &in, func(l *StreamLine) bool {
+		if l.Instance != nil {
+			in = *l.Instance
 		}
-	}()
-	in, err := c.Ensure(ctx, userID, spec)
-	if err == nil {
-		// Let the stream catch up with the ensure's own event.
-		select {
-		case <-done:
-		case <-time.After(2 * time.Second):
-		}
-	}
-	cancel()
-	<-done
+		return l.Instance != nil
+	})
 	return in, err
+}
+
+// PullImage pulls image again from its registry, even when the agent's
+// host has it, so that a moved tag is brought over (the next cold ensure
+// of an instance of it makes the instance anew). The image must be the
+// agent's default or match its allowedImages (ErrForbidden). progress,
+// when not nil, is called with each status line of the pull, as
+// EnsureWithProgress does. A pull that fails is ErrPullFailed (502), with
+// the engine's reason.
+func (c *Client) PullImage(ctx context.Context, image string, progress func(PullProgress)) (PullResult, error) {
+	req := PullRequest{Image: image}
+	var res PullResult
+	if progress == nil {
+		err := c.call(ctx, http.MethodPost, "/v1/images/pull", nil, req, &res)
+		return res, err
+	}
+	err := c.streamCall(ctx, http.MethodPost, "/v1/images/pull", req, progress, &res, func(l *StreamLine) bool {
+		if l.Pull != nil {
+			res = *l.Pull
+		}
+		return l.Pull != nil
+	})
+	return res, err
+}
+
+// streamCall sends a request asking for NDJSON and reads its lines:
+// progress lines to progress, then the result line (result takes it and
+// says whether the line was one) or an error line, which becomes the
+// *Error a plain answer would have been. An agent that answers plain JSON
+// is read into out.
+func (c *Client) streamCall(ctx context.Context, method, path string, body any, progress func(PullProgress), out any, result func(*StreamLine) bool) error {
+	resp, err := c.sendAccept(ctx, method, path, nil, body, NDJSON)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return errorFromResponse(resp.StatusCode, b, json.Unmarshal)
+	}
+	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct != NDJSON {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return fmt.Errorf("%s %s: decode response: %w", method, path, err)
+		}
+		return nil
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var l StreamLine
+		if err := dec.Decode(&l); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("%s %s: %w", method, path, ctx.Err())
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return Errorf(ErrUnavailable, "%s %s: the agent's answer ended without a result", method, path)
+			}
+			return fmt.Errorf("%s %s: decode response: %w", method, path, err)
+		}
+		switch {
+		case l.Progress != nil:
+			progress(*l.Progress)
+		case l.Error != nil:
+			status := l.Error.Status
+			if status == 0 {
+				status = StatusOfCode(l.Error.Code)
+			}
+			return &Error{Status: status, Code: l.Error.Code, Message: l.Error.Message}
+		case result(&l):
+			return nil
+		}
+	}
 }
 
 // Touch marks userID's instance as used now.

@@ -106,16 +106,15 @@ func TestZeroClient(t *testing.T) {
 	var c socketapi.Client
 	ctx := context.Background()
 	var lines []string
-	in, err := c.EnsureWithProgress(ctx, "zed", socketapi.InstanceSpec{}, func(ev socketapi.Event) {
-		assert.Check(t, is.Equal(ev.Type, socketapi.EventPull))
-		assert.Check(t, is.Equal(ev.Image, "alpine/openclaw:latest"))
-		lines = append(lines, ev.Message)
+	in, err := c.EnsureWithProgress(ctx, "zed", socketapi.InstanceSpec{}, func(pp socketapi.PullProgress) {
+		assert.Check(t, is.Equal(pp.Image, "alpine/openclaw:latest"))
+		lines = append(lines, pp.Status)
 	})
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(in.Outcome, "created"))
 	assert.Assert(t, len(lines) >= 3, "progress lines %q", lines)
 	assert.Check(t, is.Equal(lines[0], "latest: Pulling from alpine/openclaw"))
-	assert.Check(t, is.Equal(lines[len(lines)-1], "done"))
+	assert.Check(t, is.Contains(lines[len(lines)-1], "Downloaded newer image"))
 
 	_, err = c.Get(ctx, "zeta")
 	assert.Check(t, errors.Is(err, socketapi.ErrNotFound))

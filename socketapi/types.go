@@ -104,6 +104,43 @@ type PullProgress struct {
 	Status string `json:"status"`
 }
 
+// PullRequest is the body of POST /v1/images/pull: the image to pull
+// again from its registry, even when present (it must be the agent's
+// default image or match its allowedImages).
+type PullRequest struct {
+	Image string `json:"image"`
+}
+
+// PullResult is what POST /v1/images/pull answers once the image is
+// pulled.
+type PullResult struct {
+	Image string `json:"image"`
+}
+
+// StreamLine is one line of the NDJSON answer of an ensure or a pull
+// asked with "Accept: application/x-ndjson": exactly one field is set.
+// Progress lines come while an image is pulled; the last line is the
+// result (Instance for an ensure, Pull for a pull) or Error.
+type StreamLine struct {
+	Progress *PullProgress `json:"progress,omitempty"`
+	Instance *Instance     `json:"instance,omitempty"`
+	Pull     *PullResult   `json:"pull,omitempty"`
+	Error    *StreamError  `json:"error,omitempty"`
+}
+
+// StreamError ends a stream that failed once it had begun: the status
+// the call would have answered without streaming, its error code and
+// message.
+type StreamError struct {
+	Status  int    `json:"status"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// NDJSON is the media type of streamed answers (events, and the progress
+// of ensure and pull when asked for in Accept).
+const NDJSON = "application/x-ndjson"
+
 // The event types.
 const (
 	EventEnsured    = "instance.ensured"    // an ensure finished (see Outcome)

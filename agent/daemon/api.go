@@ -12,8 +12,8 @@ import (
 
 // APIAgent is the agent as the API server sees it. The server's Agent
 // speaks only the API's types (package socketapi), so that the HTTP layer
-// never depends on the agent's or the runtime's options; the three calls
-// that take or give such options are translated here.
+// never depends on the agent's or the runtime's options; the calls that
+// take or give such options are translated here.
 func APIAgent(a *agent.Agent) server.Agent { return apiAgent{a} }
 
 type apiAgent struct{ *agent.Agent }
@@ -21,11 +21,23 @@ type apiAgent struct{ *agent.Agent }
 var _ server.Agent = apiAgent{}
 
 func (x apiAgent) Ensure(ctx context.Context, userID string, spec socketapi.InstanceSpec, opts socketapi.EnsureOptions) (socketapi.Instance, error) {
-	o := agent.EnsureOptions{Force: opts.Force}
-	if fn := opts.Progress; fn != nil {
-		o.Progress = func(p runtime.PullProgress) { fn(socketapi.PullProgress{Image: p.Ref, Status: p.Status}) }
-	}
+	o := agent.EnsureOptions{Force: opts.Force, Progress: pullProgress(opts.Progress)}
 	return x.Agent.Ensure(ctx, userID, spec, o)
+}
+
+func (x apiAgent) PullImage(ctx context.Context, image string, progress func(socketapi.PullProgress)) (socketapi.PullResult, error) {
+	if err := x.Agent.PullImage(ctx, image, pullProgress(progress)); err != nil {
+		return socketapi.PullResult{}, err
+	}
+	return socketapi.PullResult{Image: image}, nil
+}
+
+// pullProgress translates a progress callback (nil stays nil).
+func pullProgress(fn func(socketapi.PullProgress)) func(runtime.PullProgress) {
+	if fn == nil {
+		return nil
+	}
+	return func(p runtime.PullProgress) { fn(socketapi.PullProgress{Image: p.Ref, Status: p.Status}) }
 }
 
 func (x apiAgent) Logs(ctx context.Context, userID string, opts socketapi.LogOptions) (io.ReadCloser, error) {

@@ -37,6 +37,7 @@ var routes = map[string]map[string]handler{
 	"/v1/instances/{userId}/logs":    {http.MethodGet: {serve: (*Server).logs, query: []string{"tail", "follow"}}},
 	"/v1/instances/{userId}/exec":    {http.MethodPost: {serve: (*Server).exec, body: true}},
 	"/v1/prune":                      {http.MethodPost: {serve: (*Server).prune, body: true}},
+	"/v1/images/pull":                {http.MethodPost: {serve: (*Server).pull, body: true}},
 	"/v1/events":                     {http.MethodGet: {serve: (*Server).events}},
 	"/v1/openapi.json":               {http.MethodGet: {serve: (*Server).openapi}},
 	"/metrics":                       {http.MethodGet: {serve: (*Server).serveMetrics}},
@@ -157,6 +158,18 @@ func (s *Server) ensure(w http.ResponseWriter, r *http.Request, c call) error {
 	if err := decodeJSON(c.body, &spec); err != nil {
 		return err
 	}
+	if wantsNDJSON(r) {
+		return s.progressCall(w, r, func(ctx context.Context, progress func(socketapi.PullProgress)) (socketapi.StreamLine, error) {
+			in, err := s.cfg.Agent.Ensure(ctx, c.userID, spec, socketapi.EnsureOptions{Progress: progress})
+			if err != nil {
+				return socketapi.StreamLine{}, err
+			}
+			if in.Outcome == socketapi.OutcomeReused {
+				markRoutine(r)
+			}
+			return socketapi.StreamLine{Instance: &in}, nil
+		})
+	}
 	ctx, cancel := s.opContext()
 	defer cancel()
 	in, err := s.cfg.Agent.Ensure(ctx, c.userID, spec, socketapi.EnsureOptions{})
@@ -225,6 +238,35 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request, c call) error {
 	return jsonOp(s, w, c, func(ctx context.Context, req socketapi.ExecRequest) (socketapi.ExecResult, error) {
 		return s.cfg.Agent.Exec(ctx, c.userID, req)
 	})
+}
+
+// pull pulls an image again (POST /v1/images/pull), streaming its
+// progress when the caller asks for NDJSON.
+func (s *Server) pull(w http.ResponseWriter, r *http.Request, c call) error {
+	var req socketapi.PullRequest
+	if err := decodeJSON(c.body, &req); err != nil {
+		return err
+	}
+	if req.Image == "" {
+		return socketapi.Errorf(socketapi.ErrInvalidArgument, "image is required")
+	}
+	if wantsNDJSON(r) {
+		return s.progressCall(w, r, func(ctx context.Context, progress func(socketapi.PullProgress)) (socketapi.StreamLine, error) {
+			res, err := s.cfg.Agent.PullImage(ctx, req.Image, progress)
+			if err != nil {
+				return socketapi.StreamLine{}, err
+			}
+			return socketapi.StreamLine{Pull: &res}, nil
+		})
+	}
+	ctx, cancel := s.opContext()
+	defer cancel()
+	res, err := s.cfg.Agent.PullImage(ctx, req.Image, nil)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
 }
 
 func (s *Server) prune(w http.ResponseWriter, r *http.Request, c call) error {

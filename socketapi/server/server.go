@@ -32,6 +32,9 @@ type Agent interface {
 	Logs(ctx context.Context, userID string, opts socketapi.LogOptions) (io.ReadCloser, error)
 	Prune(ctx context.Context, req socketapi.PruneRequest) (socketapi.PruneResult, error)
 	Exec(ctx context.Context, userID string, req socketapi.ExecRequest) (socketapi.ExecResult, error)
+	// PullImage pulls image again, even when present; progress, when set,
+	// receives its status lines and must not block.
+	PullImage(ctx context.Context, image string, progress func(socketapi.PullProgress)) (socketapi.PullResult, error)
 	// Subscribe streams lifecycle events until cancel is called; a reader
 	// more than buf events behind loses some.
 	Subscribe(buf int) (events <-chan socketapi.Event, cancel func())
@@ -194,7 +197,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := routeName(r.URL.EscapedPath())
 	st := &callState{}
 	defer func() {
-		s.metrics.observe(r.Method, rt, rw.status(), time.Since(start))
+		s.metrics.observe(r.Method, rt, st.statusOf(rw), time.Since(start))
 		s.logCall(r, p, rw, st, time.Since(start))
 	}()
 	r = r.WithContext(context.WithValue(r.Context(), callStateKey{}, st))
@@ -213,10 +216,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // value.
 func (s *Server) logCall(r *http.Request, p peer, rw *responseWriter, st *callState, d time.Duration) {
 	level := slog.LevelDebug
+	status := st.statusOf(rw)
 	switch {
-	case rw.status() == http.StatusForbidden:
+	case status == http.StatusForbidden:
 		level = slog.LevelWarn
-	case st.routine && rw.status() < 300:
+	case st.routine && status < 300:
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
 		level = slog.LevelInfo
 	}
@@ -230,7 +234,7 @@ func (s *Server) logCall(r *http.Request, p peer, rw *responseWriter, st *callSt
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.EscapedPath()),
-		slog.Int("status", rw.status()),
+		slog.Int("status", status),
 		slog.String("outcome", outcome),
 		slog.Duration("duration", d),
 	}
@@ -242,6 +246,9 @@ func (s *Server) logCall(r *http.Request, p peer, rw *responseWriter, st *callSt
 	if r.URL.RawQuery != "" {
 		attrs = append(attrs, slog.String("query", r.URL.RawQuery))
 	}
+	if st.status != 0 {
+		attrs = append(attrs, slog.Bool("streamed", true))
+	}
 	s.log.LogAttrs(context.Background(), level, "api call", attrs...)
 }
 
@@ -250,6 +257,18 @@ func (s *Server) logCall(r *http.Request, p peer, rw *responseWriter, st *callSt
 type callState struct {
 	code    string
 	routine bool
+	// status is the status a streamed answer (200) would have had without
+	// streaming: an error line's, for the log and the metrics.
+	status int
+}
+
+// statusOf is the status of the call answered through rw: the one
+// answered, or a streamed error's.
+func (st *callState) statusOf(rw *responseWriter) int {
+	if st.status != 0 {
+		return st.status
+	}
+	return rw.status()
 }
 
 type callStateKey struct{}

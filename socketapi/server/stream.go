@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/zaki-platform/zaki-agent/socketapi"
@@ -131,5 +133,144 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, c call) error {
 			}
 			return nil
 		}
+	}
+}
+
+// wantsNDJSON tells whether the caller's Accept header names NDJSON: then
+// an ensure or a pull streams its progress (see progressCall).
+func wantsNDJSON(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for _, part := range strings.Split(v, ",") {
+			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err == nil && mt == socketapi.NDJSON && params["q"] != "0" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// progressBuffer is how many progress lines may wait for a slow reader
+// before newer ones are dropped.
+const progressBuffer = 256
+
+// progressCall serves an ensure or a pull asked with Accept:
+// application/x-ndjson. op runs within the operation timeout, as without
+// NDJSON, and gets a progress callback that never blocks: its lines wait
+// in a buffer for a writer goroutine, and when the buffer is full (the
+// reader is slow or gone) they are dropped. The first line starts the
+// answer: 200, application/x-ndjson, each line flushed. Then the last
+// line is op's result (result makes it) or its error as {"error":
+// {"status", "code", "message"}}. An op that fails before any line is
+// written answers its error as usual (its status, a JSON error body); one
+// that succeeds without progress answers its result line alone.
+func (s *Server) progressCall(w http.ResponseWriter, r *http.Request, op func(ctx context.Context, progress func(socketapi.PullProgress)) (socketapi.StreamLine, error)) error {
+	pw := newProgressWriter(w)
+	go pw.run()
+	ctx, cancel := s.opContext()
+	line, err := op(ctx, pw.progress)
+	cancel()
+	pw.finish()
+	if err != nil {
+		if !pw.started {
+			return err
+		}
+		status, body := socketapi.HTTPError(err)
+		if st, ok := r.Context().Value(callStateKey{}).(*callState); ok {
+			st.code = body.Error.Code
+			st.status = status
+		}
+		if status == http.StatusInternalServerError {
+			s.log.Error("api internal error", "err", err)
+		}
+		line = socketapi.StreamLine{Error: &socketapi.StreamError{Status: status, Code: body.Error.Code, Message: body.Error.Message}}
+	}
+	pw.write(line)
+	return nil
+}
+
+// progressWriter writes the lines of a progress stream (see
+// progressCall): the progress lines from its own goroutine (run), the
+// last one from the handler's once run is done.
+type progressWriter struct {
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	lines chan socketapi.PullProgress
+	stop  chan struct{}
+	done  chan struct{}
+	// started and broken are run's until done is closed: the answer has
+	// begun, a write failed (the reader is gone or stuck: nothing more is
+	// written).
+	started, broken bool
+}
+
+func newProgressWriter(w http.ResponseWriter) *progressWriter {
+	return &progressWriter{
+		w:     w,
+		rc:    http.NewResponseController(w),
+		lines: make(chan socketapi.PullProgress, progressBuffer),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+}
+
+// progress queues a line, or drops it when the writer is behind; it never
+// blocks (the agent calls it from the pull every waiter shares).
+func (p *progressWriter) progress(pp socketapi.PullProgress) {
+	select {
+	case p.lines <- pp:
+	default:
+	}
+}
+
+// run writes the queued lines until finish, then what is left queued.
+func (p *progressWriter) run() {
+	defer close(p.done)
+	for {
+		select {
+		case pp := <-p.lines:
+			p.write(socketapi.StreamLine{Progress: &pp})
+		case <-p.stop:
+			for {
+				select {
+				case pp := <-p.lines:
+					p.write(socketapi.StreamLine{Progress: &pp})
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// finish waits until every line queued so far is written.
+func (p *progressWriter) finish() {
+	close(p.stop)
+	<-p.done
+}
+
+// write writes one line, starting the answer first if need be.
+func (p *progressWriter) write(line socketapi.StreamLine) {
+	if p.broken {
+		return
+	}
+	b, err := json.Marshal(line)
+	if err != nil {
+		return
+	}
+	if !p.started {
+		p.started = true
+		h := p.w.Header()
+		h.Set("Content-Type", socketapi.NDJSON)
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		p.w.WriteHeader(http.StatusOK)
+	}
+	if _, err := p.w.Write(append(b, '\n')); err != nil {
+		p.broken = true
+		return
+	}
+	if p.rc.Flush() != nil {
+		p.broken = true
 	}
 }

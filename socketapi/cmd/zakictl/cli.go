@@ -39,7 +39,7 @@ type command struct {
 
 func commands() []*command {
 	return []*command{
-		ensureCmd, lsCmd, inspectCmd, touchCmd, stopCmd, restartCmd, rmCmd,
+		ensureCmd, pullCmd, lsCmd, inspectCmd, touchCmd, stopCmd, restartCmd, rmCmd,
 		pruneCmd, logsCmd, execCmd, eventsCmd, healthCmd, versionCmd,
 	}
 }

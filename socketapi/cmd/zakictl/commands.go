@@ -22,7 +22,9 @@ var ensureCmd = &command{
 	help: `
 Waits until the gateway accepts connections on its port, then prints the
 user, the outcome (created, started, reused or recreated) and the URL.
-While an image is pulled its progress goes to standard error.
+While an image is pulled its progress goes to standard error: a progress
+bar on a terminal (layers done of layers seen), one line per status
+otherwise.
 
 Environment values are secrets: prefer --env-file (or --env NAME, which
 takes the value from zakictl's own environment) to putting a value on the
@@ -85,9 +87,9 @@ Examples:
 				}
 				spec.Labels[k] = v
 			}
-			in, err := c.client.EnsureWithProgress(ctx, args[0], spec, func(ev socketapi.Event) {
-				fmt.Fprintf(c.stderr, "pull %s: %s\n", ev.Image, ev.Message)
-			})
+			p := newProgress(c.stderr)
+			in, err := c.client.EnsureWithProgress(ctx, args[0], spec, p.show)
+			p.end()
 			if err != nil {
 				return err
 			}

@@ -74,6 +74,14 @@ func TestZakictl(t *testing.T) {
 	assert.NilError(t, err, "bob's data kept")
 	c.Golden("ls-empty", "ls")
 
+	// pull: again although present, progress on stderr (not a terminal:
+	// one line each).
+	c.Golden("pull", "pull", "alpine/openclaw:latest")
+	c.Golden("pull-json", "pull", "alpine/openclaw:latest", "--json")
+	c.Golden("err-pull-failed", "pull", "alpine/openclaw:nope")
+	c.Golden("err-pull-not-allowed", "pull", "evil/miner:latest")
+	c.Golden("err-pull-no-image", "pull")
+
 	// Errors: exit 1, the agent's message.
 	c.Golden("err-not-found", "inspect", "nobody")
 	c.Golden("err-bad-user", "ensure", "bad!id")
@@ -90,7 +98,8 @@ func TestZakictl(t *testing.T) {
 	c.Golden("help", "--help")
 	c.Golden("help-ensure", "ensure", "--help")
 	c.Golden("help-prune", "help", "prune")
-	for _, cmd := range []string{"ls", "inspect", "touch", "stop", "restart", "rm", "logs", "exec", "events", "health", "version"} {
+	c.Golden("help-pull", "pull", "--help")
+	for _, cmd := range []string{"pull", "ls", "inspect", "touch", "stop", "restart", "rm", "logs", "exec", "events", "health", "version"} {
 		res := c.Run(cmd, "--help")
 		res.Assert(t, icmd.Success)
 		assert.Check(t, is.Contains(res.Stdout(), "Usage: zakictl "+cmd))
