@@ -118,7 +118,7 @@ type Server struct {
 	allowG  map[int]bool
 	// eventSlots and followSlots bound the streams callers hold.
 	eventSlots, followSlots *streamSlots
-	metrics *apiMetrics
+	metrics                 *apiMetrics
 
 	// closing is closed when Shutdown begins: streams end.
 	closing   chan struct{}

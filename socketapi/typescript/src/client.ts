@@ -2,8 +2,8 @@ import * as http from "node:http";
 import { AgentError, errorFromResponse } from "./errors.js";
 import { lines, ndjson } from "./ndjson.js";
 import { AgentStream } from "./stream.js";
-import { callAny, callJSON, callText, openStream, type CallOptions, type TransportConfig } from "./transport.js";
-import type { AgentEvent, ExecRequest, ExecResult, Health, Instance, InstanceSpec, InstanceState, PruneRequest, PruneResult } from "./types.js";
+import { callAny, callJSON, callProgress, callText, openStream, type CallOptions, type TransportConfig } from "./transport.js";
+import type { AgentEvent, ExecRequest, ExecResult, Health, Instance, InstanceSpec, InstanceState, PruneRequest, PruneResult, PullProgress, PullResult } from "./types.js";
 
 /** The agent's socket when neither the socketPath option nor $ZAKI_SOCKET names one. */
 export const DEFAULT_SOCKET = "/run/zaki-agent/agent.sock";
@@ -37,12 +37,22 @@ export interface ListOptions extends CallOptions {
 /** Options of ensure. */
 export interface EnsureOptions extends CallOptions {
   /**
-   * Called with each image.pull event of the ensure's image (of any image
-   * when the spec names none) while the ensure waits for a pull. An
-   * exception it throws is ignored. Progress is best effort: when the
-   * events cannot be followed, the ensure goes on without.
+   * Apply a changed spec now, even to an instance in use (hot), which
+   * would otherwise keep running, marked stale, until its next cold ensure.
    */
-  onProgress?: (event: AgentEvent) => void;
+  force?: boolean;
+  /**
+   * Called with each progress line of the image pull the ensure waits for
+   * (the agent streams them on the call itself: Accept:
+   * application/x-ndjson). An exception it throws is ignored.
+   */
+  onProgress?: (progress: PullProgress) => void;
+}
+
+/** Options of pullImage. */
+export interface PullOptions extends CallOptions {
+  /** Called with each progress line of the pull; an exception it throws is ignored. */
+  onProgress?: (progress: PullProgress) => void;
 }
 
 /** Options of exec. */
@@ -128,60 +138,24 @@ export class AgentClient {
    * timeout) still runs to its end in the agent; the next one finds it.
    */
   async ensure(userId: string, spec: InstanceSpec = {}, opts: EnsureOptions = {}): Promise<Instance> {
+    const { onProgress, force, ...call } = opts;
+    const req = { method: "PUT", path: instancePath(userId), query: { force: force ? "true" : undefined }, body: spec };
+    if (!onProgress) return callJSON<Instance>(this.#t, req, call);
+    return callProgress<Instance, PullProgress>(this.#t, req, "instance", onProgress, call);
+  }
+
+  /**
+   * Pulls image now, even when the engine has it: a tag that moved makes
+   * the instances made from it stale (made anew at their next cold
+   * ensure, or now with ensure's force). The image must be one the
+   * agent's config allows (forbidden otherwise); a pull the registry
+   * refuses is pull_failed, with the engine's reason.
+   */
+  async pullImage(image: string, opts: PullOptions = {}): Promise<PullResult> {
     const { onProgress, ...call } = opts;
-    const put = () => callJSON<Instance>(this.#t, { method: "PUT", path: instancePath(userId), body: spec }, call);
-    if (!onProgress) return put();
-    // Progress, until the agent streams it on the PUT itself (Accept:
-    // application/x-ndjson): the image.pull events of GET /v1/events,
-    // followed for the duration of the call.
-    const ac = new AbortController();
-    const unlink = linkSignal(call.signal, ac);
-    let events: AgentStream<AgentEvent> | undefined;
-    try {
-      events = await this.events({ signal: ac.signal, timeoutMs: call.timeoutMs });
-    } catch (err) {
-      if (call.signal?.aborted) {
-        unlink();
-        throw err;
-      }
-    }
-    if (!events) {
-      unlink();
-      return put();
-    }
-    const stream = events;
-    const pump = (async () => {
-      try {
-        for await (const ev of stream) {
-          if (ev.type === "image.pull" && (!spec.image || ev.image === spec.image)) {
-            try {
-              onProgress(ev);
-            } catch {
-              // the caller's bug; progress goes on
-            }
-          } else if (ev.type === "instance.ensured" && ev.userId === userId) {
-            return; // every pull line of this ensure came before
-          }
-        }
-      } catch {
-        // progress is best effort
-      }
-    })();
-    try {
-      const instance = await put();
-      if (instance.outcome === "created" || instance.outcome === "recreated") {
-        // Only these may have pulled: let the stream catch up with the
-        // ensure's own event, every pull line of it coming before.
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([pump, new Promise<void>((r) => (timer = setTimeout(r, 2000)))]);
-        clearTimeout(timer);
-      }
-      return instance;
-    } finally {
-      stream.close();
-      unlink();
-      await pump;
-    }
+    const req = { method: "POST", path: "/v1/images/pull", body: { image } };
+    if (!onProgress) return callJSON<PullResult>(this.#t, req, call);
+    return callProgress<PullResult, PullProgress>(this.#t, req, "pull", onProgress, call);
   }
 
   /** Marks the user's instance as used now (pushes idle pruning back). */
@@ -279,13 +253,4 @@ function instancePath(userId: string, action?: string): string {
 
 function tailOf(tail: LogsOptions["tail"]): string | undefined {
   return tail === undefined ? undefined : String(tail);
-}
-
-/** linkSignal aborts ac when signal fires; it returns the unlink. */
-function linkSignal(signal: AbortSignal | undefined, ac: AbortController): () => void {
-  if (!signal) return () => {};
-  const onAbort = () => ac.abort(signal.reason);
-  if (signal.aborted) onAbort();
-  signal.addEventListener("abort", onAbort, { once: true });
-  return () => signal.removeEventListener("abort", onAbort);
 }

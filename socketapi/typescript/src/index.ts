@@ -10,7 +10,7 @@
  * console.log(inst.url, inst.outcome);
  */
 export { AgentClient, DEFAULT_SOCKET, DEFAULT_TIMEOUT_MS, SOCKET_ENV } from "./client.js";
-export type { ClientOptions, EnsureOptions, ExecOptions, ListOptions, LogsOptions, RemoveOptions } from "./client.js";
+export type { ClientOptions, EnsureOptions, ExecOptions, ListOptions, LogsOptions, PullOptions, RemoveOptions } from "./client.js";
 export { AgentError, isAgentError } from "./errors.js";
 export type { AgentErrorCode } from "./errors.js";
 export { lines, ndjson } from "./ndjson.js";

@@ -6,6 +6,7 @@
 
 import * as http from "node:http";
 import { AgentError, errorFromResponse } from "./errors.js";
+import { ndjson } from "./ndjson.js";
 
 /** Options every call takes. */
 export interface CallOptions {
@@ -249,4 +250,55 @@ export async function openStream(t: TransportConfig, spec: RequestSpec, opts: Ca
   const res = await c.check(await c.response());
   c.clearTimer();
   return { call: c, res };
+}
+
+/** One line of a progress stream (Accept: application/x-ndjson on ensure and image pull). */
+interface ProgressLine<P> {
+  progress?: P;
+  error?: { status?: number; code?: string; message?: string };
+  [result: string]: unknown;
+}
+
+/**
+ * callProgress sends a request that streams progress lines (Accept:
+ * application/x-ndjson) and returns the value of the last line's key
+ * (instance, pull). Each progress line goes to onProgress (an exception
+ * it throws is ignored). An error line becomes the AgentError a plain
+ * answer would have given; an answer of plain JSON is taken as the
+ * result. The call's timeout covers the whole stream.
+ */
+export async function callProgress<T, P>(t: TransportConfig, spec: RequestSpec, key: string, onProgress: (p: P) => void, opts: CallOptions = {}): Promise<T> {
+  const c = new Call(t, { ...spec, accept: "application/x-ndjson" }, opts);
+  const res = await c.check(await c.response());
+  if (!String(res.headers["content-type"] ?? "").includes("ndjson")) {
+    const text = await c.text(res);
+    try {
+      return JSON.parse(text) as T;
+    } catch (err) {
+      throw new AgentError("bad_response", 0, `${c.what}: answer is not JSON: ${text.slice(0, 200)}`, { cause: err });
+    }
+  }
+  try {
+    for await (const line of ndjson<ProgressLine<P>>(res as AsyncIterable<Buffer>)) {
+      if (line.progress !== undefined) {
+        try {
+          onProgress(line.progress);
+        } catch {
+          // the caller's bug; progress goes on
+        }
+      } else if (line.error !== undefined) {
+        const e = line.error;
+        throw new AgentError(e.code || "internal", e.status ?? 500, e.message || e.code || "error");
+      } else if (line[key] !== undefined) {
+        return line[key] as T;
+      }
+    }
+    throw new AgentError("disconnected", 0, `${c.what}: the stream ended before its result`);
+  } catch (err) {
+    if (c.failure) throw c.failure;
+    if (err instanceof AgentError) throw err;
+    throw new AgentError("disconnected", 0, `${c.what}: stream broke: ${(err as Error).message}`, { cause: err });
+  } finally {
+    c.destroy();
+  }
 }

@@ -40,3 +40,7 @@ export type ApiErrorCode = ErrorBody["error"]["code"];
 export type ListQuery = NonNullable<operations["listInstances"]["parameters"]["query"]>;
 /** The query of GET /v1/instances/{userId}/logs. */
 export type LogsQuery = NonNullable<operations["instanceLogs"]["parameters"]["query"]>;
+/** One progress line of an image pull (ensure and pullImage with onProgress). */
+export type PullProgress = Schemas["PullProgress"];
+/** What POST /v1/images/pull did. */
+export type PullResult = Schemas["PullResult"];

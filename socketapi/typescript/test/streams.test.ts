@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import * as http from "node:http";
 import { after, before, describe, it } from "node:test";
-import { AgentClient, type AgentEvent, type AgentStream } from "@zaki-platform/agent-client";
+import { AgentClient, AgentError, isAgentError, type AgentEvent, type AgentStream, type PullProgress } from "@zaki-platform/agent-client";
 import { engine, removeQuietly, TestAgent, user } from "./harness.js";
 
 const { skip } = engine();
@@ -142,15 +142,31 @@ describe("streams", { skip }, () => {
     assert.match(lines.join("\n"), /gateway-stub stopped/);
   });
 
-  it("ensure with onProgress: no pull, no progress; the events stream is closed after", async (t) => {
+  it("ensure with onProgress: no pull, no progress, the instance", async (t) => {
     const id = user("progress");
     t.after(() => removeQuietly(c, id));
-    const progress: AgentEvent[] = [];
+    const progress: PullProgress[] = [];
     const inst = await c.ensure(id, {}, { onProgress: (e) => progress.push(e) });
     assert.equal(inst.outcome, "created");
     assert.equal(progress.length, 0);
     const again = await c.ensure(id, {}, { onProgress: (e) => progress.push(e), timeoutMs: 10_000 });
     assert.equal(again.outcome, "reused");
+  });
+
+  it("pullImage: refused before any pull, streamed or not", async () => {
+    const progress: PullProgress[] = [];
+    for (const onProgress of [undefined, (p: PullProgress) => progress.push(p)]) {
+      await assert.rejects(c.pullImage("evil/miner:latest", { onProgress }), (e: unknown) => isAgentError(e, "forbidden") && (e as AgentError).status === 403);
+      await assert.rejects(c.pullImage("", { onProgress }), (e: unknown) => isAgentError(e, "invalid_argument") && (e as AgentError).status === 400);
+    }
+    assert.equal(progress.length, 0);
+  });
+
+  it("ensure with onProgress: an error the agent finds first keeps its status", async () => {
+    await assert.rejects(
+      c.ensure(user("prog-bad"), { image: "evil/miner:latest" }, { onProgress: () => {} }),
+      (e: unknown) => isAgentError(e, "forbidden") && (e as AgentError).status === 403,
+    );
   });
 
   it("a stream outlives the connection's idle timer", async (t) => {

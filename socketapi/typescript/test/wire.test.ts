@@ -161,31 +161,51 @@ describe("wire", () => {
     assert.ok(isAgentError(err, "bad_response"), String(err));
   });
 
-  it("reports pull progress of the ensure's image while it waits", async () => {
-    let eventsRes: http.ServerResponse | undefined;
-    const sent = (ev: object) => eventsRes?.write(JSON.stringify({ timeMs: Date.now(), ...ev }) + "\n");
+  it("reads the pull progress an ensure streams, then its instance", async () => {
+    let accept: string | undefined;
+    let url: string | undefined;
     handler = (req, res) => {
-      if (req.url === "/v1/events") {
-        res.writeHead(200, { "Content-Type": "application/x-ndjson" });
-        res.flushHeaders();
-        eventsRes = res;
-        return;
-      }
-      assert.equal(req.method, "PUT");
-      sent({ type: "image.pull", image: "other/image:1", message: "not ours" });
-      sent({ type: "image.pull", image: "zaki/x:1", message: "Pulling fs layer" });
-      sent({ type: "image.pull", image: "zaki/x:1", message: "Download complete" });
+      accept = req.headers.accept;
+      url = req.url;
+      res.writeHead(200, { "Content-Type": "application/x-ndjson" });
+      res.write(JSON.stringify({ progress: { image: "zaki/x:1", status: "Pulling fs layer" } }) + "\n");
       setTimeout(() => {
-        sent({ type: "instance.ensured", userId: "u1", outcome: "created" });
-        json(201, { userId: "u1", outcome: "created" })(req, res);
-      }, 50);
+        res.write(JSON.stringify({ progress: { image: "zaki/x:1", status: "Download complete" } }) + "\n");
+        res.end(JSON.stringify({ instance: { userId: "u1", outcome: "created" } }) + "\n");
+      }, 20);
     };
     const progress: string[] = [];
-    const inst = await c.ensure("u1", { image: "zaki/x:1" }, { onProgress: (ev) => progress.push(ev.message ?? "") });
+    const inst = await c.ensure("u1", { image: "zaki/x:1" }, { force: true, onProgress: (p) => progress.push(p.status) });
+    assert.equal(accept, "application/x-ndjson");
+    assert.equal(url, "/v1/instances/u1?force=true");
     assert.equal(inst.outcome, "created");
     assert.deepEqual(progress, ["Pulling fs layer", "Download complete"]);
-    await new Promise((r) => setTimeout(r, 20));
-    assert.ok(eventsRes?.destroyed || eventsRes?.writableEnded || eventsRes?.socket === null || eventsRes?.socket?.destroyed, "the events stream was closed");
+  });
+
+  it("turns an error line into the AgentError a plain answer gives", async () => {
+    handler = (_req, res) => {
+      res.writeHead(200, { "Content-Type": "application/x-ndjson" });
+      res.write(JSON.stringify({ progress: { image: "zaki/x:1", status: "Pulling fs layer" } }) + "\n");
+      res.end(JSON.stringify({ error: { status: 502, code: "pull_failed", message: "pull image: manifest unknown" } }) + "\n");
+    };
+    const err = await c.pullImage("zaki/x:1", { onProgress: () => {} }).catch((e: unknown) => e);
+    assert.ok(isAgentError(err, "pull_failed"), String(err));
+    assert.equal((err as { status: number }).status, 502);
+  });
+
+  it("fails a progress stream that ends without its result", async () => {
+    handler = (_req, res) => {
+      res.writeHead(200, { "Content-Type": "application/x-ndjson" });
+      res.end(JSON.stringify({ progress: { image: "zaki/x:1", status: "Pulling fs layer" } }) + "\n");
+    };
+    const err = await c.ensure("u1", {}, { onProgress: () => {} }).catch((e: unknown) => e);
+    assert.ok(isAgentError(err, "disconnected"), String(err));
+  });
+
+  it("takes a plain JSON answer to a progress call as the result", async () => {
+    handler = json(200, { image: "zaki/x:1" });
+    const res = await c.pullImage("zaki/x:1", { onProgress: () => assert.fail("no progress expected") });
+    assert.equal(res.image, "zaki/x:1");
   });
 
   it("sends the body and query the API expects", async () => {

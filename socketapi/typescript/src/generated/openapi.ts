@@ -55,7 +55,7 @@ export interface paths {
         get: operations["getInstance"];
         /**
          * Ensure: make the user's instance exist, run and accept connections
-         * @description Returns once the instance accepts connections on its port (or fails). Concurrent ensures of one user make one container. outcome tells what it took: reused, started, created (201) or recreated. A hot instance (running, used within the hot window) whose spec changed is kept and marked stale.
+         * @description Returns once the instance accepts connections on its port (or fails). Concurrent ensures of one user make one container. outcome tells what it took: reused, started, created (201) or recreated. A hot instance (running, used within the hot window) whose spec changed is kept and marked stale. With `Accept: application/x-ndjson` the answer streams the image pull's progress: newline-delimited JSON, one object a line, each flushed: `{"progress": {"image", "status"}}` while the image is pulled, then the last line, `{"instance": {...}}` (with its outcome) or `{"error": {"status", "code", "message"}}` carrying the status and code the call would have answered without streaming. An error found before any line is written (400, 403, 404, 413, or a failure before the pull said anything) answers as without NDJSON: its status and a JSON error body. Once streaming the status is 200 (created included). A reader too slow to keep up loses progress lines, never the last line, and never slows the pull for others.
          */
         put: operations["ensureInstance"];
         post?: never;
@@ -174,6 +174,26 @@ export interface paths {
          * @description Stops instances idle past idleStopMinutes, removes those idle past idleHours or older than maxAgeDays (user data is kept). Thresholds left out come from the config; 0 turns a rule off; fractions are allowed. dryRun reports without acting.
          */
         post: operations["prune"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/images/pull": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pull an image again from its registry, even when present
+         * @description Brings a moved tag to this host (a release pushed anew as the same tag). The image must be the agent's default image or match instance.allowedImages (403 forbidden otherwise). A pull of the same image under way (an ensure's) is joined, not repeated; the pull is bounded as an ensure's is (instance.pullTimeoutSeconds, instance.pullStallSeconds: 504 timeout). Running instances are not touched; the next ensure asks the engine what the tag now is. With `Accept: application/x-ndjson` the answer streams the image pull's progress: newline-delimited JSON, one object a line, each flushed: `{"progress": {"image", "status"}}` while the image is pulled, then the last line, `{"pull": {"image"}}` or `{"error": {"status", "code", "message"}}` carrying the status and code the call would have answered without streaming. An error found before any line is written (400, 403, 404, 413, or a failure before the pull said anything) answers as without NDJSON: its status and a JSON error body. Once streaming the status is 200 (created included). A reader too slow to keep up loses progress lines, never the last line, and never slows the pull for others.
+         */
+        post: operations["pullImage"];
         delete?: never;
         options?: never;
         head?: never;
@@ -412,6 +432,41 @@ export interface components {
                 missing: number;
             };
         };
+        /** @description One status line of an image pull, as the engine said it ("<layer>: Downloading", "<layer>: Pull complete", "Status: Downloaded newer image for ..."). */
+        PullProgress: {
+            image: string;
+            status: string;
+        };
+        PullRequest: {
+            /**
+             * @description The image reference to pull again: the agent's default image or one matching instance.allowedImages.
+             * @example alpine/openclaw:latest
+             */
+            image: string;
+        };
+        PullResult: {
+            image: string;
+        };
+        /** @description The error that ends a stream once it has begun: the status the call would have answered without streaming, its code and message (as in Error). */
+        StreamError: {
+            /** @example 502 */
+            status: number;
+            /** @example pull_failed */
+            code: string;
+            message: string;
+        };
+        /** @description One line of a streamed ensure: progress lines while the image is pulled, then instance (with its outcome) or error. */
+        EnsureStreamLine: {
+            progress?: components["schemas"]["PullProgress"];
+            instance?: components["schemas"]["Instance"];
+            error?: components["schemas"]["StreamError"];
+        };
+        /** @description One line of a streamed pull: progress lines, then pull (the result) or error. */
+        PullStreamLine: {
+            progress?: components["schemas"]["PullProgress"];
+            pull?: components["schemas"]["PullResult"];
+            error?: components["schemas"]["StreamError"];
+        };
     };
     responses: {
         /** @description invalid_argument: a malformed request, an invalid user ID, spec or query parameter. */
@@ -643,13 +698,14 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The instance existed (reused, started or recreated). */
+            /** @description The instance existed (reused, started or recreated); with Accept: application/x-ndjson, the stream (any outcome). */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Instance"];
+                    "application/x-ndjson": components["schemas"]["EnsureStreamLine"];
                 };
             };
             /** @description The instance was created. */
@@ -885,6 +941,38 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["RuntimeUnavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    pullImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PullRequest"];
+            };
+        };
+        responses: {
+            /** @description The image was pulled; with Accept: application/x-ndjson, the stream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PullResult"];
+                    "application/x-ndjson": components["schemas"]["PullStreamLine"];
+                };
+            };
+            400: components["responses"]["InvalidArgument"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["PullFailed"];
             503: components["responses"]["RuntimeUnavailable"];
             504: components["responses"]["Timeout"];
         };
