@@ -32,6 +32,7 @@ type Agent interface {
 	Logs(ctx context.Context, userID string, opts socketapi.LogOptions) (io.ReadCloser, error)
 	Prune(ctx context.Context, req socketapi.PruneRequest) (socketapi.PruneResult, error)
 	Exec(ctx context.Context, userID string, req socketapi.ExecRequest) (socketapi.ExecResult, error)
+	Import(ctx context.Context, req socketapi.ImportRequest) (socketapi.ImportResult, error)
 	// Subscribe streams lifecycle events until cancel is called; a reader
 	// more than buf events behind loses some.
 	Subscribe(buf int) (events <-chan socketapi.Event, cancel func())
