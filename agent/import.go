@@ -229,6 +229,19 @@ func (a *Agent) importUser(ctx context.Context, req ImportRequest, id string, e 
 	}
 
 	var notes []string
+	if destExists && old != nil && emptyTree(dest) {
+		// Made by an ensure that the router's container then refused:
+		// dirs alone, nothing of the user's. The copy takes its place.
+		destExists = false
+		if req.DryRun {
+			notes = append(notes, "would replace an empty data dir (from a refused ensure)")
+		} else {
+			if err := os.RemoveAll(dest); err != nil {
+				return fail("remove the empty data dir %s: %v", dest, err)
+			}
+			notes = append(notes, "an empty data dir (from a refused ensure) replaced")
+		}
+	}
 	if destExists {
 		notes = append(notes, fmt.Sprintf("data dir %s exists (from an earlier import): kept, not overwritten", dest))
 	} else {
@@ -408,6 +421,24 @@ func (a *Agent) copyUserData(src, dest, userID string, req ImportRequest) (copyS
 	}
 	done = true
 	return st, nil
+}
+
+// emptyTree reports whether dir holds directories alone (at most a
+// thousand), no file, no symlink, nothing else.
+func emptyTree(dir string) bool {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return false
+	}
+	defer root.Close()
+	n := 0
+	err = fs.WalkDir(root.FS(), ".", func(_ string, d fs.DirEntry, err error) error {
+		if n++; err != nil || !d.IsDir() || n > 1000 {
+			return fs.ErrExist
+		}
+		return nil
+	})
+	return err == nil
 }
 
 // removeImportTemps removes the temp dirs an import of userID left behind
