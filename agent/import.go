@@ -79,11 +79,15 @@ type usersFileEntry struct {
 // kept, and the next import goes on from there. With DryRun nothing is
 // changed: the source is walked and counted, the port chosen but not
 // reserved. A bad request (relative paths, a users file that cannot be
-// read) is an error; a user that fails is reported and the others go on.
+// read) is an error, and so is a runtime that does not answer; a user
+// that fails is reported and the others go on.
 func (a *Agent) Import(ctx context.Context, req ImportRequest) (ImportResult, error) {
 	req, entries, ids, err := readImport(req)
 	if err != nil {
 		return ImportResult{}, err
+	}
+	if !a.runtimeUp.Load() {
+		return ImportResult{}, errdefs.Errorf(errdefs.ErrUnavailable, "import: the runtime does not answer; nothing was done (retry when it is back)")
 	}
 	res := ImportResult{DryRun: req.DryRun, Users: []ImportItem{}}
 	for _, id := range ids {
@@ -313,6 +317,8 @@ func (a *Agent) importUser(ctx context.Context, req ImportRequest, id string, e 
 		notes = append(notes, "instance running")
 	} else if old != nil {
 		notes = append(notes, "the old container was stopped: the instance is made at the user's next ensure")
+	} else {
+		notes = append(notes, "no container to replace: the instance is made at the user's next ensure")
 	}
 	it.Message = strings.Join(notes, "; ")
 	return it
