@@ -67,6 +67,7 @@ func TestConfigErrors(t *testing.T) {
 		"negative prune":   {args: []string{"--prune.idle-hours=-1"}, want: "prune thresholds"},
 		"relative socket":  {args: []string{"--socket", "agent.sock"}, want: "socket"},
 		"bad runtime name": {args: []string{"--runtime", "../docker"}, want: "runtime"},
+		"relative legacy":  {args: []string{"--legacy-registry", "registry.json"}, want: "legacyRegistry"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := tc.args
