@@ -246,6 +246,7 @@ func (a *Agent) importUser(ctx context.Context, req ImportRequest, id string, e 
 			notes = append(notes, "an empty data dir (from a refused ensure) replaced")
 		}
 	}
+	copied := false
 	if destExists {
 		notes = append(notes, fmt.Sprintf("data dir %s exists (from an earlier import): kept, not overwritten", dest))
 	} else {
@@ -254,6 +255,7 @@ func (a *Agent) importUser(ctx context.Context, req ImportRequest, id string, e 
 		if err != nil {
 			return fail("%v; nothing of it kept", err)
 		}
+		copied = !req.DryRun
 	}
 
 	// The port: the user's own when free. The old container holding it
@@ -295,6 +297,13 @@ func (a *Agent) importUser(ctx context.Context, req ImportRequest, id string, e 
 		rec := registry.Record{UserID: id, ContainerName: containerName(id), Image: ic.Image,
 			State: StateMissing, CreatedAtMs: now, LastUsedAtMs: now}
 		if port, err = a.ports.claimFor(a.reg, rec, e.Port, lo, hi, usable); err != nil {
+			if copied {
+				// Not imported, so not kept: the next import copies anew.
+				if rerr := os.RemoveAll(dest); rerr != nil {
+					return fail("%v (and removing the copy %s failed: %v)", err, dest, rerr)
+				}
+				return fail("%v; nothing of it kept", err)
+			}
 			return fail("%v (data dir %s kept: the next import goes on from there)", err, dest)
 		}
 	}

@@ -176,3 +176,19 @@ func TestImportPortsAndModes(t *testing.T) {
 	in := e.ensure("out", InstanceSpec{})
 	assert.Check(t, is.Equal(in.Port, outside))
 }
+
+// TestImportNoFreePort: a user that cannot get a port is not imported,
+// and nothing of it is kept: the next import copies anew.
+func TestImportNoFreePort(t *testing.T) {
+	e := newFakeEnv(t, func(c *Config) { c.Instance.PortRange = "20000-20000" })
+	e.ensure("holder", InstanceSpec{}) // takes 20000, the only one
+	req := importFixture(t, map[string]int{"late": 20000}, map[string]string{"workspace/MEMORY.md": "m"})
+	it := importOne(t, e, req, "late")
+	assert.Check(t, is.Equal(it.Action, socketapi.ImportFailed))
+	assert.Check(t, is.Contains(it.Message, "every port of 20000-20000"))
+	assert.Check(t, is.Contains(it.Message, "nothing of it kept"))
+	_, err := os.Lstat(filepath.Join(e.cfg.StateDir, "instances", "late"))
+	assert.Check(t, os.IsNotExist(err), "%v", err)
+	_, held := e.reg.Port("late")
+	assert.Check(t, !held)
+}
