@@ -19,6 +19,10 @@
 //     not know is adopted from its labels (reconcile.go), never duplicated;
 //   - pruning (prune.go) stops and removes containers, never a user's data
 //     dir; stopping the agent stops no container;
+//   - an import (import.go) brings the Zaki platform's router users over:
+//     it copies their tenant-writable data dirs without following
+//     anything out of them, keeps their ports when free, and replaces
+//     their unlabelled containers; it never writes to the source;
 //   - errors are classes of internal/errdefs, wrapped with the user and the
 //     step where they arose.
 //

@@ -136,3 +136,40 @@ var portTakenRE = regexp.MustCompile(`(?i)port is already allocated|address alre
 
 // portTaken reports whether a start failed because its host port is taken.
 func portTaken(err error) bool { return err != nil && portTakenRE.MatchString(err.Error()) }
+
+// claimFor reserves a port for userID, which has none yet, by writing rec
+// (the user's record, with no container) carrying it: want when it is
+// free (no user has it, none holds it, usable accepts it), else the
+// lowest free port of [lo, hi]. It returns the port, durably the user's.
+func (h *portHolds) claimFor(reg *registry.Registry, rec registry.Record, want, lo, hi int, usable func(int) bool) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p, ok := h.choose(reg, want, lo, hi, usable)
+	if !ok {
+		return 0, fmt.Errorf("reserve a port for user %q: %w: every port of %d-%d is reserved or in use on the host (widen instance.portRange)", rec.UserID, registry.ErrNoFreePort, lo, hi)
+	}
+	rec.Port = p
+	if err := reg.Put(rec); err != nil {
+		return 0, fmt.Errorf("record user %q on port %d: %w", rec.UserID, p, err)
+	}
+	return p, nil
+}
+
+// preview returns the port claimFor would give now, reserving nothing.
+func (h *portHolds) preview(reg *registry.Registry, want, lo, hi int, usable func(int) bool) (int, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.choose(reg, want, lo, hi, usable)
+}
+
+// choose is want when it is a free port (outside [lo, hi] too: a user
+// keeps the port it had), else the lowest free port of [lo, hi]. Called
+// with h.mu held.
+func (h *portHolds) choose(reg *registry.Registry, want, lo, hi int, usable func(int) bool) (int, bool) {
+	if want >= 1025 && want <= 65535 {
+		if p, ok := h.free(reg, want, want, usable); ok {
+			return p, true
+		}
+	}
+	return h.free(reg, lo, hi, usable)
+}

@@ -381,7 +381,7 @@ func (a *Agent) resyncUser(ctx context.Context, userID string) error {
 	id, ls, ok := a.liveFromContainer(c)
 	switch {
 	case !ok:
-		return errdefs.Errorf(errdefs.ErrConflict, "container %s exists but is not managed by zaki-agent (it lacks the label %s=1 or a valid %s): remove or rename it", c.Name, a.labels.Instance, a.labels.UserID)
+		return errdefs.Errorf(errdefs.ErrConflict, "container %s exists but is not managed by zaki-agent (it lacks the label %s=1 or a valid %s): a container of the Zaki platform's router is brought over, with its data and port, by `zakictl import --user %s` (POST /v1/import); anything else: remove or rename it", c.Name, a.labels.Instance, a.labels.UserID, userID)
 	case id != userID:
 		return errdefs.Errorf(errdefs.ErrConflict, "container %s is the instance of user %q, not of %q: remove or rename it", c.Name, id, userID)
 	}

@@ -432,3 +432,11 @@ func (c *Client) bytes(ctx context.Context, path string) ([]byte, error) {
 	defer resp.Body.Close()
 	return io.ReadAll(resp.Body)
 }
+
+// Import brings the Zaki platform's existing users over (see
+// ImportRequest); with DryRun it only reports what it would do.
+func (c *Client) Import(ctx context.Context, req ImportRequest) (ImportResult, error) {
+	var res ImportResult
+	err := c.call(ctx, http.MethodPost, "/v1/import", nil, req, &res)
+	return res, err
+}

@@ -279,3 +279,68 @@ type Counts struct {
 	Stopped int `json:"stopped"`
 	Missing int `json:"missing"`
 }
+
+// The Zaki platform's own places, the defaults of an import.
+const (
+	DefaultImportUsersFile = "/var/zaki-platform/router/users.json"
+	DefaultImportUsersDir  = "/var/zaki-platform/users"
+)
+
+// The default bounds on one user's data in an import.
+const (
+	DefaultImportMaxBytes = 2 << 30 // 2 GiB
+	DefaultImportMaxFiles = 50000
+)
+
+// ImportRequest asks to bring the Zaki platform's existing users over (the
+// body of POST /v1/import): the router's users file (a JSON object, user
+// ID to {"port", ...}) and its data dirs (<usersDir>/user-<id>/). Empty
+// fields take their defaults (DefaultImportUsersFile, DefaultImportUsersDir,
+// DefaultImportMaxBytes, DefaultImportMaxFiles); Users, when not empty,
+// limits the import to those users of the file.
+type ImportRequest struct {
+	UsersFile string   `json:"usersFile,omitempty"`
+	UsersDir  string   `json:"usersDir,omitempty"`
+	DryRun    bool     `json:"dryRun"`
+	Users     []string `json:"users,omitempty"`
+	// MaxBytes and MaxFiles bound one user's data: a user over either
+	// fails, and nothing of it is kept.
+	MaxBytes int64 `json:"maxBytes,omitempty"`
+	MaxFiles int   `json:"maxFiles,omitempty"`
+}
+
+// ImportResult reports what an import did (or, in a dry run, would do),
+// user by user, in the order of their IDs.
+type ImportResult struct {
+	DryRun bool         `json:"dryRun"`
+	Users  []ImportItem `json:"users"`
+}
+
+// ImportItem is what an import did with one user.
+type ImportItem struct {
+	UserID string `json:"userId"`
+	// Action is one of the Import* actions below.
+	Action string `json:"action"`
+	// Port is the user's host port now (or in a dry run, would be);
+	// OldPort the port of the users file when it differs (0 otherwise).
+	Port    int `json:"port"`
+	OldPort int `json:"oldPort,omitempty"`
+	// Files and Bytes count the regular files copied (or to copy).
+	Files int   `json:"files"`
+	Bytes int64 `json:"bytes"`
+	// Skipped are the entries of the source not copied, each
+	// "path: reason" (a symlink, a device, a fifo, a socket, a file with
+	// more than one hard link).
+	Skipped []string `json:"skipped"`
+	// Message says what was done, or why not.
+	Message string `json:"message,omitempty"`
+}
+
+// The actions of an import item.
+const (
+	ImportImported    = "imported"     // data copied, container replaced
+	ImportWouldImport = "would-import" // dry run: would be imported
+	ImportExists      = "exists"       // imported before: nothing done
+	ImportFailed      = "failed"       // see Message; nothing of it was kept
+	ImportInvalid     = "invalid"      // the user ID is not valid here: skipped
+)

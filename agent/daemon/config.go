@@ -27,6 +27,9 @@ type Config struct {
 	LogLevel    string `toml:"logLevel" help:"log level: debug, info, warn or error"`
 	// MetricsAddress, when set, also serves /metrics on this loopback TCP address.
 	MetricsAddress string `toml:"metricsAddress" help:"also serve /metrics on this loopback TCP address, e.g. 127.0.0.1:9464 (\"\" = off)"`
+	// LegacyRegistry names the registry file of the platform's seed
+	// format, imported once when the state dir has no registry yet.
+	LegacyRegistry string `toml:"legacyRegistry" help:"registry file of the seed's format, imported when stateDir has no registry yet (\"\" = none)"`
 
 	// The agent's own settings: top-level keys, then [instance], [prune]
 	// and [hot].
@@ -81,6 +84,9 @@ func (c *Config) checkPlaces(bad func(string, ...any)) {
 	}
 	if c.PluginDir == "" {
 		bad("pluginDir is empty")
+	}
+	if c.LegacyRegistry != "" && !path.IsAbs(c.LegacyRegistry) {
+		bad("legacyRegistry %q: want an absolute path", c.LegacyRegistry)
 	}
 }
 

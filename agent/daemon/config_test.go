@@ -72,6 +72,7 @@ func TestConfigErrors(t *testing.T) {
 		"spinning interval": {file: "[prune]\nintervalMinutes = 1e-9\n", want: "must be at least"},
 		"relative socket":   {args: []string{"--socket", "agent.sock"}, want: "socket"},
 		"bad runtime name":  {args: []string{"--runtime", "../docker"}, want: "runtime"},
+		"relative legacy":   {args: []string{"--legacy-registry", "registry.json"}, want: "legacyRegistry"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := tc.args

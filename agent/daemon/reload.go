@@ -14,7 +14,7 @@ import (
 // its own; see agent.Reload.) logLevel changes live.
 var restartOnly = []string{
 	"api.allowGids", "api.allowUids", "api.maxBodyBytes",
-	"logFormat", "metricsAddress", "pluginDir", "runtime", "socket", "socketGroup", "stateDir",
+	"legacyRegistry", "logFormat", "metricsAddress", "pluginDir", "runtime", "socket", "socketGroup", "stateDir",
 }
 
 // reload re-reads the config file (flags still win) and applies what can

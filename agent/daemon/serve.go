@@ -142,6 +142,7 @@ func (p *process) catchSignals() (release func()) {
 func (p *process) openRegistry(metrics *agent.Metrics) (*registry.Registry, error) {
 	return registry.Open(p.cfg.StateDir, registry.Options{
 		Logger:       p.log.With("component", "registry"),
+		LegacyPath:   p.cfg.LegacyRegistry,
 		ObserveWrite: metrics.ObserveRegistryWrite,
 	})
 }

@@ -38,6 +38,7 @@ var routes = map[string]map[string]handler{
 	"/v1/instances/{userId}/exec":    {http.MethodPost: {serve: (*Server).exec, body: true}},
 	"/v1/prune":                      {http.MethodPost: {serve: (*Server).prune, body: true}},
 	"/v1/images/pull":                {http.MethodPost: {serve: (*Server).pull, body: true}},
+	"/v1/import":                     {http.MethodPost: {serve: (*Server).importUsers, body: true}},
 	"/v1/events":                     {http.MethodGet: {serve: (*Server).events}},
 	"/v1/openapi.json":               {http.MethodGet: {serve: (*Server).openapi}},
 	"/metrics":                       {http.MethodGet: {serve: (*Server).serveMetrics}},
@@ -271,6 +272,11 @@ func (s *Server) pull(w http.ResponseWriter, r *http.Request, c call) error {
 
 func (s *Server) prune(w http.ResponseWriter, r *http.Request, c call) error {
 	return jsonOp(s, w, c, s.cfg.Agent.Prune)
+}
+
+// importUsers brings the Zaki platform's existing users over.
+func (s *Server) importUsers(w http.ResponseWriter, r *http.Request, c call) error {
+	return jsonOp(s, w, c, s.cfg.Agent.Import)
 }
 
 // jsonOp serves a mutating call whose body decodes into a Req and whose

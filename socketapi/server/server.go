@@ -35,6 +35,8 @@ type Agent interface {
 	// PullImage pulls image again, even when present; progress, when set,
 	// receives its status lines and must not block.
 	PullImage(ctx context.Context, image string, progress func(socketapi.PullProgress)) (socketapi.PullResult, error)
+	// Import brings the platform's existing users over (POST /v1/import).
+	Import(ctx context.Context, req socketapi.ImportRequest) (socketapi.ImportResult, error)
 	// Subscribe streams lifecycle events until cancel is called; a reader
 	// more than buf events behind loses some.
 	Subscribe(buf int) (events <-chan socketapi.Event, cancel func())

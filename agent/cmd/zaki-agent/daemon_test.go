@@ -381,3 +381,20 @@ func TestProfileDir(t *testing.T) {
 	_, err = p.Client.Health(ctx)
 	assert.NilError(t, err)
 }
+
+// TestLegacyRegistryKey: the config's legacyRegistry names a registry of
+// the seed's format, imported when the state dir has none: its users
+// keep their ports.
+func TestLegacyRegistryKey(t *testing.T) {
+	legacy := filepath.Join(t.TempDir(), "legacy.json")
+	assert.NilError(t, os.WriteFile(legacy, []byte(`{"entries": [
+		{"containerName": "zaki-user-lega", "userId": "lega", "createdAtMs": 1690000000000, "lastUsedAtMs": 1690000500000, "port": 18790, "image": "alpine/openclaw:latest", "configHash": "3f2a"}
+	]}`), 0o600))
+	p := testenv.StartAgent(t, testenv.AgentOptions{Config: fmt.Sprintf("legacyRegistry = %q\n", legacy)})
+	in, err := p.Client.Get(context.Background(), "lega")
+	assert.NilError(t, err)
+	assert.Equal(t, in.Port, 18790)
+	assert.Equal(t, in.State, socketapi.StateMissing)
+	_, err = os.Stat(filepath.Join(p.StateDir, "registry.legacy.json"))
+	assert.NilError(t, err, "the imported file is kept beside the registry")
+}

@@ -40,7 +40,7 @@ type command struct {
 func commands() []*command {
 	return []*command{
 		ensureCmd, pullCmd, lsCmd, inspectCmd, touchCmd, stopCmd, restartCmd, rmCmd,
-		pruneCmd, logsCmd, execCmd, eventsCmd, healthCmd, versionCmd,
+		pruneCmd, importCmd, logsCmd, execCmd, eventsCmd, healthCmd, versionCmd,
 	}
 }
 
