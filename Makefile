@@ -74,6 +74,6 @@ e2e: stub-image packages ## install the .deb in a Debian 12 systemd container an
 
 .PHONY: faults
 
-faults: stub-image ## the fault-injection suite: agent/plugin kills, dockerd restart, full disk, hung engine, CIS, isolation (~15 min; stops and starts dockerd)
+faults: stub-image ## the fault-injection suite: agent/plugin kills, dockerd restart, full disk, hung engine, CIS, isolation, then FuzzHTTP for 60 s (~16 min; stops and starts dockerd)
 	@scripts/sweep-test-leftovers.sh
 	@ZAKI_BIN_DIR=$(BIN) scripts/faults.sh

@@ -5,7 +5,7 @@
 # dockerd (the machine's own, or the one ZAKI_FAULTS_DOCKERD_PIDFILE names,
 # with DOCKER_HOST), fills a tmpfs under the state dir (needs root) and
 # hangs the docker CLI; then the hardening, isolation and hostile-input
-# tests. It prints each test's outcome, every violation, and the table of
+# tests; then FuzzHTTP over the whole HTTP layer for ZAKI_FAULTS_FUZZTIME (60s). It prints each test's outcome, every violation, and the table of
 # faults injected, invariant checks run and violations found (also in
 # .run/faults.txt; the full log is .run/faults.log).
 set -euo pipefail
@@ -19,6 +19,16 @@ start=$(date +%s)
 
 status=0
 ZAKI_FAULTS_TABLE="$table" "${GO:-go}" test -tags faults -count=1 -timeout 60m -v ./faults/ >"$log" 2>&1 || status=$?
+
+# The whole HTTP layer fuzzed with raw bytes for a bounded time (no panic,
+# an answer or a close, the error envelope, no goroutine left).
+fuzztime="${ZAKI_FAULTS_FUZZTIME:-60s}"
+echo "faults: FuzzHTTP for $fuzztime" >&2
+if ! "${GO:-go}" test -run '^$' -fuzz '^FuzzHTTP$' -fuzztime "$fuzztime" ./socketapi/server/ >>"$log" 2>&1; then
+	echo "faults: FuzzHTTP FAILED (the failing input is under socketapi/server/testdata/fuzz/FuzzHTTP)" >&2
+	grep -E -A20 -- '--- FAIL: FuzzHTTP' "$log" >&2 || true
+	status=1
+fi
 
 # Outcomes and violations (the agent logs stay in the log file).
 grep -E '^\s*--- (PASS|FAIL|SKIP)|VIOLATION|^(ok|FAIL|panic)' "$log" | grep -v 'api call' || true
