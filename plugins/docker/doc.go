@@ -13,9 +13,12 @@
 //     `--flag=value`, so nothing can be read as another option, and the
 //     image (validated to start with a letter or digit) ends the options:
 //     the command after it is never parsed by the client;
-//   - environment values never reach argv: they go through an --env-file
-//     of mode 0600 in a private temporary directory, removed as soon as
-//     `docker create` returns, whatever happened;
+//   - environment values never reach argv nor disk: they go through an
+//     --env-file that is an in-memory file (memfd) the client inherits as
+//     /dev/fd/3 (package envfile): it ends with the call, and with the
+//     process should the plugin be killed; a KEY=value line longer than
+//     the client's reader takes (runtime.MaxEnvLine) is
+//     ErrInvalidArgument;
 //   - bad input is refused with runtime.ErrInvalidArgument before any
 //     docker command runs;
 //   - docker's stderr is classified into the runtime's error classes in

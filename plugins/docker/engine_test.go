@@ -73,8 +73,10 @@ func inspectRaw(t *testing.T, ref string) rawInspect {
 	return raws[0]
 }
 
-// secretEnv holds values an env file could mangle.
+// secretEnv holds values an env file could mangle, and one of the longest
+// line an env file can hold.
 var secretEnv = map[string]string{
+	"LONG":    strings.Repeat("x", runtime.MaxEnvLine-len("LONG=")),
 	"PLAIN":   "s3cr3t-plain",
 	"SPACES":  "  lead and trail  ",
 	"EQUALS":  "a=b=c",
@@ -95,7 +97,7 @@ func TestCreateFullSpecReadBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	image := healthImage(t, prefix)
-	d := docker.New(docker.Config{TempDir: t.TempDir()})
+	d := docker.New(docker.Config{})
 
 	netName := prefix + "-net"
 	t.Cleanup(func() { assert.Check(t, d.RemoveNetwork(context.Background(), netName)) })

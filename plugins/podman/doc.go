@@ -5,7 +5,8 @@
 // dialect (podman.go), which keeps the docker plugin's promises: only
 // machine-readable output is parsed; caller values go as --flag=value and
 // the image ends the options; environment values go through an
-// --env-file of mode 0600 removed when `podman create` returns; bad input
+// --env-file that is an in-memory file inherited as /dev/fd/3, never on
+// disk (podman opens the path as docker does); bad input
 // is refused before any podman command runs; podman's stderr is
 // classified in one place (classify.go); Stop and Remove take many
 // containers in one call. The plugin binary (cmd/zaki-runtime-podman)
