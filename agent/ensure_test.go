@@ -438,3 +438,34 @@ func TestModesReasserted(t *testing.T) {
 	_, err = os.Readlink(bob)
 	assert.NilError(t, err)
 }
+
+// TestLogBound: the configured log bound reaches the runtime (10m x 3 by
+// default, none for logMaxSize ""), and a bad one is a config error that
+// names the key.
+func TestLogBound(t *testing.T) {
+	e := newFakeEnv(t)
+	in := e.ensure("logs", InstanceSpec{})
+	created, ok := e.fake.CreatedSpec(in.ContainerID)
+	assert.Assert(t, ok)
+	assert.DeepEqual(t, created.Log, runtime.LogConfig{MaxSize: "10m", MaxFiles: 3})
+
+	off := newFakeEnv(t, func(c *Config) { c.Instance.LogMaxSize = "" })
+	in = off.ensure("logs", InstanceSpec{})
+	created, _ = off.fake.CreatedSpec(in.ContainerID)
+	assert.DeepEqual(t, created.Log, runtime.LogConfig{})
+
+	for _, tc := range []struct {
+		size  string
+		files int
+		want  string
+	}{
+		{"10x", 3, `instance.logMaxSize "10x": want a size like 10m`},
+		{"0", 3, `instance.logMaxSize "0"`},
+		{"10m", 0, "instance.logMaxFiles 0: want 1 to 100"},
+		{"10m", 1000, "instance.logMaxFiles 1000"},
+	} {
+		cfg := DefaultConfig()
+		cfg.Instance.LogMaxSize, cfg.Instance.LogMaxFiles = tc.size, tc.files
+		assert.ErrorContains(t, cfg.Validate(), tc.want)
+	}
+}

@@ -284,6 +284,24 @@ func (s *ContainerSpec) Validate() error {
 	if s.StopTimeout < 0 {
 		return invalid("negative stop timeout")
 	}
+	return s.Log.Validate()
+}
+
+// Validate checks a log bound: a positive size, at least one file, no
+// file count without a size.
+func (l LogConfig) Validate() error {
+	if l.MaxSize != "" {
+		n, err := ParseBytes(l.MaxSize)
+		if err != nil || n <= 0 {
+			return invalid("log max size %q: want a positive size such as 10m", l.MaxSize)
+		}
+	}
+	if l.MaxFiles < 0 || l.MaxFiles > 100 {
+		return invalid("log max files %d: want 1 to 100", l.MaxFiles)
+	}
+	if l.MaxFiles > 0 && l.MaxSize == "" {
+		return invalid("log max files without a max size")
+	}
 	return nil
 }
 
