@@ -33,6 +33,9 @@
 //     the client reads the file and sends its content, so it reads back
 //     as that content, compacted;
 //   - Create never pulls (--pull never): a missing image is ErrNotFound;
+//   - Log is the json-file driver with max-size (a byte count) and
+//     max-file: rotated files that `docker logs` reads across; a zero Log
+//     leaves the daemon's default driver;
 //   - the docker client's --health-cmd only knows the shell form (it
 //     stores ["CMD-SHELL", cmd]); healthcheck.go says how an exec-form
 //     Healthcheck is expressed, and when the image then needs /bin/sh;

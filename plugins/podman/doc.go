@@ -47,6 +47,11 @@
 //     OOM kill is a died event with exit code 137, and inspect's
 //     OOMKilled stays false;
 //   - a followed tail of Logs is cut at the moment of the call (logs.go);
+//   - Log is the k8s-file driver with max-size only: conmon keeps one
+//     file and empties it when it reaches the size (podman 4.3 takes
+//     --log-opt max-file and ignores it, so it is not passed); the size
+//     reads back from an annotation (inspect prints it rounded) and
+//     MaxFiles as 1;
 //   - a registry on a loopback address is pulled from without TLS
 //     verification, as docker trusts 127.0.0.0/8;
 //   - Info's cgroup version and security options come from one `podman
