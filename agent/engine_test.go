@@ -213,6 +213,7 @@ func TestEngineFilesAndDataDir(t *testing.T) {
 // TestEngineDataDirModeReasserted: the instance's data dir chmod'ed 0777
 // (its owner, the instance, may) is 0700 again after the next ensure,
 // which reuses the running container, and the instance still writes in it.
+// The container has the default log bound.
 func TestEngineDataDirModeReasserted(t *testing.T) {
 	e := newEngineEnv(t)
 	in := e.ensure("modes", InstanceSpec{})
@@ -226,4 +227,7 @@ func TestEngineDataDirModeReasserted(t *testing.T) {
 	assert.Equal(t, fi.Mode().Perm(), os.FileMode(0o700))
 	assert.Equal(t, fi.Sys().(*syscall.Stat_t).Uid, uint32(1000))
 	assert.Equal(t, httpDo(t, "POST", in.URL+"/files/after-chmod", "x"), "written\n")
+	// The default log bound, as the engine has it.
+	assert.Equal(t, strings.TrimSpace(testenv.Docker(t, "inspect", "--format", "{{json .HostConfig.LogConfig}}", in.ContainerID)),
+		`{"Type":"json-file","Config":{"max-file":"3","max-size":"10485760"}}`)
 }
