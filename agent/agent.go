@@ -145,6 +145,9 @@ func New(cfg Config, rt runtime.Runtime, reg *registry.Registry, opts Options) (
 	a.rt = instrument(rt, a.metrics, seconds(cfg.CallTimeoutSeconds))
 	a.images = imagePuller{a: a}
 	a.bg, a.bgCancel = context.WithCancel(context.Background())
+	if err := a.fixModes(opts.StateDir); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 

@@ -49,6 +49,8 @@ type InstanceConfig struct {
 	PullTimeoutSeconds      float64  `toml:"pullTimeoutSeconds" help:"bound on one image pull"`
 	PullStallSeconds        float64  `toml:"pullStallSeconds" help:"an image pull without progress for this long is abandoned"`
 	LabelPrefix             string   `toml:"labelPrefix" help:"prefix of the labels the agent puts on containers"`
+	LogMaxSize              string   `toml:"logMaxSize" help:"size at which a container's log file is rotated, e.g. 10m (\"\" = the engine's default: unbounded for docker)"`
+	LogMaxFiles             int      `toml:"logMaxFiles" help:"log files kept per container, the live one included (docker; podman keeps one, emptied at logMaxSize)"`
 
 	Resources ResourcesConfig `toml:"resources"`
 	Security  SecurityConfig  `toml:"security"`
@@ -113,6 +115,8 @@ func DefaultConfig() Config {
 			PullTimeoutSeconds:      600,
 			PullStallSeconds:        120,
 			LabelPrefix:             "zaki",
+			LogMaxSize:              "10m",
+			LogMaxFiles:             3,
 			Resources: ResourcesConfig{
 				CPUs:      2,
 				Memory:    "2g",
@@ -144,6 +148,7 @@ func (c *Config) Validate() error {
 	c.checkEngineBounds(&p)
 	c.Instance.checkPlacement(&p)
 	c.Instance.checkTimings(&p)
+	c.Instance.checkLog(&p)
 	c.Instance.Resources.check(&p)
 	c.Instance.Security.check(&p)
 	c.checkPruneAndHot(&p)
@@ -247,6 +252,27 @@ func (c *InstanceConfig) checkPlacement(p *problems) {
 	if c.LabelPrefix == "" || strings.ContainsAny(c.LabelPrefix, "= \n") {
 		p.add("instance.labelPrefix %q is not a label prefix", c.LabelPrefix)
 	}
+}
+
+// checkLog checks the log bound: a size and a count of files, or no size
+// at all (the engine's default).
+func (c *InstanceConfig) checkLog(p *problems) {
+	if c.LogMaxSize != "" {
+		if n, err := runtime.ParseBytes(c.LogMaxSize); err != nil || n <= 0 {
+			p.add("instance.logMaxSize %q: want a size like 10m, or \"\" for the engine's default", c.LogMaxSize)
+		}
+	}
+	if c.LogMaxFiles < 1 || c.LogMaxFiles > 100 {
+		p.add("instance.logMaxFiles %d: want 1 to 100", c.LogMaxFiles)
+	}
+}
+
+// logConfig is the log bound of new containers.
+func (c *InstanceConfig) logConfig() runtime.LogConfig {
+	if c.LogMaxSize == "" {
+		return runtime.LogConfig{}
+	}
+	return runtime.LogConfig{MaxSize: c.LogMaxSize, MaxFiles: c.LogMaxFiles}
 }
 
 func (c *InstanceConfig) checkTimings(p *problems) {

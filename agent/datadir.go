@@ -8,13 +8,24 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/zaki-platform/zaki-agent/internal/atomicfile"
 	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 )
 
+// The modes of the agent's dirs, re-asserted at every start (New), create
+// and ensure: a user's data dir is the instance's own (it can chmod it)
+// and another mode would let others in.
+const (
+	dataDirPerm   fs.FileMode = 0o700 // <stateDir>/instances/<userId>
+	instancesPerm fs.FileMode = 0o711 // <stateDir>/instances
+)
+
 // prepareDataDir makes <stateDir>/instances/<userId> (owned by the
-// container user, mode 0700), the mounted sub-dirs and the dirs of the
+// container user, mode 0700, both set again on an existing dir), the mounted sub-dirs and the dirs of the
 // files in it (the same), and writes the files, each 0600 and atomically:
 // the managed ones always, the seed files only where nothing is yet.
 // Nothing is ever written outside the dir: paths are checked in resolve,
@@ -43,6 +54,9 @@ func (a *Agent) prepareDataDir(userID string, e effectiveSpec) (string, error) {
 	defer root.Close()
 	if err := root.Chown(".", uid, gid); err != nil {
 		return "", fmt.Errorf("chown data dir of user %q: %w", userID, err)
+	}
+	if err := root.Chmod(".", dataDirPerm); err != nil {
+		return "", fmt.Errorf("chmod data dir of user %q: %w", userID, err)
 	}
 	// Check everything first, so that a refusal writes nothing.
 	dirs, err := checkDataDir(root, e)
@@ -173,6 +187,85 @@ func writeRootFile(root *os.Root, name string, data []byte, uid, gid int) error 
 		return err
 	}
 	return f.Commit()
+}
+
+// fixDirMode gives the directory at path exactly the permission bits perm
+// (no setuid, setgid or sticky bit) when it has others, and reports
+// whether it changed them. It never follows a symlink: a symlink or a file
+// at path is an error and is left alone. When the mode is right it costs
+// one lstat; else the dir is opened with O_NOFOLLOW and fchmod'ed, so that
+// no swap between the two can redirect the chmod.
+func fixDirMode(path string, perm fs.FileMode) (bool, error) {
+	var st unix.Stat_t // on the stack: the hot ensure calls this
+	if err := unix.Lstat(path, &st); err != nil {
+		return false, &fs.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return false, fmt.Errorf("%s is not a directory (a symlink is never followed)", path)
+	}
+	if st.Mode&0o7777 == uint32(perm) {
+		return false, nil
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchmod(fd, uint32(perm)); err != nil {
+		return false, &fs.PathError{Op: "chmod", Path: path, Err: err}
+	}
+	return true, nil
+}
+
+// fixUserDirMode re-asserts the mode of userID's data dir (dataDirPerm),
+// logging what it changed or could not check. A missing dir is no
+// concern here (create makes it); a symlink or file there is left alone
+// and logged: the next create refuses it.
+func (a *Agent) fixUserDirMode(userID string) {
+	dir := filepath.Join(a.dataDir, userID)
+	changed, err := fixDirMode(dir, dataDirPerm)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		a.log.Warn("data dir: mode not re-asserted", "user", userID, "err", err)
+	case changed:
+		a.log.Warn("data dir: mode reset to 0700", "user", userID)
+	}
+}
+
+// fixModes re-asserts, at start, the modes of the state dir (at most 0750,
+// group bits only when its group is the agent's own), of instances/
+// (instancesPerm) and of every user's data dir in it. The state dir is
+// the operator's and may be a symlink, which is followed; nothing under
+// it is.
+func (a *Agent) fixModes(stateDir string) error {
+	fi, err := os.Stat(stateDir)
+	if err != nil {
+		return err
+	}
+	perm := fi.Mode().Perm() &^ 0o027
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Gid) != os.Getegid() {
+		perm &^= 0o070
+	}
+	if fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != perm {
+		if err := os.Chmod(stateDir, perm); err != nil {
+			return fmt.Errorf("state dir: %w", err)
+		}
+		a.log.Warn("state dir: mode reset", "dir", stateDir, "mode", fmt.Sprintf("%04o", perm))
+	}
+	if changed, err := fixDirMode(a.dataDir, instancesPerm); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	} else if changed {
+		a.log.Warn("data dir: mode reset", "dir", a.dataDir, "mode", fmt.Sprintf("%04o", instancesPerm))
+	}
+	ents, err := os.ReadDir(a.dataDir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	for _, e := range ents {
+		a.fixUserDirMode(e.Name())
+	}
+	return nil
 }
 
 // purgeDataDir deletes a user's data dir. Only an explicit remove with

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -207,4 +208,26 @@ func TestEngineFilesAndDataDir(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(e.cfg.StateDir, "instances", "files", "gateway-stub.started"))
 	assert.NilError(t, err)
 	assert.Equal(t, fi.Mode().Perm(), os.FileMode(0o600))
+}
+
+// TestEngineDataDirModeReasserted: the instance's data dir chmod'ed 0777
+// (its owner, the instance, may) is 0700 again after the next ensure,
+// which reuses the running container, and the instance still writes in it.
+// The container has the default log bound.
+func TestEngineDataDirModeReasserted(t *testing.T) {
+	e := newEngineEnv(t)
+	in := e.ensure("modes", InstanceSpec{})
+	dir := filepath.Join(e.cfg.StateDir, "instances", "modes")
+	assert.NilError(t, os.Chmod(dir, 0o777))
+	again := e.ensure("modes", InstanceSpec{})
+	assert.Equal(t, again.Outcome, OutcomeReused)
+	assert.Equal(t, again.ContainerID, in.ContainerID)
+	fi, err := os.Stat(dir)
+	assert.NilError(t, err)
+	assert.Equal(t, fi.Mode().Perm(), os.FileMode(0o700))
+	assert.Equal(t, fi.Sys().(*syscall.Stat_t).Uid, uint32(1000))
+	assert.Equal(t, httpDo(t, "POST", in.URL+"/files/after-chmod", "x"), "written\n")
+	// The default log bound, as the engine has it.
+	assert.Equal(t, strings.TrimSpace(testenv.Docker(t, "inspect", "--format", "{{json .HostConfig.LogConfig}}", in.ContainerID)),
+		`{"Type":"json-file","Config":{"max-file":"3","max-size":"10485760"}}`)
 }

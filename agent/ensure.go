@@ -97,6 +97,9 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 	ls := a.liveOf(userID)
 
 	if ls.exists() {
+		// An existing instance: its data dir's mode again (one lstat when
+		// it is right; create sets it with the owner).
+		a.fixUserDirMode(userID)
 		if !hasRec || rec.ContainerID != ls.ID {
 			// A container the registry does not know (yet): adopt it first.
 			var err error

@@ -386,3 +386,86 @@ func TestEnsureAdoptsUnknownContainer(t *testing.T) {
 	assert.Equal(t, again.ContainerID, in.ContainerID)
 	assert.Equal(t, again.Port, in.Port)
 }
+
+// TestModesReasserted: a user's data dir chmod'ed open (as the instance,
+// which owns it, can) is 0700 again at the next ensure, even a reused
+// one; the state dir, instances/ and every data dir get their modes back
+// at start; a data dir replaced by a symlink is never followed.
+func TestModesReasserted(t *testing.T) {
+	e := newFakeEnv(t)
+	e.ensure("alice", InstanceSpec{})
+	e.ensure("bob", InstanceSpec{})
+	instances := filepath.Join(e.cfg.StateDir, "instances")
+	alice := filepath.Join(instances, "alice")
+	mode := func(p string) os.FileMode {
+		t.Helper()
+		fi, err := os.Lstat(p)
+		assert.NilError(t, err)
+		return fi.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
+	}
+
+	assert.NilError(t, os.Chmod(alice, 0o777|os.ModeSetgid))
+	in := e.ensure("alice", InstanceSpec{})
+	assert.Equal(t, in.Outcome, OutcomeReused)
+	assert.Equal(t, mode(alice), os.FileMode(0o700))
+
+	// bob's data dir swapped for a symlink to an open dir: not followed.
+	elsewhere := t.TempDir()
+	assert.NilError(t, os.Chmod(elsewhere, 0o777))
+	bob := filepath.Join(instances, "bob")
+	assert.NilError(t, os.Rename(bob, bob+".moved"))
+	assert.NilError(t, os.Symlink(elsewhere, bob))
+	e.ensure("bob", InstanceSpec{})
+	assert.Equal(t, mode(elsewhere), os.FileMode(0o777))
+
+	// At start: the state dir (group bits only for the agent's own group:
+	// the test's dir has it), instances/ and the data dirs.
+	e.stop()
+	assert.NilError(t, os.Chmod(e.cfg.StateDir, 0o777))
+	assert.NilError(t, os.Chmod(instances, 0o777))
+	assert.NilError(t, os.Chmod(alice, 0o755))
+	e.start()
+	fi, err := os.Stat(e.cfg.StateDir)
+	assert.NilError(t, err)
+	want := os.FileMode(0o700)
+	if int(fi.Sys().(*syscall.Stat_t).Gid) == os.Getegid() {
+		want = 0o750
+	}
+	assert.Equal(t, mode(e.cfg.StateDir), want)
+	assert.Equal(t, mode(instances), os.FileMode(0o711))
+	assert.Equal(t, mode(alice), os.FileMode(0o700))
+	assert.Equal(t, mode(elsewhere), os.FileMode(0o777))
+	_, err = os.Readlink(bob)
+	assert.NilError(t, err)
+}
+
+// TestLogBound: the configured log bound reaches the runtime (10m x 3 by
+// default, none for logMaxSize ""), and a bad one is a config error that
+// names the key.
+func TestLogBound(t *testing.T) {
+	e := newFakeEnv(t)
+	in := e.ensure("logs", InstanceSpec{})
+	created, ok := e.fake.CreatedSpec(in.ContainerID)
+	assert.Assert(t, ok)
+	assert.DeepEqual(t, created.Log, runtime.LogConfig{MaxSize: "10m", MaxFiles: 3})
+
+	off := newFakeEnv(t, func(c *Config) { c.Instance.LogMaxSize = "" })
+	in = off.ensure("logs", InstanceSpec{})
+	created, _ = off.fake.CreatedSpec(in.ContainerID)
+	assert.DeepEqual(t, created.Log, runtime.LogConfig{})
+
+	for _, tc := range []struct {
+		size  string
+		files int
+		want  string
+	}{
+		{"10x", 3, `instance.logMaxSize "10x": want a size like 10m`},
+		{"0", 3, `instance.logMaxSize "0"`},
+		{"10m", 0, "instance.logMaxFiles 0: want 1 to 100"},
+		{"10m", 1000, "instance.logMaxFiles 1000"},
+	} {
+		cfg := DefaultConfig()
+		cfg.Instance.LogMaxSize, cfg.Instance.LogMaxFiles = tc.size, tc.files
+		assert.ErrorContains(t, cfg.Validate(), tc.want)
+	}
+}

@@ -321,6 +321,9 @@ func (a *Agent) containerSpec(userID string, e effectiveSpec, hash string, port 
 			HostIP: a.conf().Instance.BindAddress, HostPort: port, ContainerPort: e.ContainerPort, Protocol: "tcp",
 		}},
 		StopTimeout: seconds(a.conf().Instance.StopTimeoutSeconds),
+		// Not in the config hash: a changed bound applies as containers
+		// are made anew (create, recreate, the age rule's renewal).
+		Log: a.conf().Instance.logConfig(),
 	}
 	for _, m := range e.mountList() {
 		spec.Mounts = append(spec.Mounts, runtime.Mount{Source: filepath.Join(dataDir, m.Dir), Target: m.Target})

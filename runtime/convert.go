@@ -123,6 +123,9 @@ func specToPB(s ContainerSpec) *pb.ContainerSpec {
 		}),
 		StopTimeoutNs: int64(s.StopTimeout),
 	}
+	if s.Log != (LogConfig{}) {
+		out.Log = &pb.LogConfig{MaxSize: s.Log.MaxSize, MaxFiles: int64(s.Log.MaxFiles)}
+	}
 	if h := s.Healthcheck; h != nil {
 		out.Healthcheck = &pb.Healthcheck{
 			Test:          sliceOrNil(h.Test),
@@ -175,6 +178,7 @@ func specFromPB(s *pb.ContainerSpec) ContainerSpec {
 			return Mount{Source: m.GetSource(), Target: m.GetTarget(), ReadOnly: m.GetReadOnly()}
 		}),
 		StopTimeout: time.Duration(s.GetStopTimeoutNs()),
+		Log:         LogConfig{MaxSize: s.GetLog().GetMaxSize(), MaxFiles: int(s.GetLog().GetMaxFiles())},
 	}
 	if h := s.GetHealthcheck(); h != nil {
 		out.Healthcheck = &Healthcheck{

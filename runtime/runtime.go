@@ -153,6 +153,18 @@ type ContainerSpec struct {
 	// StopTimeout is the grace period the engine itself uses on stop; zero
 	// leaves the engine's default.
 	StopTimeout time.Duration
+
+	// Log bounds the container's output kept by the engine (what Logs
+	// reads); zero leaves the engine's default, unbounded for docker.
+	Log LogConfig
+}
+
+// LogConfig bounds a container's log files. Engines that keep a single
+// file (podman's k8s-file) empty it when it reaches MaxSize and read
+// MaxFiles back as 1.
+type LogConfig struct {
+	MaxSize  string // per file, docker notation ("10m"); read back as a byte count
+	MaxFiles int    // files kept, the live one included; needs MaxSize
 }
 
 // Resources are the limits a container runs under. Zero values leave the

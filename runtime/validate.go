@@ -84,11 +84,22 @@ func ValidateEnvKey(key string) error {
 	return nil
 }
 
+// MaxEnvLine bounds one variable's line in an env file, KEY=value without
+// the line break: the docker and podman clients read an --env-file with a
+// bufio.Scanner of 64 KiB, which fails on a longer line ("token too
+// long").
+const MaxEnvLine = 64<<10 - 1
+
 // ValidateEnvValue checks an environment variable value: an env file holds
-// one variable a line, so a value cannot span lines.
+// one variable a line, so a value cannot span lines, and the line must fit
+// the clients' reader (MaxEnvLine). The error names the key, never the
+// value.
 func ValidateEnvValue(key, value string) error {
 	if strings.ContainsAny(value, "\x00\n\r") {
 		return invalid("environment variable %q: value holds a NUL or line break", key)
+	}
+	if n := len(key) + 1 + len(value); n > MaxEnvLine {
+		return invalid("environment variable %q: %d bytes with its name, at most %d", key, n, MaxEnvLine)
 	}
 	return nil
 }
@@ -272,6 +283,24 @@ func (s *ContainerSpec) Validate() error {
 	}
 	if s.StopTimeout < 0 {
 		return invalid("negative stop timeout")
+	}
+	return s.Log.Validate()
+}
+
+// Validate checks a log bound: a positive size, at least one file, no
+// file count without a size.
+func (l LogConfig) Validate() error {
+	if l.MaxSize != "" {
+		n, err := ParseBytes(l.MaxSize)
+		if err != nil || n <= 0 {
+			return invalid("log max size %q: want a positive size such as 10m", l.MaxSize)
+		}
+	}
+	if l.MaxFiles < 0 || l.MaxFiles > 100 {
+		return invalid("log max files %d: want 1 to 100", l.MaxFiles)
+	}
+	if l.MaxFiles > 0 && l.MaxSize == "" {
+		return invalid("log max files without a max size")
 	}
 	return nil
 }

@@ -22,10 +22,10 @@
 // Two choices differ from a line-by-line port, both in the old engine's
 // favour or neutral, and the benchmark says so:
 //
-//   - env is passed by an env file (mode 0600, removed after the run), like
-//     the agent, not by -e as the old engine did: a secret never goes on a
-//     command line in this repository, and writing the file is a tiny part
-//     of a run (BENCHMARKS.md);
+//   - env is passed by an env file (mode 0600, removed after the run), not
+//     by -e as the old engine did: a secret never goes on a command line in
+//     this repository (the agent's plugins pass an in-memory file), and
+//     writing the file is a tiny part of a run (BENCHMARKS.md);
 //   - port picking holds the registry lock from read to write, so that
 //     concurrent creates cannot pick the same port (the old engine's race
 //     would make the 50-user scenario fail rather than measure it).

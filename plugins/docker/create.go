@@ -20,8 +20,10 @@ func (d *Docker) createArgs(ctx context.Context, spec runtime.ContainerSpec) ([]
 
 // createArgs is the argv of `docker create` up to (not including) the env
 // file and the image: the options podman's client reads alike too
-// (cliargs.CreateFlags), docker's healthcheck flags among them. Every
-// caller value is in --flag=value form.
+// (cliargs.CreateFlags), docker's healthcheck flags among them, then the
+// log bound on the json-file driver (rotated files that `docker logs`
+// reads). Every caller value is in --flag=value form.
 func createArgs(spec runtime.ContainerSpec, health []string) []string {
-	return append([]string{"create"}, cliargs.CreateFlags(spec, health)...)
+	a := append([]string{"create"}, cliargs.CreateFlags(spec, health)...)
+	return append(a, cliargs.LogFlags(spec.Log, "json-file", true)...)
 }

@@ -13,9 +13,12 @@
 //     `--flag=value`, so nothing can be read as another option, and the
 //     image (validated to start with a letter or digit) ends the options:
 //     the command after it is never parsed by the client;
-//   - environment values never reach argv: they go through an --env-file
-//     of mode 0600 in a private temporary directory, removed as soon as
-//     `docker create` returns, whatever happened;
+//   - environment values never reach argv nor disk: they go through an
+//     --env-file that is an in-memory file (memfd) the client inherits as
+//     /dev/fd/3 (package envfile): it ends with the call, and with the
+//     process should the plugin be killed; a KEY=value line longer than
+//     the client's reader takes (runtime.MaxEnvLine) is
+//     ErrInvalidArgument;
 //   - bad input is refused with runtime.ErrInvalidArgument before any
 //     docker command runs;
 //   - docker's stderr is classified into the runtime's error classes in
@@ -30,6 +33,9 @@
 //     the client reads the file and sends its content, so it reads back
 //     as that content, compacted;
 //   - Create never pulls (--pull never): a missing image is ErrNotFound;
+//   - Log is the json-file driver with max-size (a byte count) and
+//     max-file: rotated files that `docker logs` reads across; a zero Log
+//     leaves the daemon's default driver;
 //   - the docker client's --health-cmd only knows the shell form (it
 //     stores ["CMD-SHELL", cmd]); healthcheck.go says how an exec-form
 //     Healthcheck is expressed, and when the image then needs /bin/sh;

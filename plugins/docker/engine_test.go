@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
 
 	"github.com/zaki-platform/zaki-agent/internal/testenv"
 	"github.com/zaki-platform/zaki-agent/plugins/docker"
@@ -73,8 +75,10 @@ func inspectRaw(t *testing.T, ref string) rawInspect {
 	return raws[0]
 }
 
-// secretEnv holds values an env file could mangle.
+// secretEnv holds values an env file could mangle, and one of the longest
+// line an env file can hold.
 var secretEnv = map[string]string{
+	"LONG":    strings.Repeat("x", runtime.MaxEnvLine-len("LONG=")),
 	"PLAIN":   "s3cr3t-plain",
 	"SPACES":  "  lead and trail  ",
 	"EQUALS":  "a=b=c",
@@ -95,7 +99,7 @@ func TestCreateFullSpecReadBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	image := healthImage(t, prefix)
-	d := docker.New(docker.Config{TempDir: t.TempDir()})
+	d := docker.New(docker.Config{})
 
 	netName := prefix + "-net"
 	t.Cleanup(func() { assert.Check(t, d.RemoveNetwork(context.Background(), netName)) })
@@ -345,4 +349,58 @@ func freePort(t *testing.T, network string) int {
 		defer ln.Close()
 		return ln.Addr().(*net.TCPAddr).Port
 	}
+}
+
+// TestLogsRotate: a chatty container's json-file log rotates at
+// Log.MaxSize and keeps Log.MaxFiles files, on the real engine, and Logs
+// still reads it.
+func TestLogsRotate(t *testing.T) {
+	t.Parallel()
+	prefix := engine(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	d := docker.New(docker.Config{})
+	name := prefix + "-chatty"
+	t.Cleanup(func() { dockerTry("rm", "-f", name) })
+	const maxSize = 1 << 20
+	// The stand-in writes 6 MB on stdout and as much on stderr, then exits.
+	id, err := d.Create(ctx, runtime.ContainerSpec{
+		Name: name, Image: testenv.StubImage, Cmd: []string{"-exec", "spam", "6000000"},
+		Labels: map[string]string{"zaki.test": prefix},
+		Log:    runtime.LogConfig{MaxSize: "1m", MaxFiles: 3},
+	})
+	assert.NilError(t, err)
+	c, err := d.Inspect(ctx, id)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, c.Spec.Log, runtime.LogConfig{MaxSize: strconv.Itoa(maxSize), MaxFiles: 3})
+	assert.NilError(t, d.Start(ctx, id))
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		c, err := d.Inspect(ctx, id)
+		if err != nil {
+			return poll.Error(err)
+		}
+		if c.Running() {
+			return poll.Continue("still writing")
+		}
+		return poll.Success()
+	}, poll.WithTimeout(90*time.Second))
+
+	logPath := strings.TrimSpace(testenv.Docker(t, "inspect", "--format", "{{.LogPath}}", id))
+	files, err := filepath.Glob(logPath + "*")
+	assert.NilError(t, err)
+	assert.Equal(t, len(files), 3, "log files: %v", files)
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		assert.NilError(t, err)
+		// A file is cut after the line that passes the size: at most one
+		// json line (16 KiB of output, escaped) over it.
+		assert.Assert(t, fi.Size() <= maxSize+64<<10, "%s: %d bytes", f, fi.Size())
+	}
+	// Logs reads what is kept: bounded, and not empty.
+	rc, err := d.Logs(ctx, id, runtime.LogOptions{})
+	assert.NilError(t, err)
+	n, err := io.Copy(io.Discard, rc)
+	rc.Close()
+	assert.NilError(t, err)
+	assert.Assert(t, n > 0 && n < 3*maxSize, "logs: %d bytes", n)
 }

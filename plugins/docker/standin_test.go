@@ -1,27 +1,30 @@
 package docker
 
 import (
-	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/icmd"
+	"gotest.tools/v3/poll"
 
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
 // standIn is a fake `docker` on PATH: a shell script that records each
 // call (argv, one argument a line, NUL-free by construction of the tests)
-// and, for an --env-file, the file's mode, its directory's mode and its
-// content while the call runs; then prints what the test set for that
-// subcommand.
+// and, for an --env-file, the path, what it links to and its content
+// while the call runs; then prints what the test set for that subcommand.
 type standIn struct {
 	dir string // holds the script and what it records
 }
@@ -37,9 +40,8 @@ for a in "$@"; do
 	--env-file=*)
 		f=${a#--env-file=}
 		printf '%s\n' "$f" > "$d/envfile.path"
-		stat -c '%a' "$f" > "$d/envfile.mode"
-		stat -c '%a' "$(dirname "$f")" > "$d/envfile.dirmode"
-		cat "$f" > "$d/envfile.content"
+		readlink "$f" > "$d/envfile.link"
+		[ -f "$d/nocontent" ] || cat "$f" > "$d/envfile.content"
 		;;
 	esac
 done
@@ -89,12 +91,10 @@ func (s *standIn) read(t *testing.T, name string) string {
 }
 
 // onPath puts the stand-in first on PATH for this test, and returns a
-// runtime using "docker" from PATH (the default), with its env files in
-// a directory of the test's.
-func (s *standIn) onPath(t *testing.T) (*Docker, string) {
+// runtime using "docker" from PATH (the default).
+func (s *standIn) onPath(t *testing.T) *Docker {
 	t.Setenv("PATH", s.dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	tmp := t.TempDir()
-	return New(Config{TempDir: tmp}), tmp
+	return New(Config{})
 }
 
 const fakeID = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -112,7 +112,7 @@ func TestCreateEnvFile(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStandIn(t)
-			d, tmp := s.onPath(t)
+			d := s.onPath(t)
 			s.on(t, "create", fakeID+"\n", tc.stderr, tc.exit)
 			s.on(t, "image-inspect", `{"Test":["CMD","/gateway-stub","-probe"]}`+"\n", "", 0)
 			spec := fullSpec()
@@ -133,20 +133,11 @@ func TestCreateEnvFile(t *testing.T) {
 					assert.Assert(t, !strings.Contains(a, v), "env value on argv: %q", a)
 				}
 			}
-			// The env file existed with mode 0600 in a 0700 dir during the
-			// call, held every variable, and is gone now with its dir.
-			assert.Equal(t, s.read(t, "envfile.mode"), "600")
-			assert.Equal(t, s.read(t, "envfile.dirmode"), "700")
+			// The env file was an in-memory file inherited as descriptor 3,
+			// with no name on any filesystem, holding every variable.
+			assert.Equal(t, s.read(t, "envfile.path"), "/dev/fd/3")
+			assert.Assert(t, strings.HasPrefix(s.read(t, "envfile.link"), "/memfd:zaki-env"), s.read(t, "envfile.link"))
 			assert.Equal(t, s.read(t, "envfile.content"), "OTHER=other-secret-value\nSECRET=s3cr3t value")
-			path := s.read(t, "envfile.path")
-			assert.Assert(t, strings.HasPrefix(path, tmp+"/"), "env file %s outside TempDir %s", path, tmp)
-			_, err = os.Stat(path)
-			assert.Assert(t, errors.Is(err, os.ErrNotExist), "env file still there: %v", err)
-			_, err = os.Stat(filepath.Dir(path))
-			assert.Assert(t, errors.Is(err, os.ErrNotExist), "env dir still there: %v", err)
-			left, err := os.ReadDir(tmp)
-			assert.NilError(t, err)
-			assert.Equal(t, len(left), 0, "TempDir holds %v", left)
 
 			// The image ends the options; the command follows it verbatim.
 			i := len(create) - len(spec.Cmd) - 1
@@ -163,36 +154,57 @@ func TestCreateEnvFile(t *testing.T) {
 	}
 }
 
-func TestCreateEnvFileRemovedWhenCreateIsKilled(t *testing.T) {
+// TestCreateKilledLeavesNoEnvFile: a plugin killed in the middle of a
+// create (SIGKILL, no clean-up of its own) leaves no file holding the
+// secret in the temporary directory, nor did one exist during the create.
+// The plugin is this test binary run again (TestCreateKilledHelper); the
+// create's client is the stand-in, which hangs.
+func TestCreateKilledLeavesNoEnvFile(t *testing.T) {
 	s := newStandIn(t)
-	d, tmp := s.onPath(t)
-	// A create that hangs until its ctx ends.
-	assert.NilError(t, os.WriteFile(filepath.Join(s.dir, "create.stdout"), nil, 0o644))
+	assert.NilError(t, os.WriteFile(filepath.Join(s.dir, "nocontent"), nil, 0o644))
 	script := strings.Replace(standInScript, "exit 0\n", `[ "$1" = create ] && exec sleep 60
 exit 0
 `, 1)
 	assert.NilError(t, os.WriteFile(filepath.Join(s.dir, "docker"), []byte(script), 0o755))
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	// Cancelled once the hanging create has seen its env file.
-	go func() {
-		defer cancel()
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
-			if _, err := os.Stat(filepath.Join(s.dir, "envfile.content")); err == nil {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
+	secret := fmt.Sprintf("zaki-killed-create-%d-%d", os.Getpid(), time.Now().UnixNano())
+
+	child := exec.Command(os.Args[0], "-test.run=^TestCreateKilledHelper$", "-test.count=1")
+	child.Env = append(os.Environ(), "PATH="+s.dir+string(os.PathListSeparator)+os.Getenv("PATH"), "ZAKI_TEST_KILLED_CREATE="+secret)
+	var out strings.Builder
+	child.Stdout, child.Stderr = &out, &out
+	assert.NilError(t, child.Start())
+	defer child.Process.Kill()
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if _, err := os.Stat(filepath.Join(s.dir, "envfile.link")); err == nil {
+			return poll.Success()
 		}
-	}()
+		return poll.Continue("create not reached; child: %s", out.String())
+	}, poll.WithTimeout(30*time.Second))
+	assert.Assert(t, strings.HasPrefix(s.read(t, "envfile.link"), "/memfd:"), s.read(t, "envfile.link"))
+
+	noSecretFile := func(when string) {
+		t.Helper()
+		// -s: files other tests remove while grep walks are no error here.
+		res := icmd.RunCommand("grep", "-rls", "--exclude-dir=go-build*", "--exclude-dir=zaki-testbin-*", secret, os.TempDir())
+		assert.Assert(t, strings.TrimSpace(res.Stdout()) == "", "%s: secret in files: %s", when, res.Stdout())
+	}
+	noSecretFile("during the create")
+	assert.NilError(t, child.Process.Signal(syscall.SIGKILL))
+	_ = child.Wait()
+	noSecretFile("after the plugin was killed")
+}
+
+// TestCreateKilledHelper is the plugin of TestCreateKilledLeavesNoEnvFile.
+func TestCreateKilledHelper(t *testing.T) {
+	secret := os.Getenv("ZAKI_TEST_KILLED_CREATE")
+	if secret == "" {
+		t.Skip("run by TestCreateKilledLeavesNoEnvFile")
+	}
 	spec := fullSpec()
 	spec.Healthcheck = nil
-	_, err := d.Create(ctx, spec)
-	assert.Assert(t, errors.Is(err, context.Canceled), "got %v", err)
-	assert.Equal(t, s.read(t, "envfile.mode"), "600")
-	left, err := os.ReadDir(tmp)
-	assert.NilError(t, err)
-	assert.Equal(t, len(left), 0, "TempDir holds %v", left)
+	spec.Env = map[string]string{"SECRET": secret}
+	_, err := New(Config{}).Create(t.Context(), spec)
+	t.Fatalf("create returned: %v", err)
 }
 
 func TestCreateHealthcheckForms(t *testing.T) {
@@ -215,7 +227,7 @@ func TestCreateHealthcheckForms(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStandIn(t)
-			d, _ := s.onPath(t)
+			d := s.onPath(t)
 			s.on(t, "create", fakeID+"\n", "", 0)
 			s.on(t, "image-inspect", tc.imageTest+"\n", "", 0)
 			spec := runtime.ContainerSpec{Name: "hc", Image: "img:1", Healthcheck: tc.health}
@@ -246,7 +258,7 @@ func contains(args []string, prefix string) bool {
 // docker command runs at all.
 func TestInvalidInputRunsNoDocker(t *testing.T) {
 	s := newStandIn(t)
-	d, _ := s.onPath(t)
+	d := s.onPath(t)
 	ctx := t.Context()
 	good := func() runtime.ContainerSpec {
 		return runtime.ContainerSpec{Name: "ok", Image: "zaki/gateway-stub:latest"}
@@ -330,7 +342,7 @@ func TestBatchPerRefFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStandIn(t)
-			d, _ := s.onPath(t)
+			d := s.onPath(t)
 			s.on(t, "rm", tc.stdout, tc.stderr, tc.exit)
 			err := d.Remove(t.Context(), append(tc.refs, tc.refs[0]), runtime.RemoveOptions{})
 			calls := s.calls(t)
@@ -375,7 +387,7 @@ func TestForceRemoveStopsFirst(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStandIn(t)
-			d, _ := s.onPath(t)
+			d := s.onPath(t)
 			s.on(t, "stop", "a\n", tc.stopStderr, tc.stopExit)
 			s.on(t, "rm", "a\nb\n", "", 0)
 			err := d.Remove(t.Context(), []string{"a", "b"}, runtime.RemoveOptions{Force: true})
@@ -394,7 +406,7 @@ func TestForceRemoveStopsFirst(t *testing.T) {
 
 func TestStopArgs(t *testing.T) {
 	s := newStandIn(t)
-	d, _ := s.onPath(t)
+	d := s.onPath(t)
 	s.on(t, "stop", "a\nb\n", "", 0)
 	assert.NilError(t, d.Stop(t.Context(), []string{"a", "b"}, 1500*time.Millisecond))
 	assert.NilError(t, d.Stop(t.Context(), nil, time.Second), "nothing to stop runs nothing")
@@ -405,7 +417,7 @@ func TestStopArgs(t *testing.T) {
 
 func TestInfoUnavailable(t *testing.T) {
 	s := newStandIn(t)
-	d, _ := s.onPath(t)
+	d := s.onPath(t)
 	msg := "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n"
 	s.on(t, "version", `{"Client":{"Version":"28.2.2"},"Server":null}`+"\n", msg, 1)
 	s.on(t, "info", `{"ID":""}`+"\n", msg, 1)
@@ -424,7 +436,7 @@ func TestMissingDockerIsUnavailable(t *testing.T) {
 
 func TestEventsStreamEndsAsUnavailable(t *testing.T) {
 	s := newStandIn(t)
-	d, _ := s.onPath(t)
+	d := s.onPath(t)
 	line := `{"status":"start","id":"` + fakeID + `","from":"img","Type":"container","Action":"start","Actor":{"ID":"` + fakeID + `","Attributes":{"image":"img","name":"c1","zaki.instance":"1"}},"scope":"local","time":1,"timeNano":1000000001}`
 	s.on(t, "events", line+"\n", "error during connect: unexpected EOF\n", 1)
 	es, err := d.Events(t.Context(), runtime.EventOptions{Labels: map[string]string{"zaki.instance": "1"}})
@@ -444,26 +456,4 @@ func TestEventsStreamEndsAsUnavailable(t *testing.T) {
 	assert.Assert(t, is.Contains(calls[0], "--filter=label=zaki.instance=1"))
 	assert.Assert(t, is.Contains(calls[0], "--filter=type=container"))
 	assert.Assert(t, contains(calls[0], "--since="))
-}
-
-func TestSweepEnvFiles(t *testing.T) {
-	dir := t.TempDir()
-	d := New(Config{TempDir: dir})
-	old := filepath.Join(dir, "zaki-env-old")
-	fresh := filepath.Join(dir, "zaki-env-fresh")
-	other := filepath.Join(dir, "not-ours")
-	for _, p := range []string{old, fresh, other} {
-		assert.NilError(t, os.Mkdir(p, 0o700))
-		assert.NilError(t, os.WriteFile(filepath.Join(p, "env"), []byte("K=secret\n"), 0o600))
-	}
-	past := time.Now().Add(-time.Hour)
-	assert.NilError(t, os.Chtimes(old, past, past))
-	assert.NilError(t, os.Chtimes(other, past, past))
-	assert.Equal(t, d.SweepEnvFiles(10*time.Minute), 1)
-	_, err := os.Stat(old)
-	assert.Assert(t, os.IsNotExist(err))
-	_, err = os.Stat(fresh)
-	assert.NilError(t, err)
-	_, err = os.Stat(other)
-	assert.NilError(t, err)
 }

@@ -31,7 +31,8 @@ func TestConformance(t *testing.T) {
 		// Not the default 1000: RLIMIT_NPROC (the full spec's nproc
 		// 512:1024) counts the threads of a uid across the host, and other
 		// tests' containers run as 1000 (see agentUser).
-		User:    "20780:20780",
-		Timeout: 60 * time.Second,
+		User:          "20780:20780",
+		Timeout:       60 * time.Second,
+		SingleLogFile: true,
 	})
 }

@@ -29,6 +29,9 @@ const (
 	// implicitUlimits), which read back as absent, as docker's inherited
 	// limits do.
 	annImplicitUlimits = "zaki.runtime.implicitUlimits"
+	// annLogMaxSize is the log's max size as a byte count: podman's
+	// inspect prints it rounded ("10.49MB").
+	annLogMaxSize = "zaki.runtime.logMaxSize"
 )
 
 // createArgs is the argv of `podman create` up to (not including) the env
@@ -52,6 +55,14 @@ func createArgs(spec runtime.ContainerSpec, limits func(resource int) (soft, har
 	for _, u := range implicit {
 		a = append(a, "--ulimit="+u.String())
 		names = append(names, u.Name)
+	}
+	// The log on k8s-file, whose only bound is its size: conmon empties
+	// the one file when it reaches it (podman 4.3 takes --log-opt
+	// max-file and ignores it, so it is not passed).
+	if log := cliargs.LogFlags(spec.Log, "k8s-file", false); len(log) > 0 {
+		n, _ := runtime.ParseBytes(spec.Log.MaxSize)
+		a = append(a, log...)
+		a = append(a, "--annotation="+annLogMaxSize+"="+strconv.FormatInt(n, 10))
 	}
 	a = append(a, "--annotation="+annImage+"="+spec.Image)
 	if slices.ContainsFunc(spec.Security.CapDrop, func(c string) bool { return strings.EqualFold(c, "ALL") }) {

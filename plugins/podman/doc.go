@@ -5,7 +5,8 @@
 // dialect (podman.go), which keeps the docker plugin's promises: only
 // machine-readable output is parsed; caller values go as --flag=value and
 // the image ends the options; environment values go through an
-// --env-file of mode 0600 removed when `podman create` returns; bad input
+// --env-file that is an in-memory file inherited as /dev/fd/3, never on
+// disk (podman opens the path as docker does); bad input
 // is refused before any podman command runs; podman's stderr is
 // classified in one place (classify.go); Stop and Remove take many
 // containers in one call. The plugin binary (cmd/zaki-runtime-podman)
@@ -46,6 +47,11 @@
 //     OOM kill is a died event with exit code 137, and inspect's
 //     OOMKilled stays false;
 //   - a followed tail of Logs is cut at the moment of the call (logs.go);
+//   - Log is the k8s-file driver with max-size only: conmon keeps one
+//     file and empties it when it reaches the size (podman 4.3 takes
+//     --log-opt max-file and ignores it, so it is not passed); the size
+//     reads back from an annotation (inspect prints it rounded) and
+//     MaxFiles as 1;
 //   - a registry on a loopback address is pulled from without TLS
 //     verification, as docker trusts 127.0.0.0/8;
 //   - Info's cgroup version and security options come from one `podman

@@ -74,6 +74,13 @@ func readBack(j *clirt.Inspect, c *runtime.Container) {
 		sec.ApparmorProfile = ap
 	}
 
+	// k8s-file: one file, its size bound exact in the annotation when
+	// podman has one at all.
+	s.Log = runtime.LogConfig{}
+	if size := ann[annLogMaxSize]; size != "" && j.HostConfig.LogConfig.Size != "" && j.HostConfig.LogConfig.Size != "0B" {
+		s.Log = runtime.LogConfig{MaxSize: size, MaxFiles: 1}
+	}
+
 	s.Network = network(j)
 	s.Mounts = nil
 	for _, m := range j.Mounts {

@@ -1259,6 +1259,7 @@ type ContainerSpec struct {
 	Mounts        []*Mount               `protobuf:"bytes,13,rep,name=mounts,proto3" json:"mounts,omitempty"`
 	Healthcheck   *Healthcheck           `protobuf:"bytes,14,opt,name=healthcheck,proto3" json:"healthcheck,omitempty"` // absent: none
 	StopTimeoutNs int64                  `protobuf:"varint,15,opt,name=stop_timeout_ns,json=stopTimeoutNs,proto3" json:"stop_timeout_ns,omitempty"`
+	Log           *LogConfig             `protobuf:"bytes,16,opt,name=log,proto3" json:"log,omitempty"` // absent: the engine's default
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1398,6 +1399,65 @@ func (x *ContainerSpec) GetStopTimeoutNs() int64 {
 	return 0
 }
 
+func (x *ContainerSpec) GetLog() *LogConfig {
+	if x != nil {
+		return x.Log
+	}
+	return nil
+}
+
+type LogConfig struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MaxSize       string                 `protobuf:"bytes,1,opt,name=max_size,json=maxSize,proto3" json:"max_size,omitempty"`
+	MaxFiles      int64                  `protobuf:"varint,2,opt,name=max_files,json=maxFiles,proto3" json:"max_files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogConfig) Reset() {
+	*x = LogConfig{}
+	mi := &file_runtime_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogConfig) ProtoMessage() {}
+
+func (x *LogConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_runtime_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogConfig.ProtoReflect.Descriptor instead.
+func (*LogConfig) Descriptor() ([]byte, []int) {
+	return file_runtime_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *LogConfig) GetMaxSize() string {
+	if x != nil {
+		return x.MaxSize
+	}
+	return ""
+}
+
+func (x *LogConfig) GetMaxFiles() int64 {
+	if x != nil {
+		return x.MaxFiles
+	}
+	return 0
+}
+
 type Container struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	Id               string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1419,7 +1479,7 @@ type Container struct {
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_runtime_proto_msgTypes[21]
+	mi := &file_runtime_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1431,7 +1491,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[21]
+	mi := &file_runtime_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1444,7 +1504,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{21}
+	return file_runtime_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Container) GetId() string {
@@ -1547,7 +1607,7 @@ type CreateRequest struct {
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_runtime_proto_msgTypes[22]
+	mi := &file_runtime_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1559,7 +1619,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[22]
+	mi := &file_runtime_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1572,7 +1632,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{22}
+	return file_runtime_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateRequest) GetSpec() *ContainerSpec {
@@ -1591,7 +1651,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_runtime_proto_msgTypes[23]
+	mi := &file_runtime_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1603,7 +1663,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[23]
+	mi := &file_runtime_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1616,7 +1676,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{23}
+	return file_runtime_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateResponse) GetId() string {
@@ -1635,7 +1695,7 @@ type StartRequest struct {
 
 func (x *StartRequest) Reset() {
 	*x = StartRequest{}
-	mi := &file_runtime_proto_msgTypes[24]
+	mi := &file_runtime_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1647,7 +1707,7 @@ func (x *StartRequest) String() string {
 func (*StartRequest) ProtoMessage() {}
 
 func (x *StartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[24]
+	mi := &file_runtime_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1660,7 +1720,7 @@ func (x *StartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRequest.ProtoReflect.Descriptor instead.
 func (*StartRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{24}
+	return file_runtime_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StartRequest) GetRef() string {
@@ -1678,7 +1738,7 @@ type StartResponse struct {
 
 func (x *StartResponse) Reset() {
 	*x = StartResponse{}
-	mi := &file_runtime_proto_msgTypes[25]
+	mi := &file_runtime_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1690,7 +1750,7 @@ func (x *StartResponse) String() string {
 func (*StartResponse) ProtoMessage() {}
 
 func (x *StartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[25]
+	mi := &file_runtime_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1703,7 +1763,7 @@ func (x *StartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartResponse.ProtoReflect.Descriptor instead.
 func (*StartResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{25}
+	return file_runtime_proto_rawDescGZIP(), []int{26}
 }
 
 type StopRequest struct {
@@ -1716,7 +1776,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_runtime_proto_msgTypes[26]
+	mi := &file_runtime_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1728,7 +1788,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[26]
+	mi := &file_runtime_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1741,7 +1801,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{26}
+	return file_runtime_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StopRequest) GetRefs() []string {
@@ -1768,7 +1828,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_runtime_proto_msgTypes[27]
+	mi := &file_runtime_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +1840,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[27]
+	mi := &file_runtime_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +1853,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{27}
+	return file_runtime_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StopResponse) GetFailures() []*RefFailure {
@@ -1813,7 +1873,7 @@ type RestartRequest struct {
 
 func (x *RestartRequest) Reset() {
 	*x = RestartRequest{}
-	mi := &file_runtime_proto_msgTypes[28]
+	mi := &file_runtime_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1825,7 +1885,7 @@ func (x *RestartRequest) String() string {
 func (*RestartRequest) ProtoMessage() {}
 
 func (x *RestartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[28]
+	mi := &file_runtime_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1838,7 +1898,7 @@ func (x *RestartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartRequest.ProtoReflect.Descriptor instead.
 func (*RestartRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{28}
+	return file_runtime_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RestartRequest) GetRef() string {
@@ -1863,7 +1923,7 @@ type RestartResponse struct {
 
 func (x *RestartResponse) Reset() {
 	*x = RestartResponse{}
-	mi := &file_runtime_proto_msgTypes[29]
+	mi := &file_runtime_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1875,7 +1935,7 @@ func (x *RestartResponse) String() string {
 func (*RestartResponse) ProtoMessage() {}
 
 func (x *RestartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[29]
+	mi := &file_runtime_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1888,7 +1948,7 @@ func (x *RestartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartResponse.ProtoReflect.Descriptor instead.
 func (*RestartResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{29}
+	return file_runtime_proto_rawDescGZIP(), []int{30}
 }
 
 type RemoveRequest struct {
@@ -1901,7 +1961,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_runtime_proto_msgTypes[30]
+	mi := &file_runtime_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1913,7 +1973,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[30]
+	mi := &file_runtime_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1926,7 +1986,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{30}
+	return file_runtime_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RemoveRequest) GetRefs() []string {
@@ -1953,7 +2013,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_runtime_proto_msgTypes[31]
+	mi := &file_runtime_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2025,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[31]
+	mi := &file_runtime_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2038,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{31}
+	return file_runtime_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RemoveResponse) GetFailures() []*RefFailure {
@@ -1997,7 +2057,7 @@ type InspectRequest struct {
 
 func (x *InspectRequest) Reset() {
 	*x = InspectRequest{}
-	mi := &file_runtime_proto_msgTypes[32]
+	mi := &file_runtime_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2009,7 +2069,7 @@ func (x *InspectRequest) String() string {
 func (*InspectRequest) ProtoMessage() {}
 
 func (x *InspectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[32]
+	mi := &file_runtime_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2022,7 +2082,7 @@ func (x *InspectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectRequest.ProtoReflect.Descriptor instead.
 func (*InspectRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{32}
+	return file_runtime_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *InspectRequest) GetRef() string {
@@ -2041,7 +2101,7 @@ type InspectResponse struct {
 
 func (x *InspectResponse) Reset() {
 	*x = InspectResponse{}
-	mi := &file_runtime_proto_msgTypes[33]
+	mi := &file_runtime_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2053,7 +2113,7 @@ func (x *InspectResponse) String() string {
 func (*InspectResponse) ProtoMessage() {}
 
 func (x *InspectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[33]
+	mi := &file_runtime_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2066,7 +2126,7 @@ func (x *InspectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectResponse.ProtoReflect.Descriptor instead.
 func (*InspectResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{33}
+	return file_runtime_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *InspectResponse) GetContainer() *Container {
@@ -2085,7 +2145,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_runtime_proto_msgTypes[34]
+	mi := &file_runtime_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2097,7 +2157,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[34]
+	mi := &file_runtime_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2110,7 +2170,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{34}
+	return file_runtime_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListRequest) GetLabels() map[string]string {
@@ -2129,7 +2189,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_runtime_proto_msgTypes[35]
+	mi := &file_runtime_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2141,7 +2201,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[35]
+	mi := &file_runtime_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2154,7 +2214,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{35}
+	return file_runtime_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListResponse) GetContainers() []*Container {
@@ -2173,7 +2233,7 @@ type EventsRequest struct {
 
 func (x *EventsRequest) Reset() {
 	*x = EventsRequest{}
-	mi := &file_runtime_proto_msgTypes[36]
+	mi := &file_runtime_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2185,7 +2245,7 @@ func (x *EventsRequest) String() string {
 func (*EventsRequest) ProtoMessage() {}
 
 func (x *EventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[36]
+	mi := &file_runtime_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2198,7 +2258,7 @@ func (x *EventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
 func (*EventsRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{36}
+	return file_runtime_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *EventsRequest) GetLabels() map[string]string {
@@ -2223,7 +2283,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_runtime_proto_msgTypes[37]
+	mi := &file_runtime_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2235,7 +2295,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[37]
+	mi := &file_runtime_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2248,7 +2308,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{37}
+	return file_runtime_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Event) GetAction() string {
@@ -2311,7 +2371,7 @@ type EventsResponse struct {
 
 func (x *EventsResponse) Reset() {
 	*x = EventsResponse{}
-	mi := &file_runtime_proto_msgTypes[38]
+	mi := &file_runtime_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2323,7 +2383,7 @@ func (x *EventsResponse) String() string {
 func (*EventsResponse) ProtoMessage() {}
 
 func (x *EventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[38]
+	mi := &file_runtime_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2336,7 +2396,7 @@ func (x *EventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsResponse.ProtoReflect.Descriptor instead.
 func (*EventsResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{38}
+	return file_runtime_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *EventsResponse) GetEvent() *Event {
@@ -2358,7 +2418,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_runtime_proto_msgTypes[39]
+	mi := &file_runtime_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2370,7 +2430,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[39]
+	mi := &file_runtime_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2383,7 +2443,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{39}
+	return file_runtime_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *LogsRequest) GetRef() string {
@@ -2425,7 +2485,7 @@ type LogsResponse struct {
 
 func (x *LogsResponse) Reset() {
 	*x = LogsResponse{}
-	mi := &file_runtime_proto_msgTypes[40]
+	mi := &file_runtime_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2437,7 +2497,7 @@ func (x *LogsResponse) String() string {
 func (*LogsResponse) ProtoMessage() {}
 
 func (x *LogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[40]
+	mi := &file_runtime_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2450,7 +2510,7 @@ func (x *LogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsResponse.ProtoReflect.Descriptor instead.
 func (*LogsResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{40}
+	return file_runtime_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *LogsResponse) GetData() []byte {
@@ -2472,7 +2532,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_runtime_proto_msgTypes[41]
+	mi := &file_runtime_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2484,7 +2544,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[41]
+	mi := &file_runtime_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2497,7 +2557,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{41}
+	return file_runtime_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ExecRequest) GetRef() string {
@@ -2541,7 +2601,7 @@ type ExecResponse struct {
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_runtime_proto_msgTypes[42]
+	mi := &file_runtime_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2553,7 +2613,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[42]
+	mi := &file_runtime_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2566,7 +2626,7 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{42}
+	return file_runtime_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ExecResponse) GetExitCode() int64 {
@@ -2693,7 +2753,7 @@ const file_runtime_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ns\x18\x03 \x01(\x03R\ttimeoutNs\x12&\n" +
 	"\x0fstart_period_ns\x18\x04 \x01(\x03R\rstartPeriodNs\x12\x18\n" +
-	"\aretries\x18\x05 \x01(\x03R\aretries\"\xf6\x05\n" +
+	"\aretries\x18\x05 \x01(\x03R\aretries\"\xa4\x06\n" +
 	"\rContainerSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x10\n" +
@@ -2710,13 +2770,17 @@ const file_runtime_proto_rawDesc = "" +
 	"\x05ports\x18\f \x03(\v2\x1c.zaki.runtime.v1.PortBindingR\x05ports\x12.\n" +
 	"\x06mounts\x18\r \x03(\v2\x16.zaki.runtime.v1.MountR\x06mounts\x12>\n" +
 	"\vhealthcheck\x18\x0e \x01(\v2\x1c.zaki.runtime.v1.HealthcheckR\vhealthcheck\x12&\n" +
-	"\x0fstop_timeout_ns\x18\x0f \x01(\x03R\rstopTimeoutNs\x1a6\n" +
+	"\x0fstop_timeout_ns\x18\x0f \x01(\x03R\rstopTimeoutNs\x12,\n" +
+	"\x03log\x18\x10 \x01(\v2\x1a.zaki.runtime.v1.LogConfigR\x03log\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xac\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"C\n" +
+	"\tLogConfig\x12\x19\n" +
+	"\bmax_size\x18\x01 \x01(\tR\amaxSize\x12\x1b\n" +
+	"\tmax_files\x18\x02 \x01(\x03R\bmaxFiles\"\xac\x03\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -2850,7 +2914,7 @@ func file_runtime_proto_rawDescGZIP() []byte {
 }
 
 var file_runtime_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_runtime_proto_goTypes = []any{
 	(ErrorClass)(0),               // 0: zaki.runtime.v1.ErrorClass
 	(*RefFailure)(nil),            // 1: zaki.runtime.v1.RefFailure
@@ -2874,94 +2938,96 @@ var file_runtime_proto_goTypes = []any{
 	(*Mount)(nil),                 // 19: zaki.runtime.v1.Mount
 	(*Healthcheck)(nil),           // 20: zaki.runtime.v1.Healthcheck
 	(*ContainerSpec)(nil),         // 21: zaki.runtime.v1.ContainerSpec
-	(*Container)(nil),             // 22: zaki.runtime.v1.Container
-	(*CreateRequest)(nil),         // 23: zaki.runtime.v1.CreateRequest
-	(*CreateResponse)(nil),        // 24: zaki.runtime.v1.CreateResponse
-	(*StartRequest)(nil),          // 25: zaki.runtime.v1.StartRequest
-	(*StartResponse)(nil),         // 26: zaki.runtime.v1.StartResponse
-	(*StopRequest)(nil),           // 27: zaki.runtime.v1.StopRequest
-	(*StopResponse)(nil),          // 28: zaki.runtime.v1.StopResponse
-	(*RestartRequest)(nil),        // 29: zaki.runtime.v1.RestartRequest
-	(*RestartResponse)(nil),       // 30: zaki.runtime.v1.RestartResponse
-	(*RemoveRequest)(nil),         // 31: zaki.runtime.v1.RemoveRequest
-	(*RemoveResponse)(nil),        // 32: zaki.runtime.v1.RemoveResponse
-	(*InspectRequest)(nil),        // 33: zaki.runtime.v1.InspectRequest
-	(*InspectResponse)(nil),       // 34: zaki.runtime.v1.InspectResponse
-	(*ListRequest)(nil),           // 35: zaki.runtime.v1.ListRequest
-	(*ListResponse)(nil),          // 36: zaki.runtime.v1.ListResponse
-	(*EventsRequest)(nil),         // 37: zaki.runtime.v1.EventsRequest
-	(*Event)(nil),                 // 38: zaki.runtime.v1.Event
-	(*EventsResponse)(nil),        // 39: zaki.runtime.v1.EventsResponse
-	(*LogsRequest)(nil),           // 40: zaki.runtime.v1.LogsRequest
-	(*LogsResponse)(nil),          // 41: zaki.runtime.v1.LogsResponse
-	(*ExecRequest)(nil),           // 42: zaki.runtime.v1.ExecRequest
-	(*ExecResponse)(nil),          // 43: zaki.runtime.v1.ExecResponse
-	nil,                           // 44: zaki.runtime.v1.NetworkSpec.LabelsEntry
-	nil,                           // 45: zaki.runtime.v1.ContainerSpec.EnvEntry
-	nil,                           // 46: zaki.runtime.v1.ContainerSpec.LabelsEntry
-	nil,                           // 47: zaki.runtime.v1.ListRequest.LabelsEntry
-	nil,                           // 48: zaki.runtime.v1.EventsRequest.LabelsEntry
-	nil,                           // 49: zaki.runtime.v1.Event.LabelsEntry
+	(*LogConfig)(nil),             // 22: zaki.runtime.v1.LogConfig
+	(*Container)(nil),             // 23: zaki.runtime.v1.Container
+	(*CreateRequest)(nil),         // 24: zaki.runtime.v1.CreateRequest
+	(*CreateResponse)(nil),        // 25: zaki.runtime.v1.CreateResponse
+	(*StartRequest)(nil),          // 26: zaki.runtime.v1.StartRequest
+	(*StartResponse)(nil),         // 27: zaki.runtime.v1.StartResponse
+	(*StopRequest)(nil),           // 28: zaki.runtime.v1.StopRequest
+	(*StopResponse)(nil),          // 29: zaki.runtime.v1.StopResponse
+	(*RestartRequest)(nil),        // 30: zaki.runtime.v1.RestartRequest
+	(*RestartResponse)(nil),       // 31: zaki.runtime.v1.RestartResponse
+	(*RemoveRequest)(nil),         // 32: zaki.runtime.v1.RemoveRequest
+	(*RemoveResponse)(nil),        // 33: zaki.runtime.v1.RemoveResponse
+	(*InspectRequest)(nil),        // 34: zaki.runtime.v1.InspectRequest
+	(*InspectResponse)(nil),       // 35: zaki.runtime.v1.InspectResponse
+	(*ListRequest)(nil),           // 36: zaki.runtime.v1.ListRequest
+	(*ListResponse)(nil),          // 37: zaki.runtime.v1.ListResponse
+	(*EventsRequest)(nil),         // 38: zaki.runtime.v1.EventsRequest
+	(*Event)(nil),                 // 39: zaki.runtime.v1.Event
+	(*EventsResponse)(nil),        // 40: zaki.runtime.v1.EventsResponse
+	(*LogsRequest)(nil),           // 41: zaki.runtime.v1.LogsRequest
+	(*LogsResponse)(nil),          // 42: zaki.runtime.v1.LogsResponse
+	(*ExecRequest)(nil),           // 43: zaki.runtime.v1.ExecRequest
+	(*ExecResponse)(nil),          // 44: zaki.runtime.v1.ExecResponse
+	nil,                           // 45: zaki.runtime.v1.NetworkSpec.LabelsEntry
+	nil,                           // 46: zaki.runtime.v1.ContainerSpec.EnvEntry
+	nil,                           // 47: zaki.runtime.v1.ContainerSpec.LabelsEntry
+	nil,                           // 48: zaki.runtime.v1.ListRequest.LabelsEntry
+	nil,                           // 49: zaki.runtime.v1.EventsRequest.LabelsEntry
+	nil,                           // 50: zaki.runtime.v1.Event.LabelsEntry
 }
 var file_runtime_proto_depIdxs = []int32{
 	0,  // 0: zaki.runtime.v1.RefFailure.class:type_name -> zaki.runtime.v1.ErrorClass
-	44, // 1: zaki.runtime.v1.NetworkSpec.labels:type_name -> zaki.runtime.v1.NetworkSpec.LabelsEntry
+	45, // 1: zaki.runtime.v1.NetworkSpec.labels:type_name -> zaki.runtime.v1.NetworkSpec.LabelsEntry
 	8,  // 2: zaki.runtime.v1.EnsureNetworkRequest.spec:type_name -> zaki.runtime.v1.NetworkSpec
 	13, // 3: zaki.runtime.v1.Resources.ulimits:type_name -> zaki.runtime.v1.Ulimit
 	15, // 4: zaki.runtime.v1.Security.tmpfs:type_name -> zaki.runtime.v1.Tmpfs
-	45, // 5: zaki.runtime.v1.ContainerSpec.env:type_name -> zaki.runtime.v1.ContainerSpec.EnvEntry
-	46, // 6: zaki.runtime.v1.ContainerSpec.labels:type_name -> zaki.runtime.v1.ContainerSpec.LabelsEntry
+	46, // 5: zaki.runtime.v1.ContainerSpec.env:type_name -> zaki.runtime.v1.ContainerSpec.EnvEntry
+	47, // 6: zaki.runtime.v1.ContainerSpec.labels:type_name -> zaki.runtime.v1.ContainerSpec.LabelsEntry
 	14, // 7: zaki.runtime.v1.ContainerSpec.resources:type_name -> zaki.runtime.v1.Resources
 	16, // 8: zaki.runtime.v1.ContainerSpec.security:type_name -> zaki.runtime.v1.Security
 	17, // 9: zaki.runtime.v1.ContainerSpec.restart:type_name -> zaki.runtime.v1.RestartPolicy
 	18, // 10: zaki.runtime.v1.ContainerSpec.ports:type_name -> zaki.runtime.v1.PortBinding
 	19, // 11: zaki.runtime.v1.ContainerSpec.mounts:type_name -> zaki.runtime.v1.Mount
 	20, // 12: zaki.runtime.v1.ContainerSpec.healthcheck:type_name -> zaki.runtime.v1.Healthcheck
-	21, // 13: zaki.runtime.v1.Container.spec:type_name -> zaki.runtime.v1.ContainerSpec
-	21, // 14: zaki.runtime.v1.CreateRequest.spec:type_name -> zaki.runtime.v1.ContainerSpec
-	1,  // 15: zaki.runtime.v1.StopResponse.failures:type_name -> zaki.runtime.v1.RefFailure
-	1,  // 16: zaki.runtime.v1.RemoveResponse.failures:type_name -> zaki.runtime.v1.RefFailure
-	22, // 17: zaki.runtime.v1.InspectResponse.container:type_name -> zaki.runtime.v1.Container
-	47, // 18: zaki.runtime.v1.ListRequest.labels:type_name -> zaki.runtime.v1.ListRequest.LabelsEntry
-	22, // 19: zaki.runtime.v1.ListResponse.containers:type_name -> zaki.runtime.v1.Container
-	48, // 20: zaki.runtime.v1.EventsRequest.labels:type_name -> zaki.runtime.v1.EventsRequest.LabelsEntry
-	49, // 21: zaki.runtime.v1.Event.labels:type_name -> zaki.runtime.v1.Event.LabelsEntry
-	38, // 22: zaki.runtime.v1.EventsResponse.event:type_name -> zaki.runtime.v1.Event
-	2,  // 23: zaki.runtime.v1.Runtime.Info:input_type -> zaki.runtime.v1.InfoRequest
-	4,  // 24: zaki.runtime.v1.Runtime.ImageExists:input_type -> zaki.runtime.v1.ImageExistsRequest
-	6,  // 25: zaki.runtime.v1.Runtime.PullImage:input_type -> zaki.runtime.v1.PullImageRequest
-	9,  // 26: zaki.runtime.v1.Runtime.EnsureNetwork:input_type -> zaki.runtime.v1.EnsureNetworkRequest
-	11, // 27: zaki.runtime.v1.Runtime.RemoveNetwork:input_type -> zaki.runtime.v1.RemoveNetworkRequest
-	23, // 28: zaki.runtime.v1.Runtime.Create:input_type -> zaki.runtime.v1.CreateRequest
-	25, // 29: zaki.runtime.v1.Runtime.Start:input_type -> zaki.runtime.v1.StartRequest
-	27, // 30: zaki.runtime.v1.Runtime.Stop:input_type -> zaki.runtime.v1.StopRequest
-	29, // 31: zaki.runtime.v1.Runtime.Restart:input_type -> zaki.runtime.v1.RestartRequest
-	31, // 32: zaki.runtime.v1.Runtime.Remove:input_type -> zaki.runtime.v1.RemoveRequest
-	33, // 33: zaki.runtime.v1.Runtime.Inspect:input_type -> zaki.runtime.v1.InspectRequest
-	35, // 34: zaki.runtime.v1.Runtime.List:input_type -> zaki.runtime.v1.ListRequest
-	37, // 35: zaki.runtime.v1.Runtime.Events:input_type -> zaki.runtime.v1.EventsRequest
-	40, // 36: zaki.runtime.v1.Runtime.Logs:input_type -> zaki.runtime.v1.LogsRequest
-	42, // 37: zaki.runtime.v1.Runtime.Exec:input_type -> zaki.runtime.v1.ExecRequest
-	3,  // 38: zaki.runtime.v1.Runtime.Info:output_type -> zaki.runtime.v1.InfoResponse
-	5,  // 39: zaki.runtime.v1.Runtime.ImageExists:output_type -> zaki.runtime.v1.ImageExistsResponse
-	7,  // 40: zaki.runtime.v1.Runtime.PullImage:output_type -> zaki.runtime.v1.PullProgress
-	10, // 41: zaki.runtime.v1.Runtime.EnsureNetwork:output_type -> zaki.runtime.v1.EnsureNetworkResponse
-	12, // 42: zaki.runtime.v1.Runtime.RemoveNetwork:output_type -> zaki.runtime.v1.RemoveNetworkResponse
-	24, // 43: zaki.runtime.v1.Runtime.Create:output_type -> zaki.runtime.v1.CreateResponse
-	26, // 44: zaki.runtime.v1.Runtime.Start:output_type -> zaki.runtime.v1.StartResponse
-	28, // 45: zaki.runtime.v1.Runtime.Stop:output_type -> zaki.runtime.v1.StopResponse
-	30, // 46: zaki.runtime.v1.Runtime.Restart:output_type -> zaki.runtime.v1.RestartResponse
-	32, // 47: zaki.runtime.v1.Runtime.Remove:output_type -> zaki.runtime.v1.RemoveResponse
-	34, // 48: zaki.runtime.v1.Runtime.Inspect:output_type -> zaki.runtime.v1.InspectResponse
-	36, // 49: zaki.runtime.v1.Runtime.List:output_type -> zaki.runtime.v1.ListResponse
-	39, // 50: zaki.runtime.v1.Runtime.Events:output_type -> zaki.runtime.v1.EventsResponse
-	41, // 51: zaki.runtime.v1.Runtime.Logs:output_type -> zaki.runtime.v1.LogsResponse
-	43, // 52: zaki.runtime.v1.Runtime.Exec:output_type -> zaki.runtime.v1.ExecResponse
-	38, // [38:53] is the sub-list for method output_type
-	23, // [23:38] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	22, // 13: zaki.runtime.v1.ContainerSpec.log:type_name -> zaki.runtime.v1.LogConfig
+	21, // 14: zaki.runtime.v1.Container.spec:type_name -> zaki.runtime.v1.ContainerSpec
+	21, // 15: zaki.runtime.v1.CreateRequest.spec:type_name -> zaki.runtime.v1.ContainerSpec
+	1,  // 16: zaki.runtime.v1.StopResponse.failures:type_name -> zaki.runtime.v1.RefFailure
+	1,  // 17: zaki.runtime.v1.RemoveResponse.failures:type_name -> zaki.runtime.v1.RefFailure
+	23, // 18: zaki.runtime.v1.InspectResponse.container:type_name -> zaki.runtime.v1.Container
+	48, // 19: zaki.runtime.v1.ListRequest.labels:type_name -> zaki.runtime.v1.ListRequest.LabelsEntry
+	23, // 20: zaki.runtime.v1.ListResponse.containers:type_name -> zaki.runtime.v1.Container
+	49, // 21: zaki.runtime.v1.EventsRequest.labels:type_name -> zaki.runtime.v1.EventsRequest.LabelsEntry
+	50, // 22: zaki.runtime.v1.Event.labels:type_name -> zaki.runtime.v1.Event.LabelsEntry
+	39, // 23: zaki.runtime.v1.EventsResponse.event:type_name -> zaki.runtime.v1.Event
+	2,  // 24: zaki.runtime.v1.Runtime.Info:input_type -> zaki.runtime.v1.InfoRequest
+	4,  // 25: zaki.runtime.v1.Runtime.ImageExists:input_type -> zaki.runtime.v1.ImageExistsRequest
+	6,  // 26: zaki.runtime.v1.Runtime.PullImage:input_type -> zaki.runtime.v1.PullImageRequest
+	9,  // 27: zaki.runtime.v1.Runtime.EnsureNetwork:input_type -> zaki.runtime.v1.EnsureNetworkRequest
+	11, // 28: zaki.runtime.v1.Runtime.RemoveNetwork:input_type -> zaki.runtime.v1.RemoveNetworkRequest
+	24, // 29: zaki.runtime.v1.Runtime.Create:input_type -> zaki.runtime.v1.CreateRequest
+	26, // 30: zaki.runtime.v1.Runtime.Start:input_type -> zaki.runtime.v1.StartRequest
+	28, // 31: zaki.runtime.v1.Runtime.Stop:input_type -> zaki.runtime.v1.StopRequest
+	30, // 32: zaki.runtime.v1.Runtime.Restart:input_type -> zaki.runtime.v1.RestartRequest
+	32, // 33: zaki.runtime.v1.Runtime.Remove:input_type -> zaki.runtime.v1.RemoveRequest
+	34, // 34: zaki.runtime.v1.Runtime.Inspect:input_type -> zaki.runtime.v1.InspectRequest
+	36, // 35: zaki.runtime.v1.Runtime.List:input_type -> zaki.runtime.v1.ListRequest
+	38, // 36: zaki.runtime.v1.Runtime.Events:input_type -> zaki.runtime.v1.EventsRequest
+	41, // 37: zaki.runtime.v1.Runtime.Logs:input_type -> zaki.runtime.v1.LogsRequest
+	43, // 38: zaki.runtime.v1.Runtime.Exec:input_type -> zaki.runtime.v1.ExecRequest
+	3,  // 39: zaki.runtime.v1.Runtime.Info:output_type -> zaki.runtime.v1.InfoResponse
+	5,  // 40: zaki.runtime.v1.Runtime.ImageExists:output_type -> zaki.runtime.v1.ImageExistsResponse
+	7,  // 41: zaki.runtime.v1.Runtime.PullImage:output_type -> zaki.runtime.v1.PullProgress
+	10, // 42: zaki.runtime.v1.Runtime.EnsureNetwork:output_type -> zaki.runtime.v1.EnsureNetworkResponse
+	12, // 43: zaki.runtime.v1.Runtime.RemoveNetwork:output_type -> zaki.runtime.v1.RemoveNetworkResponse
+	25, // 44: zaki.runtime.v1.Runtime.Create:output_type -> zaki.runtime.v1.CreateResponse
+	27, // 45: zaki.runtime.v1.Runtime.Start:output_type -> zaki.runtime.v1.StartResponse
+	29, // 46: zaki.runtime.v1.Runtime.Stop:output_type -> zaki.runtime.v1.StopResponse
+	31, // 47: zaki.runtime.v1.Runtime.Restart:output_type -> zaki.runtime.v1.RestartResponse
+	33, // 48: zaki.runtime.v1.Runtime.Remove:output_type -> zaki.runtime.v1.RemoveResponse
+	35, // 49: zaki.runtime.v1.Runtime.Inspect:output_type -> zaki.runtime.v1.InspectResponse
+	37, // 50: zaki.runtime.v1.Runtime.List:output_type -> zaki.runtime.v1.ListResponse
+	40, // 51: zaki.runtime.v1.Runtime.Events:output_type -> zaki.runtime.v1.EventsResponse
+	42, // 52: zaki.runtime.v1.Runtime.Logs:output_type -> zaki.runtime.v1.LogsResponse
+	44, // 53: zaki.runtime.v1.Runtime.Exec:output_type -> zaki.runtime.v1.ExecResponse
+	39, // [39:54] is the sub-list for method output_type
+	24, // [24:39] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_runtime_proto_init() }
@@ -2975,7 +3041,7 @@ func file_runtime_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runtime_proto_rawDesc), len(file_runtime_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   49,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -236,7 +236,7 @@ func cloneSpec(s runtime.ContainerSpec) runtime.ContainerSpec {
 }
 
 // readBack returns spec as an engine reports it after create: sizes as
-// byte counts (a memory limit without a swap limit gets twice as much
+// byte counts (log size too; a memory limit without a swap limit gets twice as much
 // memory plus swap, as docker does), Env dropped, tmpfs sorted by path, the
 // port protocol set. spec has passed Validate.
 func readBack(spec runtime.ContainerSpec) runtime.ContainerSpec {
@@ -252,6 +252,10 @@ func readBack(spec runtime.ContainerSpec) runtime.ContainerSpec {
 	if s.Resources.MemorySwap != "" && s.Resources.MemorySwap != "-1" {
 		n, _ := runtime.ParseBytes(s.Resources.MemorySwap)
 		s.Resources.MemorySwap = fmt.Sprint(n)
+	}
+	if s.Log.MaxSize != "" {
+		n, _ := runtime.ParseBytes(s.Log.MaxSize)
+		s.Log.MaxSize = fmt.Sprint(n)
 	}
 	sort.SliceStable(s.Security.Tmpfs, func(i, j int) bool { return s.Security.Tmpfs[i].Path < s.Security.Tmpfs[j].Path })
 	for i := range s.Ports {

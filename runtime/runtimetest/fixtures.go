@@ -48,6 +48,7 @@ func FullSpec() runtime.ContainerSpec {
 			StartPeriod: 1500 * time.Millisecond, Retries: 3,
 		},
 		StopTimeout: 2500 * time.Millisecond,
+		Log:         runtime.LogConfig{MaxSize: "10m", MaxFiles: 3},
 	}
 }
 

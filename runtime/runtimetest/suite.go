@@ -61,6 +61,10 @@ type Config struct {
 	// that nothing hangs (30s when zero); the calls of one subtest get four
 	// times as long together.
 	Timeout time.Duration
+	// SingleLogFile says that the engine keeps one log file, emptied when
+	// it reaches Log.MaxSize (podman's k8s-file): Log.MaxFiles reads back
+	// as 1.
+	SingleLogFile bool
 }
 
 // subtestBudget is how many Timeouts the calls of one subtest may take

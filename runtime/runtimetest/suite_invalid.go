@@ -3,6 +3,7 @@ package runtimetest
 import (
 	"context"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/zaki-platform/zaki-agent/runtime"
@@ -32,6 +33,11 @@ func (s *suite) testInvalid(t *testing.T) {
 		{name: "EmptyImage", spec: ptr(spec("image", func(sp *runtime.ContainerSpec) { sp.Image = "" }))},
 		{name: "EnvKey", spec: ptr(spec("envkey", func(sp *runtime.ContainerSpec) { sp.Env = map[string]string{"A=B": "x"} }))},
 		{name: "EnvValue", spec: ptr(spec("envvalue", func(sp *runtime.ContainerSpec) { sp.Env = map[string]string{"A": "x\nB=y"} }))},
+		{name: "EnvLine", spec: ptr(spec("envline", func(sp *runtime.ContainerSpec) {
+			sp.Env = map[string]string{"A": strings.Repeat("x", runtime.MaxEnvLine-1)} // "A=" + value: one byte over
+		}))},
+		{name: "LogSize", spec: ptr(spec("logsize", func(sp *runtime.ContainerSpec) { sp.Log.MaxSize = "10x" }))},
+		{name: "LogFiles", spec: ptr(spec("logfiles", func(sp *runtime.ContainerSpec) { sp.Log.MaxFiles = 3 }))},
 		{name: "Seccomp", spec: ptr(spec("seccomp", func(sp *runtime.ContainerSpec) { sp.Security.SeccompProfile = "unconfined" }))},
 		{name: "MountSource", spec: ptr(spec("mountsrc", func(sp *runtime.ContainerSpec) {
 			sp.Mounts = []runtime.Mount{{Source: "data", Target: "/data"}}

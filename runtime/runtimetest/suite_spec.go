@@ -60,6 +60,7 @@ func (s *suite) fullSpec(name, network, dataDir string, hostPort int) runtime.Co
 			Retries:     3,
 		},
 		StopTimeout: 5 * time.Second,
+		Log:         runtime.LogConfig{MaxSize: "1m", MaxFiles: 3},
 	}
 }
 
@@ -91,7 +92,11 @@ func (s *suite) testFullSpec(t *testing.T) {
 	if c.CreatedAt.IsZero() || !c.StartedAt.IsZero() || !c.FinishedAt.IsZero() {
 		t.Errorf("inspect %s: CreatedAt %v StartedAt %v FinishedAt %v, want only CreatedAt set", name, c.CreatedAt, c.StartedAt, c.FinishedAt)
 	}
-	for _, d := range compareSpec(spec, c.Spec) {
+	want := spec
+	if s.cfg.SingleLogFile {
+		want.Log.MaxFiles = 1
+	}
+	for _, d := range compareSpec(want, c.Spec) {
 		t.Errorf("inspect %s: Spec.%s", name, d)
 	}
 
@@ -185,6 +190,10 @@ func compareSpec(want, got runtime.ContainerSpec) []string {
 		eq("Healthcheck.Retries", gh.Retries, wh.Retries)
 	}
 	eq("StopTimeout", got.StopTimeout, want.StopTimeout)
+	if d := sizeDiff(got.Log.MaxSize, want.Log.MaxSize); d != "" {
+		diffs = append(diffs, "Log.MaxSize: "+d)
+	}
+	eq("Log.MaxFiles", got.Log.MaxFiles, want.Log.MaxFiles)
 	return diffs
 }
 

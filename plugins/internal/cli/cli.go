@@ -131,21 +131,33 @@ func (r *Runner) Classify(stderr string) error {
 // *ExitError; the Result is returned in every case where the command ran,
 // so that a caller can still read what a partly failed command printed.
 func (r *Runner) Run(ctx context.Context, args ...string) (*Result, error) {
-	res, err := r.RunCapped(ctx, r.cfg.MaxStdout, r.cfg.MaxStderr, args...)
-	if err == nil && res.StdoutTruncated {
-		return res, fmt.Errorf("%s: %w: more than %d bytes on stdout", r.Name(args), ErrOutputTooLarge, r.cfg.MaxStdout)
-	}
-	return res, err
+	return r.RunFiles(ctx, nil, args...)
 }
 
 // RunCapped is Run keeping at most maxStdout and maxStderr bytes of each
 // stream: output past a cap is dropped, which the Result reports, and is
 // no error.
 func (r *Runner) RunCapped(ctx context.Context, maxStdout, maxStderr int, args ...string) (*Result, error) {
+	return r.run(ctx, maxStdout, maxStderr, nil, args)
+}
+
+// RunFiles is Run with files open in the child as descriptors 3, 4, ...
+// (a client reads the first as /dev/fd/3). The caller keeps and closes
+// them.
+func (r *Runner) RunFiles(ctx context.Context, files []*os.File, args ...string) (*Result, error) {
+	res, err := r.run(ctx, r.cfg.MaxStdout, r.cfg.MaxStderr, files, args)
+	if err == nil && res.StdoutTruncated {
+		return res, fmt.Errorf("%s: %w: more than %d bytes on stdout", r.Name(args), ErrOutputTooLarge, r.cfg.MaxStdout)
+	}
+	return res, err
+}
+
+func (r *Runner) run(ctx context.Context, maxStdout, maxStderr int, files []*os.File, args []string) (*Result, error) {
 	cmd, err := r.command(ctx, args)
 	if err != nil {
 		return nil, err
 	}
+	cmd.ExtraFiles = files
 	stdout := &capBuffer{max: maxStdout}
 	stderr := &capBuffer{max: maxStderr}
 	cmd.Stdout, cmd.Stderr = stdout, stderr

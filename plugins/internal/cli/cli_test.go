@@ -92,6 +92,28 @@ func TestRunEnvReachesChildButNeverErrors(t *testing.T) {
 	assert.Assert(t, !strings.Contains(err.Error(), "s3cr3t"), "error text holds no env: %v", err)
 }
 
+// TestRunFiles: the files given are the child's descriptors 3, 4, ...,
+// readable by path as /dev/fd/N; without them, no descriptor 3.
+func TestRunFiles(t *testing.T) {
+	dir := t.TempDir()
+	bin := script(t, dir, "fake", `cat /dev/fd/3 /dev/fd/4`)
+	files := make([]*os.File, 2)
+	for i, text := range []string{"three\n", "four\n"} {
+		p := filepath.Join(dir, strconv.Itoa(i))
+		assert.NilError(t, os.WriteFile(p, []byte(text), 0o600))
+		f, err := os.Open(p)
+		assert.NilError(t, err)
+		defer f.Close()
+		files[i] = f
+	}
+	r := New(Config{Binary: bin})
+	res, err := r.RunFiles(t.Context(), files, "x")
+	assert.NilError(t, err)
+	assert.Equal(t, string(res.Stdout), "three\nfour\n")
+	_, err = r.Run(t.Context(), "x")
+	assert.Assert(t, err != nil, "descriptor 3 inherited without RunFiles")
+}
+
 func TestRunCaps(t *testing.T) {
 	dir := t.TempDir()
 	bin := script(t, dir, "fake", `

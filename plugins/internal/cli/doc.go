@@ -11,6 +11,8 @@
 //     (wrapping context.DeadlineExceeded), a cancellation as
 //     context.Canceled;
 //   - stdout and stderr are captured separately, each up to a cap;
+//   - RunFiles hands the child open files as descriptors 3, 4, ... (an
+//     env file in memory, read as /dev/fd/3), nothing else is inherited;
 //   - a non-zero exit is an *ExitError that keeps the exit code, the first
 //     two words of argv (the binary's base name and the subcommand, never
 //     the environment or the other arguments) and a trimmed stderr, and

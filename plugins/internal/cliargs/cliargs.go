@@ -111,6 +111,22 @@ func CreateFlags(spec runtime.ContainerSpec, health []string) []string {
 	return a
 }
 
+// LogFlags are the options of `create` that bound the container's log:
+// driver (the one whose rotation the engine's client knows) and its
+// max-size as a byte count, and max-file when maxFile (an engine whose
+// driver keeps several files). None for a zero l: the engine's default.
+func LogFlags(l runtime.LogConfig, driver string, maxFile bool) []string {
+	if l.MaxSize == "" {
+		return nil
+	}
+	n, _ := runtime.ParseBytes(l.MaxSize) // validated
+	a := []string{"--log-driver=" + driver, "--log-opt=max-size=" + strconv.FormatInt(n, 10)}
+	if maxFile && l.MaxFiles > 0 {
+		a = append(a, "--log-opt=max-file="+strconv.Itoa(l.MaxFiles))
+	}
+	return a
+}
+
 // Publish is one --publish value: hostip:hostport:containerport/proto, an
 // IPv6 host address in brackets.
 func Publish(p runtime.PortBinding) string {

@@ -3,6 +3,7 @@ package clirt
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/zaki-platform/zaki-agent/plugins/internal/envfile"
@@ -21,14 +22,17 @@ func (e *Engine) Create(ctx context.Context, spec runtime.ContainerSpec) (string
 		return "", err
 	}
 
-	// The env file lives exactly as long as the create call.
+	// The env file is in memory, a descriptor the client inherits: nothing
+	// of it is on disk, and it ends with the call (or the process).
+	var files []*os.File
 	if len(spec.Env) > 0 {
-		file, remove, err := envfile.Write(e.tempDir, spec.Env)
+		f, err := envfile.Open(spec.Env)
 		if err != nil {
 			return "", fmt.Errorf("create %q: env file: %w", spec.Name, err)
 		}
-		defer remove()
-		args = append(args, "--env-file="+file)
+		defer f.Close()
+		files = []*os.File{f}
+		args = append(args, "--env-file="+envfile.Path)
 	}
 
 	// The image ends the options; what follows is the container's command,
@@ -36,7 +40,7 @@ func (e *Engine) Create(ctx context.Context, spec runtime.ContainerSpec) (string
 	args = append(args, spec.Image)
 	args = append(args, spec.Cmd...)
 
-	res, err := e.RunClient(ctx, args...)
+	res, err := e.RunClientFiles(ctx, files, args...)
 	if err != nil {
 		return "", fmt.Errorf("create %q: %w", spec.Name, err)
 	}

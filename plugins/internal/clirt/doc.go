@@ -5,7 +5,7 @@
 //
 // An Engine runs every command with one debug line, parses the client's
 // JSON output, and implements what the clients do alike: Create's
-// skeleton (validate, env file, image, ID), Start, Stop, Restart and
+// skeleton (validate, in-memory env file, image, ID), Start, Stop, Restart and
 // Remove with their batching, Inspect and List with the spec read back
 // into runtime.ContainerSpec, the event stream, networks, images and
 // logs. What an engine does its own way comes in a Dialect, a plain value
@@ -14,6 +14,6 @@
 // inspect. A plugin embeds the *Engine and overrides only the methods
 // its engine needs to extend.
 //
-// Serve and Main are the plugin binary's boilerplate: flags, logging, the
-// sweep of interrupted creates' env files, runtime.Serve.
+// Serve and Main are the plugin binary's boilerplate: flags, logging,
+// runtime.Serve.
 package clirt

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/zaki-platform/zaki-agent/plugins/internal/cli"
-	"github.com/zaki-platform/zaki-agent/plugins/internal/envfile"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
@@ -24,9 +24,6 @@ type Config struct {
 	// Env is added to the client's environment, which is otherwise this
 	// process's: DOCKER_HOST, CONTAINERS_CONF and the like there apply.
 	Env []string
-	// TempDir holds the short-lived env files of Create (default: the
-	// system's temporary directory), each in a directory of mode 0700.
-	TempDir string
 	// Logger gets one debug line per command (subcommand, exit code,
 	// duration; never arguments or environment). Default: discard.
 	Logger *slog.Logger
@@ -35,10 +32,9 @@ type Config struct {
 // Engine is a runtime.Runtime on a command-line client. It is safe for
 // concurrent use.
 type Engine struct {
-	d       Dialect
-	cli     *cli.Runner
-	tempDir string
-	log     *slog.Logger
+	d   Dialect
+	cli *cli.Runner
+	log *slog.Logger
 }
 
 // New returns an engine for cfg that speaks d. It runs nothing: a client
@@ -48,10 +44,9 @@ func New(cfg Config, d Dialect) *Engine {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Engine{
-		d:       d,
-		cli:     cli.New(cli.Config{Binary: cfg.Binary, Env: cfg.Env, Classify: d.Classify}),
-		tempDir: cfg.TempDir,
-		log:     cfg.Logger,
+		d:   d,
+		cli: cli.New(cli.Config{Binary: cfg.Binary, Env: cfg.Env, Classify: d.Classify}),
+		log: cfg.Logger,
 	}
 }
 
@@ -67,8 +62,14 @@ func (e *Engine) argv(args []string) []string {
 // package's: an *cli.ExitError wrapping the class Classify found, or the
 // ctx's error.
 func (e *Engine) RunClient(ctx context.Context, args ...string) (*cli.Result, error) {
+	return e.RunClientFiles(ctx, nil, args...)
+}
+
+// RunClientFiles is RunClient with files open in the client as
+// descriptors 3, 4, ... (cli.Runner.RunFiles).
+func (e *Engine) RunClientFiles(ctx context.Context, files []*os.File, args ...string) (*cli.Result, error) {
 	start := time.Now()
-	res, err := e.cli.Run(ctx, e.argv(args)...)
+	res, err := e.cli.RunFiles(ctx, files, e.argv(args)...)
 	e.logCommand(ctx, args, start, res, err)
 	return res, err
 }
@@ -89,11 +90,6 @@ func (e *Engine) logCommand(ctx context.Context, args []string, start time.Time,
 func (e *Engine) Stream(ctx context.Context, opts cli.StreamOptions, args ...string) (*cli.Stream, error) {
 	return e.cli.Stream(ctx, opts, e.argv(args)...)
 }
-
-// SweepEnvFiles removes the env-file dirs of creates that never finished
-// (a plugin killed in the middle of one) and are older than age. It
-// returns how many it removed.
-func (e *Engine) SweepEnvFiles(age time.Duration) int { return envfile.Sweep(e.tempDir, age) }
 
 // NotFound reports whether err is the engine saying there is no such thing.
 func NotFound(err error) bool { return errors.Is(err, runtime.ErrNotFound) }

@@ -165,7 +165,12 @@ type Inspect struct {
 			Type, Source, Target string
 			ReadOnly             bool
 		}
-		Init *bool
+		Init      *bool
+		LogConfig struct {
+			Type   string
+			Config map[string]string
+			Size   string // podman: its max size, in its own words
+		}
 	}
 }
 
@@ -285,6 +290,13 @@ func (j *Inspect) spec(d Dialect) runtime.ContainerSpec {
 	}
 	if j.Config.StopTimeout != nil {
 		s.StopTimeout = time.Duration(*j.Config.StopTimeout) * time.Second
+	}
+	if lc := h.LogConfig.Config; lc["max-size"] != "" {
+		s.Log.MaxSize = lc["max-size"]
+		if n, err := runtime.ParseBytes(lc["max-size"]); err == nil {
+			s.Log.MaxSize = byteCount(n)
+		}
+		s.Log.MaxFiles, _ = strconv.Atoi(lc["max-file"])
 	}
 	return s
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/spf13/pflag"
 
@@ -13,12 +12,7 @@ import (
 )
 
 // Plugin is a runtime a plugin binary serves.
-type Plugin interface {
-	runtime.Runtime
-	// SweepEnvFiles removes the env files of creates cut short by a killed
-	// plugin, older than age; it returns how many.
-	SweepEnvFiles(age time.Duration) int
-}
+type Plugin = runtime.Runtime
 
 // Runner is a Plugin with background work, which Serve runs beside it
 // for as long as the process lives.
@@ -40,8 +34,7 @@ func Main(name string, flags func(fs *pflag.FlagSet) Build) {
 }
 
 // Serve parses args with the binary's own flags and --log-level, builds
-// the runtime with the logger, removes the env files of interrupted
-// creates, starts the runtime's background work if it has any (Runner)
+// the runtime with the logger, starts the runtime's background work if it has any (Runner)
 // and serves it over go-plugin; runtime.Serve never returns, the process
 // ends with the agent.
 func Serve(ctx context.Context, name string, args []string, flags func(fs *pflag.FlagSet) Build) error {
@@ -65,9 +58,6 @@ func Serve(ctx context.Context, name string, args []string, flags func(fs *pflag
 	rt, err := build(log)
 	if err != nil {
 		return err
-	}
-	if n := rt.SweepEnvFiles(10 * time.Minute); n > 0 {
-		log.Info("removed env files of interrupted creates", "count", n)
 	}
 	if r, ok := rt.(Runner); ok {
 		go r.Run(ctx)

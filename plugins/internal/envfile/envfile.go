@@ -1,84 +1,50 @@
 package envfile
 
 import (
+	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
-	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// prefix starts the name of every directory Write makes.
-const prefix = "zaki-env-"
+// Path is where the client reads the file Open returns, passed as its
+// first extra descriptor (exec.Cmd.ExtraFiles[0] is descriptor 3).
+const Path = "/dev/fd/3"
 
-// Write writes env to a new env file in a private directory under dir
-// (the system's temporary directory when empty) and returns its path and
-// a function that removes it, which the caller defers. Keys and values
-// must have passed runtime.ValidateEnvKey and ValidateEnvValue: a value
-// cannot hold a line break.
-func Write(dir string, env map[string]string) (path string, remove func(), err error) {
-	d, err := os.MkdirTemp(tempDir(dir), prefix)
+// Open returns an in-memory file holding env, one KEY=value a line in key
+// order, read from its start and sealed against any change; the caller
+// passes it to the client as its first extra file and closes it when the
+// client has exited. Keys and values must have passed
+// runtime.ValidateEnvKey and ValidateEnvValue: a value cannot hold a line
+// break.
+func Open(env map[string]string) (*os.File, error) {
+	fd, err := unix.MemfdCreate("zaki-env", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
-		return "", nil, err
+		return nil, fmt.Errorf("memfd: %w", err)
 	}
-	remove = func() { os.RemoveAll(d) }
-	path = filepath.Join(d, "env")
-	if err := writeFile(path, env); err != nil {
-		remove()
-		return "", nil, err
-	}
-	return path, remove, nil
-}
-
-// writeFile writes env as an env file of mode 0600, one KEY=value a line
-// in key order.
-func writeFile(path string, env map[string]string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
+	f := os.NewFile(uintptr(fd), "zaki-env")
 	var b strings.Builder
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		b.WriteString(k + "=" + env[k] + "\n")
 	}
-	_, err = f.WriteString(b.String())
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("memfd: %w", err)
 	}
-	return err
-}
-
-// Sweep removes the env-file directories under dir (the system's
-// temporary directory when empty) older than age: those of creates that
-// never finished. Plugins sharing a directory each make theirs afresh, so
-// one older than any create can take is an orphan. It returns how many it
-// removed.
-func Sweep(dir string, age time.Duration) int {
-	dir = tempDir(dir)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return 0
+	// Sealed: not even the client could change what the next reader sees.
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("memfd seal: %w", err)
 	}
-	n := 0
-	for _, e := range ents {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), prefix) {
-			continue
-		}
-		info, err := e.Info()
-		if err != nil || time.Since(info.ModTime()) < age {
-			continue
-		}
-		if os.RemoveAll(filepath.Join(dir, e.Name())) == nil {
-			n++
-		}
+	// The client opens /dev/fd/3 afresh (a new offset); the offset is reset
+	// anyway for a reader of the descriptor itself.
+	if _, err := f.Seek(0, 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("memfd: %w", err)
 	}
-	return n
-}
-
-func tempDir(dir string) string {
-	if dir != "" {
-		return dir
-	}
-	return os.TempDir()
+	return f, nil
 }
