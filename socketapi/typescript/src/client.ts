@@ -3,7 +3,7 @@ import { AgentError, errorFromResponse } from "./errors.js";
 import { lines, ndjson } from "./ndjson.js";
 import { AgentStream } from "./stream.js";
 import { callAny, callJSON, callProgress, callText, openStream, type CallOptions, type TransportConfig } from "./transport.js";
-import type { AgentEvent, ExecRequest, ExecResult, Health, Instance, InstanceSpec, InstanceState, PruneRequest, PruneResult, PullProgress, PullResult } from "./types.js";
+import type { AgentEvent, ExecRequest, ExecResult, Health, ImportRequest, ImportResult, Instance, InstanceSpec, InstanceState, PruneRequest, PruneResult, PullProgress, PullResult } from "./types.js";
 
 /** The agent's socket when neither the socketPath option nor $ZAKI_SOCKET names one. */
 export const DEFAULT_SOCKET = "/run/zaki-agent/agent.sock";
@@ -213,6 +213,21 @@ export class AgentClient {
       call.timeoutMs = Math.max(base, opts.timeoutSeconds * 1000 + 30_000);
     }
     return callJSON<ExecResult>(this.#t, { method: "POST", path: instancePath(userId, "exec"), body }, call);
+  }
+
+  /**
+   * Brings the platform's existing users over (POST /v1/import): copies
+   * each user's data dir from the router's layout into the agent's
+   * (the source is only read), keeps the user's port when it is free and
+   * replaces the router's unlabelled container with an instance. With
+   * req.dryRun it only says what it would do; a user imported before is
+   * reported "exists". The call's timeout is raised to the agent's own
+   * bound on a call (15 minutes) unless opts.timeoutMs is given.
+   */
+  async importUsers(req: ImportRequest = {}, opts: CallOptions = {}): Promise<ImportResult> {
+    const call: CallOptions = { ...opts };
+    if (opts.timeoutMs === undefined && this.#t.timeoutMs > 0) call.timeoutMs = Math.max(this.#t.timeoutMs, 16 * 60_000);
+    return callJSON<ImportResult>(this.#t, { method: "POST", path: "/v1/import", body: req }, call);
   }
 
   /** Runs a pruning pass now (with req.dryRun, only says what it would do). */

@@ -44,3 +44,9 @@ export type LogsQuery = NonNullable<operations["instanceLogs"]["parameters"]["qu
 export type PullProgress = Schemas["PullProgress"];
 /** What POST /v1/images/pull did. */
 export type PullResult = Schemas["PullResult"];
+/** The body of POST /v1/import: where the router's users are, and what to bring over. */
+export type ImportRequest = Schemas["ImportRequest"];
+/** What an import did (or, dry, would do), user by user. */
+export type ImportResult = Schemas["ImportResult"];
+/** One user of an import. */
+export type ImportItem = Schemas["ImportItem"];

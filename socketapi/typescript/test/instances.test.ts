@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -185,6 +185,35 @@ describe("instances", { skip }, () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("importUsers: a dry run changes nothing, then the user is brought over with its port and data, once", async (t) => {
+    const id = user("imp");
+    const src = mkdtempSync(join(tmpdir(), "zaki-tsimport-"));
+    t.after(async () => {
+      await removeQuietly(c, id);
+      rmSync(src, { recursive: true, force: true });
+    });
+    mkdirSync(join(src, "users", `user-${id}`, "workspace", "memory"), { recursive: true });
+    writeFileSync(join(src, "users", `user-${id}`, "workspace", "MEMORY.md"), "# the user's memory\n");
+    writeFileSync(join(src, "users.json"), JSON.stringify({ [id]: { port: 19233, token: "t", created: Date.now() } }));
+    const req = { usersFile: join(src, "users.json"), usersDir: join(src, "users") };
+
+    const dry = await c.importUsers({ ...req, dryRun: true });
+    assert.equal(dry.dryRun, true);
+    assert.deepEqual(dry.users.map((u) => [u.userId, u.action]), [[id, "would-import"]]);
+    await assert.rejects(c.get(id), (e: unknown) => isAgentError(e, "not_found"));
+
+    const done = await c.importUsers(req);
+    assert.deepEqual(done.users.map((u) => [u.userId, u.action, u.port]), [[id, "imported", 19233]]);
+    const inst = await c.get(id);
+    assert.equal(inst.port, 19233);
+    assert.equal(readFileSync(join(agent.dir, "state", "instances", id, "workspace", "MEMORY.md"), "utf8"), "# the user's memory\n");
+    assert.equal(readFileSync(join(src, "users", `user-${id}`, "workspace", "MEMORY.md"), "utf8"), "# the user's memory\n");
+
+    const again = await c.importUsers(req);
+    assert.deepEqual(again.users.map((u) => [u.userId, u.action]), [[id, "exists"]]);
+    await assert.rejects(c.importUsers({ usersFile: "users.json" }), (e: unknown) => isAgentError(e, "invalid_argument"));
   });
 
   it("metrics", async () => {

@@ -254,6 +254,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Bring the Zaki platform's existing users over
+         * @description Reads the router's users file (usersFile, default /var/zaki-platform/router/users.json: a JSON object, user ID to {"port", ...}) and data dirs (usersDir, default /var/zaki-platform/users, each user's at user-<id>/), and for each user (or only those of users): skips an invalid user ID; copies the data dir into the agent's (never overwriting one that exists; the source is only read, walked without following symlinks; symlinks, devices, fifos, sockets and files with more than one hard link are skipped and listed; a user over maxBytes or maxFiles fails with nothing of it kept; the copy is owned by instance.user); keeps the user's port when no other user has it, it is not in instance.reservedPorts and nothing but the user's old container holds it (even outside instance.portRange), else takes the lowest free one of the range; then, only after the copy succeeded, stops and removes the unlabelled container zaki-user-<id> and, when it was running, ensures the user's instance with the config's defaults. A user imported before is reported "exists": a second import changes nothing. dryRun reports what would be done and changes nothing. A user that fails is reported (action "failed") and the others go on.
+         */
+        post: operations["import"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -275,7 +295,7 @@ export interface components {
              * @example alpine/openclaw:latest
              */
             image?: string;
-            /** @description environment variables (secret: never logged, never on a command line) */
+            /** @description environment variables (secret: never logged, never on a command line, never on disk: the engine gets them in an in-memory file). At most 256 variables, 256 KiB in all; a value holds no NUL or line break, and NAME=value is at most 65535 bytes (the engine clients' env-file line): else 400 invalid_argument naming the variable, never echoing its value */
             env?: components["schemas"]["StringMap"];
             /** @description managed files, keyed by path relative to the user's data dir, sub-dirs included ("workspace/memory/2026-12-05.md"; no leading /, no . or .. elements, at most 8 levels; with instance.mounts set, inside a mounted sub-dir): written (mode 0600, atomically) at every create and recreate, never on a plain start; part of the config hash. At most 64 files with seedFiles, 256 KiB each, 4 MiB in all. A path through a symlink or a file in the data dir is refused (409) before anything is written */
             files?: components["schemas"]["StringMap"];
@@ -466,6 +486,45 @@ export interface components {
             progress?: components["schemas"]["PullProgress"];
             pull?: components["schemas"]["PullResult"];
             error?: components["schemas"]["StreamError"];
+        };
+        ImportRequest: {
+            /** @description The router's users file, an absolute path (default /var/zaki-platform/router/users.json). */
+            usersFile?: string;
+            /** @description The dir of the users' data dirs, user-<id>/, an absolute path (default /var/zaki-platform/users). */
+            usersDir?: string;
+            dryRun?: boolean;
+            /** @description Only these users of the users file (default: all). */
+            users?: string[];
+            /**
+             * Format: int64
+             * @description Bound on one user's data in bytes (0 = the default, 2 GiB).
+             */
+            maxBytes?: number;
+            /** @description Bound on one user's entries: files, dirs and others (0 = the default, 50000). */
+            maxFiles?: number;
+        };
+        ImportResult: {
+            dryRun: boolean;
+            users: components["schemas"]["ImportItem"][];
+        };
+        ImportItem: {
+            userId: string;
+            /**
+             * @description imported: data copied and container replaced; would-import: a dry run's; exists: imported before, nothing done; failed: see message (nothing of it kept but, when it says so, a completed copy, from which the next import goes on); invalid: the user ID is not valid here.
+             * @enum {string}
+             */
+            action: "imported" | "would-import" | "exists" | "failed" | "invalid";
+            /** @description The user's host port now (in a dry run, the one it would get); 0 when none. */
+            port: number;
+            /** @description The users file's port, when the user got another one. */
+            oldPort?: number;
+            /** @description Regular files copied (or to copy). */
+            files: number;
+            /** Format: int64 */
+            bytes: number;
+            /** @description Entries of the source not copied, each "path: reason". */
+            skipped: string[];
+            message?: string;
         };
     };
     responses: {
@@ -1044,6 +1103,36 @@ export interface operations {
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
             500: components["responses"]["Internal"];
+        };
+    };
+    import: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ImportRequest"];
+            };
+        };
+        responses: {
+            /** @description What was (or, in a dry run, would be) done, user by user. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportResult"];
+                };
+            };
+            400: components["responses"]["InvalidArgument"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["RuntimeUnavailable"];
+            504: components["responses"]["Timeout"];
         };
     };
 }
