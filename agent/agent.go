@@ -143,7 +143,7 @@ func New(cfg Config, rt runtime.Runtime, reg *registry.Registry, opts Options) (
 	}
 	a.metrics.attach(a)
 	a.rt = instrument(rt, a.metrics, seconds(cfg.CallTimeoutSeconds))
-	a.images = imagePuller{a: a}
+	a.images.a, a.images.refresh = a, make(chan struct{}, 1)
 	a.bg, a.bgCancel = context.WithCancel(context.Background())
 	return a, nil
 }
@@ -186,12 +186,14 @@ func (a *Agent) instance(rec registry.Record) Instance {
 	a.mu.RLock()
 	ls, ok := a.live[rec.UserID]
 	a.mu.RUnlock()
-	return instanceOf(rec, ls, ok, a.urlCache())
+	return instanceOf(rec, ls, ok, a.urlCache(), a.images.idsView())
 }
 
 // instanceOf is the Instance of rec, whose live state is ls (ok is false
-// when the engine has no container for it), its URL from urls.
-func instanceOf(rec registry.Record, ls liveState, ok bool, urls *urlCache) Instance {
+// when the engine has no container for it), its URL from urls. It is
+// stale too when its container's image is not the one its image reference
+// resolves to now (ids: the image cache, read without asking the engine).
+func instanceOf(rec registry.Record, ls liveState, ok bool, urls *urlCache, ids map[string]string) Instance {
 	state := StateMissing
 	if ok && ls.exists() {
 		state = StateStopped
@@ -215,6 +217,10 @@ func instanceOf(rec registry.Record, ls liveState, ok bool, urls *urlCache) Inst
 	}
 	if ok {
 		in.Health = ls.Health
+		in.ImageID = ls.ImageID
+		if tag := ids[rec.Image]; tag != "" && ls.ImageID != "" && tag != ls.ImageID {
+			in.Stale = true
+		}
 	}
 	return in
 }
@@ -257,12 +263,13 @@ func (a *Agent) EachInstance(state string, fn func(*Instance)) error {
 	// live view: with 10,000 instances, copying every record (List) and
 	// locking per record were most of the cost of a list.
 	urls := a.urlCache()
+	ids := a.images.idsView()
 	var in Instance
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	a.reg.Each(func(rec registry.Record) bool {
 		ls, ok := a.live[rec.UserID]
-		in = instanceOf(rec, ls, ok, urls)
+		in = instanceOf(rec, ls, ok, urls, ids)
 		if state == "" || in.State == state {
 			fn(&in)
 		}

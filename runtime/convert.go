@@ -227,6 +227,7 @@ func containerFromPB(c *pb.Container) Container {
 func eventToPB(e Event) *pb.Event {
 	return &pb.Event{
 		Action:     string(e.Action),
+		Image:      e.Image,
 		Id:         e.ID,
 		Name:       e.Name,
 		Labels:     mapOrNil(e.Labels),
@@ -239,6 +240,7 @@ func eventToPB(e Event) *pb.Event {
 func eventFromPB(e *pb.Event) Event {
 	return Event{
 		Action:   EventAction(e.GetAction()),
+		Image:    e.GetImage(),
 		ID:       e.GetId(),
 		Name:     e.GetName(),
 		Labels:   mapOrNil(e.GetLabels()),

@@ -210,25 +210,49 @@ func (c *Client) Get(ctx context.Context, userID string) (Instance, error) {
 // Ensure makes userID's instance exist, run and accept connections, and
 // returns it; its Outcome says what it took.
 func (c *Client) Ensure(ctx context.Context, userID string, spec InstanceSpec) (Instance, error) {
-	var in Instance
-	err := c.call(ctx, http.MethodPut, instancePath(userID), nil, spec, &in)
-	return in, err
+	return c.EnsureWith(ctx, userID, spec, ClientEnsureOptions{})
 }
 
-// EnsureWithProgress is Ensure, calling progress (from another goroutine,
-// one call at a time) with each image.pull event of the ensure's image
-// (of any image when spec.Image is "") while it waits. It follows GET
-// /v1/events for the duration of the call; when the events cannot be had
-// it ensures without progress.
+// EnsureWithProgress is Ensure, calling progress with each image.pull
+// event of the ensure's image (see ClientEnsureOptions.Progress).
 func (c *Client) EnsureWithProgress(ctx context.Context, userID string, spec InstanceSpec, progress func(Event)) (Instance, error) {
+	return c.EnsureWith(ctx, userID, spec, ClientEnsureOptions{Progress: progress})
+}
+
+// ClientEnsureOptions tune EnsureWith.
+type ClientEnsureOptions struct {
+	// Force applies a changed spec (or a rebuilt image) to a hot instance
+	// now, recreating it, instead of marking it stale (?force=true). An
+	// instance whose spec is the same is reused all the same.
+	Force bool
+	// Progress, when set, is called (from another goroutine, one call at
+	// a time) with each image.pull event of the ensure's image (of any
+	// image when spec.Image is "") while it waits. It follows GET
+	// /v1/events for the duration of the call; when the events cannot be
+	// had it ensures without progress.
+	Progress func(Event)
+}
+
+// EnsureWith is Ensure with options.
+func (c *Client) EnsureWith(ctx context.Context, userID string, spec InstanceSpec, opts ClientEnsureOptions) (Instance, error) {
+	var q url.Values
+	if opts.Force {
+		q = url.Values{"force": {"true"}}
+	}
+	ensure := func() (Instance, error) {
+		var in Instance
+		err := c.call(ctx, http.MethodPut, instancePath(userID), q, spec, &in)
+		return in, err
+	}
+	progress := opts.Progress
 	if progress == nil {
-		return c.Ensure(ctx, userID, spec)
+		return ensure()
 	}
 	ectx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	es, err := c.Events(ectx)
 	if err != nil {
-		return c.Ensure(ctx, userID, spec)
+		return ensure()
 	}
 	done := make(chan struct{})
 	go func() {
@@ -247,7 +271,7 @@ func (c *Client) EnsureWithProgress(ctx context.Context, userID string, spec Ins
 			}
 		}
 	}()
-	in, err := c.Ensure(ctx, userID, spec)
+	in, err := ensure()
 	if err == nil {
 		// Let the stream catch up with the ensure's own event.
 		select {

@@ -103,14 +103,14 @@ func (p *Podman) dialect() clirt.Dialect {
 		EventArgs:   eventArgs,
 		ParseEvent:  parseEvent,
 		MatchLabels: true,
+		ImageEvents: []string{"--filter=type=image"},
 
 		ICCOff:        "isolate=true",
 		CreateNetwork: p.createNetwork,
 
-		ImageExistsArgs: []string{"image", "exists", "--"},
-		AbsentExitCode:  1, // `podman image exists`: it is not
-		PullArgs:        pullArgs,
-		PullOnStderr:    true,
+		ImageIDArgs:  []string{"image", "inspect", "--format", "{{.Id}}", "--"},
+		PullArgs:     pullArgs,
+		PullOnStderr: true,
 
 		ExecRefused: clirt.ExecRefusal{Codes: []int{125, 255}, Prefixes: []string{"Error: "},
 			NotRunning: []string{"can only create exec sessions on running containers", "container state improper"}},

@@ -48,6 +48,7 @@ type Fake struct {
 	containers map[string]*fakeContainer // by ID
 	names      map[string]string         // name -> ID
 	images     map[string]string         // normalized ref -> image ID
+	rebuilds   int                       // RebuildImage's count, for new IDs
 	pullable   map[string]bool           // normalized refs PullImage can fetch
 	networks   map[string]runtime.NetworkSpec
 	streams    map[*eventStream]struct{}
