@@ -43,17 +43,21 @@ type Options struct {
 // Agent owns the per-user instances of one host. Create it with New, run
 // its loops with Run, and call its methods from any goroutine.
 type Agent struct {
-	cfg      atomic.Pointer[Config] // replaced whole by Reload
-	rt       runtime.Runtime
-	reg      *registry.Registry
-	log      *slog.Logger
-	now      func() time.Time
-	hash     hasher
-	rtName   string
-	labels   labelKeys
-	dataDir  string // <stateDir>/instances
-	metrics  *Metrics
-	restarts func() int
+	cfg     atomic.Pointer[Config] // replaced whole by Reload
+	rt      runtime.Runtime
+	reg     *registry.Registry
+	log     *slog.Logger
+	now     func() time.Time
+	hash    hasher
+	rtName  string
+	labels  labelKeys
+	dataDir string // <stateDir>/instances
+	// containerImages maps the ID of each container of an instance to the
+	// ID of its image (from inspect, or from the agent's own create), so
+	// that a live state rebuilt from events (which do not tell) has it.
+	containerImages containerImages
+	metrics         *Metrics
+	restarts        func() int
 
 	// probe checks that an address serves (a field so that unit tests over
 	// the fake runtime, where nothing listens, can stand in for it).

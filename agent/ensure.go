@@ -257,6 +257,7 @@ func (a *Agent) createOnce(ctx context.Context, userID string, e effectiveSpec, 
 		CreatedAtMs:   now.UnixMilli(),
 		LastUsedAtMs:  now.UnixMilli(),
 	}
+	a.containerImages.Store(id, e.ImageID)
 	a.setLive(userID, liveState{ID: id, Name: spec.Name, Image: e.Image, ImageID: e.ImageID, State: runtime.StateCreated,
 		Hash: hash, Port: port, CreatedAtMs: rec.CreatedAtMs})
 	if err := a.reg.Put(rec); err != nil {

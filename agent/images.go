@@ -311,3 +311,19 @@ func (ip *imagePuller) pullFailed(ref string, err error) error {
 	}
 	return errdefs.Errorf(errdefs.ErrPullFailed, "pull image %q: %v", ref, err)
 }
+
+// containerImages maps container IDs to image IDs, safe for concurrent
+// use.
+type containerImages struct{ m sync.Map }
+
+func (c *containerImages) Load(containerID string) (string, bool) {
+	v, ok := c.m.Load(containerID)
+	if !ok {
+		return "", false
+	}
+	return v.(string), true
+}
+
+func (c *containerImages) Store(containerID, imageID string) { c.m.Store(containerID, imageID) }
+
+func (c *containerImages) Delete(containerID string) { c.m.Delete(containerID) }

@@ -81,8 +81,9 @@ func (a *Agent) liveFromLabels(id, name, image string, state runtime.State, labe
 			caller[k] = v
 		}
 	}
+	imageID, _ := a.containerImages.Load(id)
 	return userID, liveState{
-		ID: id, Name: name, Image: image, State: state,
+		ID: id, Name: name, Image: image, ImageID: imageID, State: state,
 		Hash: labels[lk.ConfigHash], Port: port, CreatedAtMs: created, Labels: caller,
 	}, true
 }
@@ -96,6 +97,9 @@ func (a *Agent) liveFromContainer(c runtime.Container) (string, liveState, bool)
 	}
 	userID, ls, ok := a.liveFromLabels(c.ID, c.Name, image, c.State, c.Spec.Labels)
 	ls.Health, ls.ImageID = c.Health, c.ImageID
+	if ok && c.ImageID != "" {
+		a.containerImages.Store(c.ID, c.ImageID)
+	}
 	ls.FinishedAt, ls.OOMKilled = c.FinishedAt, c.OOMKilled
 	return userID, ls, ok
 }
@@ -437,6 +441,7 @@ func (a *Agent) apply(ev runtime.Event) {
 		ls.Health = ev.Health
 		out.Type, out.Message = EventHealth, ev.Health
 	case runtime.EventDestroy:
+		a.containerImages.Delete(ev.ID)
 		delete(a.live, userID)
 		a.seq.Add(1)
 		changed = false

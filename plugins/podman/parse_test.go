@@ -219,7 +219,7 @@ func TestParseEvents(t *testing.T) {
 	assert.Assert(t, err == nil && !ok)
 	// Image events, as `podman tag` and `podman rmi` print them.
 	for line, want := range map[string]runtime.EventAction{
-		`{"ID":"4a9a1a3d4a27bb383cec4250ce09d0d24d5b44941adb886d568dfca5fdefe113","Name":"zaki-test/imgev:1","Status":"tag","Time":"2026-12-05T03:51:50.740956047Z","Type":"image","Attributes":null}`:             runtime.EventImageTag,
+		`{"ID":"4a9a1a3d4a27bb383cec4250ce09d0d24d5b44941adb886d568dfca5fdefe113","Name":"zaki-test/imgev:1","Status":"tag","Time":"2026-12-05T03:51:50.740956047Z","Type":"image","Attributes":null}`:              runtime.EventImageTag,
 		`{"ID":"4a9a1a3d4a27bb383cec4250ce09d0d24d5b44941adb886d568dfca5fdefe113","Name":"localhost/zaki-test/imgev:1","Status":"untag","Time":"2026-12-05T03:51:51.010820249Z","Type":"image","Attributes":null}`:  runtime.EventImageUntag,
 		`{"ID":"4a9a1a3d4a27bb383cec4250ce09d0d24d5b44941adb886d568dfca5fdefe113","Name":"localhost/zaki-test/imgev:1","Status":"remove","Time":"2026-12-05T03:51:51.010811502Z","Type":"image","Attributes":null}`: runtime.EventImageDelete,
 	} {
