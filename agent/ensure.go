@@ -35,7 +35,12 @@ type EnsureOptions struct {
 //   - a container made from another spec, or marked for renewal by the
 //     age rule of pruning: kept and marked stale while it is hot (running
 //     and used within the hot window): "reused"; otherwise removed and
-//     made anew: "recreated".
+//     made anew: "recreated". opts.Force treats a hot instance as cold:
+//     the change is applied now (a same-spec instance is still reused).
+//
+// The effective spec includes the ID its image reference resolves to
+// (imagePuller's cache, kept fresh by the engine's image events): a tag
+// rebuilt or pulled anew is a changed spec.
 //
 // Calls for one user are serialised; other users proceed in parallel. A
 // failure after the container was created removes the container but keeps
@@ -173,7 +178,7 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 // neither tells.
 func (a *Agent) resolvedImage(ctx context.Context, ref, have string) string {
 	if id, ok := a.images.idsView()[ref]; ok {
-		return id
+		return cmp.Or(id, have)
 	}
 	if !a.runtimeUp.Load() {
 		return have

@@ -37,9 +37,9 @@ type imagePuller struct {
 	a        *Agent
 	mu       sync.Mutex
 	inflight map[string]*pull
-	// ids maps a reference to its image ID. It is copied on write and
-	// read without the lock (idsView: the instance list reads it for each
-	// instance).
+	// ids maps a reference to its image ID ("": known to be absent). It
+	// is copied on write and read without the lock (idsView: the instance
+	// list reads it for each instance).
 	ids atomic.Pointer[map[string]string]
 	// gen counts forgets, so that a lookup that raced with one does not
 	// store the ID it read before.
@@ -91,7 +91,8 @@ func (ip *imagePuller) idsView() map[string]string {
 }
 
 // id returns the ID ref resolves to: from the cache, else asked of the
-// engine (and remembered); "" when the image is absent.
+// engine (and remembered, absence too, until the next forget or image
+// event); "" when the image is absent.
 func (ip *imagePuller) id(ctx context.Context, ref string) (string, error) {
 	if id, ok := ip.idsView()[ref]; ok {
 		return id, nil
@@ -103,15 +104,19 @@ func (ip *imagePuller) id(ctx context.Context, ref string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("check image %q: %w", ref, err)
 	}
-	if id != "" {
-		ip.store(ref, id, gen)
-	}
+	ip.store(ref, id, gen)
 	return id, nil
 }
 
 // ensure returns the ID of ref once it is present, pulling it when it is
 // not. An image already known to be present is not checked again.
 func (ip *imagePuller) ensure(ctx context.Context, ref string, progress func(runtime.PullProgress)) (string, error) {
+	if id := ip.idsView()[ref]; id != "" {
+		return id, nil
+	}
+	// An absence remembered is asked again: it may be older than a load
+	// the engine did not tell of, and a pull may not be possible.
+	ip.forget(ref)
 	id, err := ip.id(ctx, ref)
 	if err != nil || id != "" {
 		return id, err
@@ -204,7 +209,7 @@ func (ip *imagePuller) store(ref, id string, gen uint64) {
 		return
 	}
 	old := ip.idsView()
-	if old[ref] == id {
+	if cur, ok := old[ref]; ok && cur == id {
 		return
 	}
 	m := make(map[string]string, len(old)+1)

@@ -129,3 +129,26 @@ func TestHashV1ContainerKeptOnUpgrade(t *testing.T) {
 	assert.Equal(t, in.Outcome, OutcomeRecreated)
 	assert.Assert(t, strings.HasPrefix(in.ConfigHash, "v2-"))
 }
+
+// An image removed behind the agent's back: its absence is remembered
+// (until the next image event), so that a reused ensure still makes no
+// engine call; the instance, still running the old image, is not stale.
+func TestImageRemovedHotPathEngineFree(t *testing.T) {
+	e := newFakeEnv(t)
+	first := e.ensure("dan", InstanceSpec{})
+	e.fake.RemoveImage(testenv.StubImage)
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if id, ok := e.a.images.idsView()[testenv.StubImage]; !ok || id != "" {
+			return poll.Continue("absence not resolved yet")
+		}
+		return poll.Success()
+	}, poll.WithTimeout(5*time.Second), poll.WithDelay(5*time.Millisecond))
+	e.fake.ResetCalls()
+	for range 10 {
+		in := e.ensure("dan", InstanceSpec{})
+		assert.Equal(t, in.Outcome, OutcomeReused)
+		assert.Equal(t, in.ContainerID, first.ContainerID)
+		assert.Assert(t, !in.Stale)
+	}
+	assert.DeepEqual(t, e.fake.CallCounts(), map[string]int{}, cmpNonZero)
+}
