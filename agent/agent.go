@@ -56,6 +56,10 @@ type Agent struct {
 	// ID of its image (from inspect, or from the agent's own create), so
 	// that a live state rebuilt from events (which do not tell) has it.
 	containerImages containerImages
+	// imageEvents says the runtime streams image events (Info.ImageEvents,
+	// asked at each subscription): the image cache is then trusted on
+	// cold ensures too.
+	imageEvents atomic.Bool
 	metrics         *Metrics
 	restarts        func() int
 

@@ -117,6 +117,11 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 		// reused ensure no engine call once known; when it is not known
 		// and the engine cannot tell (down, or the image gone), the
 		// container's own image stands: no sign of a change.
+		// A runtime that streams no image events cannot tell of a tag
+		// rebuilt behind the agent's back: a cold ensure asks anew.
+		if !hot && !a.imageEvents.Load() {
+			a.images.forget(e.Image)
+		}
 		e.ImageID = a.resolvedImage(ctx, e.Image, ls.ImageID)
 		want := a.hash.current(e)
 		// A container labelled with hash version 1, which does not cover

@@ -11,6 +11,7 @@ import (
 
 	"github.com/zaki-platform/zaki-agent/internal/testenv"
 	"github.com/zaki-platform/zaki-agent/runtime"
+	"github.com/zaki-platform/zaki-agent/runtime/runtimetest"
 )
 
 // waitStale polls until user's instance reports stale, and returns it.
@@ -151,4 +152,29 @@ func TestImageRemovedHotPathEngineFree(t *testing.T) {
 		assert.Assert(t, !in.Stale)
 	}
 	assert.DeepEqual(t, e.fake.CallCounts(), map[string]int{}, cmpNonZero)
+}
+
+// A runtime that streams no image events: a rebuilt tag goes unnoticed
+// while the instance is hot (no engine call on the reused path), and is
+// found at the next cold ensure, which asks the engine anew.
+func TestImageRebuiltWithoutImageEvents(t *testing.T) {
+	e := &fakeEnv{t: t, cfg: testConfig(t), clock: newClock()}
+	e.fake = runtimetest.NewFake(runtimetest.WithClock(e.clock.Now), runtimetest.WithoutImageEvents())
+	e.start()
+	first := e.ensure("eve", InstanceSpec{})
+	id1 := e.fake.RebuildImage(testenv.StubImage)
+
+	e.fake.ResetCalls()
+	in := e.ensure("eve", InstanceSpec{})
+	assert.Equal(t, in.Outcome, OutcomeReused)
+	assert.Assert(t, !in.Stale, "no event: the agent cannot know yet")
+	assert.DeepEqual(t, e.fake.CallCounts(), map[string]int{}, cmpNonZero)
+
+	_, err := e.a.Stop(t.Context(), "eve")
+	assert.NilError(t, err)
+	e.waitState("eve", StateStopped)
+	in = e.ensure("eve", InstanceSpec{})
+	assert.Equal(t, in.Outcome, OutcomeRecreated)
+	assert.Assert(t, in.ContainerID != first.ContainerID)
+	assert.Equal(t, in.ImageID, id1)
 }

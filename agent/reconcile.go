@@ -128,6 +128,7 @@ func (a *Agent) eventLoop(ctx context.Context) {
 		if err == nil {
 			// Image events may have been missed too.
 			a.images.renew()
+			a.learnImageEvents(ctx)
 			if err = a.reconcile(ctx); err != nil {
 				stream.Close()
 			}
@@ -483,4 +484,14 @@ func (a *Agent) markMissing(userID, id string) {
 		return
 	}
 	a.publish(Event{Type: EventMissing, UserID: userID, ContainerID: id})
+}
+
+// learnImageEvents asks the runtime whether it streams image events; when
+// it cannot tell, what was known stands.
+func (a *Agent) learnImageEvents(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, seconds(a.conf().CallTimeoutSeconds))
+	defer cancel()
+	if info, err := a.rt.Info(ctx); err == nil {
+		a.imageEvents.Store(info.ImageEvents)
+	}
 }

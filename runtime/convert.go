@@ -60,6 +60,7 @@ func infoToPB(i Info) *pb.InfoResponse {
 		Arch:            i.Arch,
 		CgroupVersion:   i.CgroupVersion,
 		SecurityOptions: sliceOrNil(i.SecurityOptions),
+		ImageEvents:     i.ImageEvents,
 	}
 }
 
@@ -72,6 +73,7 @@ func infoFromPB(i *pb.InfoResponse) Info {
 		Arch:            i.GetArch(),
 		CgroupVersion:   i.GetCgroupVersion(),
 		SecurityOptions: sliceOrNil(i.GetSecurityOptions()),
+		ImageEvents:     i.GetImageEvents(),
 	}
 }
 

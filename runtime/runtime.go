@@ -116,6 +116,10 @@ type Info struct {
 	CgroupVersion string `json:"cgroupVersion,omitempty"`
 	// SecurityOptions lists what the engine enforces ("seccomp", "apparmor", ...).
 	SecurityOptions []string `json:"securityOptions,omitempty"`
+	// ImageEvents says that Events streams image events when asked
+	// (EventOptions.Images). Without them, the agent cannot hear of a tag
+	// rebuilt behind its back and resolves the tag at each cold ensure.
+	ImageEvents bool `json:"-"`
 }
 
 // PullProgress is one status line of an image pull.

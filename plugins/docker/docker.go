@@ -131,6 +131,7 @@ func (d *Docker) Info(ctx context.Context) (runtime.Info, error) {
 		OS:            ver.Server.Os,
 		Arch:          ver.Server.Arch,
 		CgroupVersion: info.CgroupVersion,
+		ImageEvents:   true, // the dialect's ImageEvents
 	}
 	// "name=seccomp,profile=default" -> "seccomp"
 	for _, opt := range info.SecurityOptions {

@@ -198,7 +198,7 @@ func (p *Podman) Info(ctx context.Context) (runtime.Info, error) {
 	if v == nil || v.Version == "" {
 		return runtime.Info{}, runtime.Errorf(runtime.ErrUnavailable, "podman version: no version in the answer")
 	}
-	out := runtime.Info{Runtime: "podman", EngineVersion: v.Version, APIVersion: v.APIVersion}
+	out := runtime.Info{Runtime: "podman", EngineVersion: v.Version, APIVersion: v.APIVersion, ImageEvents: true}
 	out.OS, out.Arch, _ = strings.Cut(v.OsArch, "/")
 	if f := p.hostFacts(); f != nil {
 		out.CgroupVersion = f.CgroupVersion

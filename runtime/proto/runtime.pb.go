@@ -203,6 +203,7 @@ type InfoResponse struct {
 	Arch            string                 `protobuf:"bytes,5,opt,name=arch,proto3" json:"arch,omitempty"`
 	CgroupVersion   string                 `protobuf:"bytes,6,opt,name=cgroup_version,json=cgroupVersion,proto3" json:"cgroup_version,omitempty"`
 	SecurityOptions []string               `protobuf:"bytes,7,rep,name=security_options,json=securityOptions,proto3" json:"security_options,omitempty"`
+	ImageEvents     bool                   `protobuf:"varint,8,opt,name=image_events,json=imageEvents,proto3" json:"image_events,omitempty"` // Events streams image events when asked
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -284,6 +285,13 @@ func (x *InfoResponse) GetSecurityOptions() []string {
 		return x.SecurityOptions
 	}
 	return nil
+}
+
+func (x *InfoResponse) GetImageEvents() bool {
+	if x != nil {
+		return x.ImageEvents
+	}
+	return false
 }
 
 type ImageExistsRequest struct {
@@ -2640,7 +2648,7 @@ const file_runtime_proto_rawDesc = "" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x121\n" +
 	"\x05class\x18\x02 \x01(\x0e2\x1b.zaki.runtime.v1.ErrorClassR\x05class\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\"\r\n" +
-	"\vInfoRequest\"\xe6\x01\n" +
+	"\vInfoRequest\"\x89\x02\n" +
 	"\fInfoResponse\x12\x18\n" +
 	"\aruntime\x18\x01 \x01(\tR\aruntime\x12%\n" +
 	"\x0eengine_version\x18\x02 \x01(\tR\rengineVersion\x12\x1f\n" +
@@ -2649,7 +2657,8 @@ const file_runtime_proto_rawDesc = "" +
 	"\x02os\x18\x04 \x01(\tR\x02os\x12\x12\n" +
 	"\x04arch\x18\x05 \x01(\tR\x04arch\x12%\n" +
 	"\x0ecgroup_version\x18\x06 \x01(\tR\rcgroupVersion\x12)\n" +
-	"\x10security_options\x18\a \x03(\tR\x0fsecurityOptions\"&\n" +
+	"\x10security_options\x18\a \x03(\tR\x0fsecurityOptions\x12!\n" +
+	"\fimage_events\x18\b \x01(\bR\vimageEvents\"&\n" +
 	"\x12ImageExistsRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"=\n" +
 	"\x13ImageExistsResponse\x12\x16\n" +

@@ -49,14 +49,17 @@ type Fake struct {
 	names      map[string]string         // name -> ID
 	images     map[string]string         // normalized ref -> image ID
 	rebuilds   int                       // RebuildImage's count, for new IDs
-	pullable   map[string]bool           // normalized refs PullImage can fetch
-	networks   map[string]runtime.NetworkSpec
-	streams    map[*eventStream]struct{}
-	calls      map[string]int
-	faults     map[string][]*faultState
-	seq        int // containers created so far
-	down       bool
-	downCh     chan struct{} // closed when the engine goes down, replaced when it comes up
+	// noImageEvents: an engine that streams no image events
+	// (WithoutImageEvents).
+	noImageEvents bool
+	pullable      map[string]bool // normalized refs PullImage can fetch
+	networks      map[string]runtime.NetworkSpec
+	streams       map[*eventStream]struct{}
+	calls         map[string]int
+	faults        map[string][]*faultState
+	seq           int // containers created so far
+	down          bool
+	downCh        chan struct{} // closed when the engine goes down, replaced when it comes up
 }
 
 var _ runtime.Runtime = (*Fake)(nil)
@@ -93,6 +96,12 @@ func WithPullable(refs ...string) FakeOption {
 			f.pullable[normalizeImage(r)] = true
 		}
 	}
+}
+
+// WithoutImageEvents makes a fake that streams no image events, and says
+// so in Info.
+func WithoutImageEvents() FakeOption {
+	return func(f *Fake) { f.noImageEvents = true }
 }
 
 // WithClock sets the clock the fake stamps containers and events with
@@ -139,6 +148,7 @@ func (f *Fake) Info(ctx context.Context) (runtime.Info, error) {
 		Arch:            goruntime.GOARCH,
 		CgroupVersion:   "2",
 		SecurityOptions: []string{"seccomp", "no-new-privileges"},
+		ImageEvents:     !f.noImageEvents,
 	}, nil
 }
 

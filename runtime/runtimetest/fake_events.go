@@ -78,6 +78,9 @@ func (f *Fake) emit(c *fakeContainer, action runtime.EventAction, exitCode int, 
 // emitImage sends an image event to every stream that wants them. f.mu
 // must be held.
 func (f *Fake) emitImage(action runtime.EventAction, ref, id string) {
+	if f.noImageEvents {
+		return
+	}
 	ev := runtime.Event{Action: action, Image: true, ID: id, Name: ref, Time: f.now()}
 	for s := range f.streams {
 		if s.images {
