@@ -60,8 +60,8 @@ type Agent struct {
 	// asked at each subscription): the image cache is then trusted on
 	// cold ensures too.
 	imageEvents atomic.Bool
-	metrics         *Metrics
-	restarts        func() int
+	metrics     *Metrics
+	restarts    func() int
 
 	// probe checks that an address serves (a field so that unit tests over
 	// the fake runtime, where nothing listens, can stand in for it).
