@@ -116,9 +116,9 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 		// (hash version 2). It comes from the image cache, which costs a
 		// reused ensure no engine call once known; when it is not known
 		// and the engine cannot tell (down, or the image gone), the
-		// container's own image stands: no sign of a change.
-		// A runtime that streams no image events cannot tell of a tag
-		// rebuilt behind the agent's back: a cold ensure asks anew.
+		// container's own image stands: no sign of a change. A runtime
+		// that streams no image events cannot tell of a tag rebuilt
+		// behind the agent's back: a cold ensure asks it anew.
 		if !hot && !a.imageEvents.Load() {
 			a.images.forget(e.Image)
 		}
