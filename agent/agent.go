@@ -43,17 +43,25 @@ type Options struct {
 // Agent owns the per-user instances of one host. Create it with New, run
 // its loops with Run, and call its methods from any goroutine.
 type Agent struct {
-	cfg      atomic.Pointer[Config] // replaced whole by Reload
-	rt       runtime.Runtime
-	reg      *registry.Registry
-	log      *slog.Logger
-	now      func() time.Time
-	hash     hasher
-	rtName   string
-	labels   labelKeys
-	dataDir  string // <stateDir>/instances
-	metrics  *Metrics
-	restarts func() int
+	cfg     atomic.Pointer[Config] // replaced whole by Reload
+	rt      runtime.Runtime
+	reg     *registry.Registry
+	log     *slog.Logger
+	now     func() time.Time
+	hash    hasher
+	rtName  string
+	labels  labelKeys
+	dataDir string // <stateDir>/instances
+	// containerImages maps the ID of each container of an instance to the
+	// ID of its image (from inspect, or from the agent's own create), so
+	// that a live state rebuilt from events (which do not tell) has it.
+	containerImages containerImages
+	// imageEvents says the runtime streams image events (Info.ImageEvents,
+	// asked at each subscription): the image cache is then trusted on
+	// cold ensures too.
+	imageEvents atomic.Bool
+	metrics     *Metrics
+	restarts    func() int
 
 	// probe checks that an address serves (a field so that unit tests over
 	// the fake runtime, where nothing listens, can stand in for it).
@@ -143,7 +151,7 @@ func New(cfg Config, rt runtime.Runtime, reg *registry.Registry, opts Options) (
 	}
 	a.metrics.attach(a)
 	a.rt = instrument(rt, a.metrics, seconds(cfg.CallTimeoutSeconds))
-	a.images = imagePuller{a: a}
+	a.images.a, a.images.refresh = a, make(chan struct{}, 1)
 	a.bg, a.bgCancel = context.WithCancel(context.Background())
 	if err := a.fixModes(opts.StateDir); err != nil {
 		return nil, err
@@ -189,12 +197,14 @@ func (a *Agent) instance(rec registry.Record) Instance {
 	a.mu.RLock()
 	ls, ok := a.live[rec.UserID]
 	a.mu.RUnlock()
-	return instanceOf(rec, ls, ok, a.urlCache())
+	return instanceOf(rec, ls, ok, a.urlCache(), a.images.idsView())
 }
 
 // instanceOf is the Instance of rec, whose live state is ls (ok is false
-// when the engine has no container for it), its URL from urls.
-func instanceOf(rec registry.Record, ls liveState, ok bool, urls *urlCache) Instance {
+// when the engine has no container for it), its URL from urls. It is
+// stale too when its container's image is not the one its image reference
+// resolves to now (ids: the image cache, read without asking the engine).
+func instanceOf(rec registry.Record, ls liveState, ok bool, urls *urlCache, ids map[string]string) Instance {
 	state := StateMissing
 	if ok && ls.exists() {
 		state = StateStopped
@@ -218,6 +228,10 @@ func instanceOf(rec registry.Record, ls liveState, ok bool, urls *urlCache) Inst
 	}
 	if ok {
 		in.Health = ls.Health
+		in.ImageID = ls.ImageID
+		if tag := ids[rec.Image]; tag != "" && ls.ImageID != "" && tag != ls.ImageID {
+			in.Stale = true
+		}
 	}
 	return in
 }
@@ -260,12 +274,13 @@ func (a *Agent) EachInstance(state string, fn func(*Instance)) error {
 	// live view: with 10,000 instances, copying every record (List) and
 	// locking per record were most of the cost of a list.
 	urls := a.urlCache()
+	ids := a.images.idsView()
 	var in Instance
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	a.reg.Each(func(rec registry.Record) bool {
 		ls, ok := a.live[rec.UserID]
-		in = instanceOf(rec, ls, ok, urls)
+		in = instanceOf(rec, ls, ok, urls, ids)
 		if state == "" || in.State == state {
 			fn(&in)
 		}

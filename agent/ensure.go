@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,7 +35,12 @@ type EnsureOptions struct {
 //   - a container made from another spec, or marked for renewal by the
 //     age rule of pruning: kept and marked stale while it is hot (running
 //     and used within the hot window): "reused"; otherwise removed and
-//     made anew: "recreated".
+//     made anew: "recreated". opts.Force treats a hot instance as cold:
+//     the change is applied now (a same-spec instance is still reused).
+//
+// The effective spec includes the ID its image reference resolves to
+// (imagePuller's cache, kept fresh by the engine's image events): a tag
+// rebuilt or pulled anew is a changed spec.
 //
 // Calls for one user are serialised; other users proceed in parallel. A
 // failure after the container was created removes the container but keeps
@@ -59,7 +65,6 @@ func (a *Agent) ensure(ctx context.Context, userID string, spec InstanceSpec, op
 	if err != nil {
 		return Instance{}, err
 	}
-	want := a.hash.current(e)
 
 	unlock := a.locks.lock(userID)
 	defer unlock()
@@ -78,7 +83,7 @@ func (a *Agent) ensure(ctx context.Context, userID string, spec InstanceSpec, op
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		in, err := a.ensureLocked(ctx, userID, e, want, opts)
+		in, err := a.ensureLocked(ctx, userID, e, opts)
 		if errors.Is(err, errdefs.ErrAlreadyExists) && attempt == 0 {
 			// The engine has a container of that name we did not know of:
 			// learn it, then decide again.
@@ -91,7 +96,7 @@ func (a *Agent) ensure(ctx context.Context, userID string, spec InstanceSpec, op
 	}
 }
 
-func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec, want string, opts EnsureOptions) (Instance, error) {
+func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec, opts EnsureOptions) (Instance, error) {
 	nowMs := a.now().UnixMilli()
 	rec, hasRec := a.reg.Get(userID)
 	ls := a.liveOf(userID)
@@ -108,8 +113,23 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 			}
 			hasRec = true
 		}
-		hot := ls.running() && time.Duration(nowMs-rec.LastUsedAtMs)*time.Millisecond < minutes(a.conf().Hot.WindowMinutes)
-		same := a.hash.matches(rec.ConfigHash, want, e)
+		// Force treats a hot instance as cold: a change is applied now.
+		hot := !opts.Force && ls.running() && time.Duration(nowMs-rec.LastUsedAtMs)*time.Millisecond < minutes(a.conf().Hot.WindowMinutes)
+		// What the image reference resolves to now is part of the spec
+		// (hash version 2). It comes from the image cache, which costs a
+		// reused ensure no engine call once known; when it is not known
+		// and the engine cannot tell (down, or the image gone), the
+		// container's own image stands: no sign of a change. A runtime
+		// that streams no image events cannot tell of a tag rebuilt
+		// behind the agent's back: a cold ensure asks it anew.
+		if !hot && !a.imageEvents.Load() {
+			a.images.forget(e.Image)
+		}
+		e.ImageID = a.resolvedImage(ctx, e.Image, ls.ImageID)
+		want := a.hash.current(e)
+		// A container labelled with hash version 1, which does not cover
+		// the image's ID, is compared with the image itself.
+		same := a.hash.matches(rec.ConfigHash, want, e) && (ls.ImageID == "" || ls.ImageID == e.ImageID)
 		if same && (!rec.Renew || hot) {
 			if rec.DesiredHash != "" {
 				rec.DesiredHash = ""
@@ -125,7 +145,7 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 				in.Outcome = OutcomeReused
 				return in, nil
 			}
-			return a.startStopped(ctx, rec, e, want, opts)
+			return a.startStopped(ctx, rec, e, opts)
 		}
 		if hot {
 			rec.LastUsedAtMs = nowMs
@@ -147,7 +167,7 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 		// cannot be had, or files that cannot be written, leave the old
 		// container alone.
 		a.images.forget(e.Image)
-		if err := a.images.ensure(ctx, e.Image, opts.Progress); err != nil {
+		if _, err := a.images.ensure(ctx, e.Image, opts.Progress); err != nil {
 			return Instance{}, err
 		}
 		if err := a.checkUserDataDir(userID, e); err != nil {
@@ -156,9 +176,26 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 		if err := a.removeContainer(ctx, userID, ls.ID); err != nil {
 			return Instance{}, fmt.Errorf("remove the outdated container of user %q: %w", userID, err)
 		}
-		return a.create(ctx, userID, e, want, OutcomeRecreated, opts)
+		return a.create(ctx, userID, e, OutcomeRecreated, opts)
 	}
-	return a.create(ctx, userID, e, want, OutcomeCreated, opts)
+	return a.create(ctx, userID, e, OutcomeCreated, opts)
+}
+
+// resolvedImage returns what ref resolves to: from the image cache, else
+// asked of the engine while it is up; the container's image (have) when
+// neither tells.
+func (a *Agent) resolvedImage(ctx context.Context, ref, have string) string {
+	if id, ok := a.images.idsView()[ref]; ok {
+		return cmp.Or(id, have)
+	}
+	if !a.runtimeUp.Load() {
+		return have
+	}
+	id, err := a.images.id(ctx, ref)
+	if err != nil {
+		a.log.Debug("resolve image", "image", ref, "err", err)
+	}
+	return cmp.Or(id, have)
 }
 
 // mustGet re-reads a record just written, falling back to rec.
@@ -169,12 +206,16 @@ func (a *Agent) mustGet(userID string, rec registry.Record) registry.Record {
 	return rec
 }
 
-// create makes, starts and waits for a new container for userID.
-func (a *Agent) create(ctx context.Context, userID string, e effectiveSpec, hash, outcome string, opts EnsureOptions) (Instance, error) {
+// create makes, starts and waits for a new container for userID. Its
+// config hash covers the ID its image reference resolves to now.
+func (a *Agent) create(ctx context.Context, userID string, e effectiveSpec, outcome string, opts EnsureOptions) (Instance, error) {
 	// Runtime first: while the engine is down nothing is written.
-	if err := a.images.ensure(ctx, e.Image, opts.Progress); err != nil {
+	id, err := a.images.ensure(ctx, e.Image, opts.Progress)
+	if err != nil {
 		return Instance{}, err
 	}
+	e.ImageID = id
+	hash := a.hash.current(e)
 	if err := a.ensureNetwork(ctx); err != nil {
 		return Instance{}, err
 	}
@@ -229,7 +270,8 @@ func (a *Agent) createOnce(ctx context.Context, userID string, e effectiveSpec, 
 		CreatedAtMs:   now.UnixMilli(),
 		LastUsedAtMs:  now.UnixMilli(),
 	}
-	a.setLive(userID, liveState{ID: id, Name: spec.Name, Image: e.Image, State: runtime.StateCreated,
+	a.containerImages.Store(id, e.ImageID)
+	a.setLive(userID, liveState{ID: id, Name: spec.Name, Image: e.Image, ImageID: e.ImageID, State: runtime.StateCreated,
 		Hash: hash, Port: port, CreatedAtMs: rec.CreatedAtMs})
 	if err := a.reg.Put(rec); err != nil {
 		note := a.cleanup(userID, id)
@@ -279,7 +321,7 @@ func (a *Agent) createContainer(ctx context.Context, spec runtime.ContainerSpec,
 	}
 	a.images.forget(spec.Image)
 	a.netDone.Store(false)
-	if err := a.images.ensure(ctx, spec.Image, opts.Progress); err != nil {
+	if _, err := a.images.ensure(ctx, spec.Image, opts.Progress); err != nil {
 		return "", err
 	}
 	if err := a.ensureNetwork(ctx); err != nil {
@@ -292,7 +334,7 @@ func (a *Agent) createContainer(ctx context.Context, spec runtime.ContainerSpec,
 // as they are: the instance may have changed them, and the managed ones
 // are written at every create. When its port is taken on the host, the
 // user moves to a new port and the container is made anew on it.
-func (a *Agent) startStopped(ctx context.Context, rec registry.Record, e effectiveSpec, hash string, opts EnsureOptions) (Instance, error) {
+func (a *Agent) startStopped(ctx context.Context, rec registry.Record, e effectiveSpec, opts EnsureOptions) (Instance, error) {
 	if err := a.startAndWait(ctx, rec); err != nil {
 		if !portTaken(err) {
 			return Instance{}, err
@@ -303,7 +345,7 @@ func (a *Agent) startStopped(ctx context.Context, rec registry.Record, e effecti
 		if err := a.movePort(rec.UserID, err); err != nil {
 			return Instance{}, err
 		}
-		return a.create(ctx, rec.UserID, e, hash, OutcomeRecreated, opts)
+		return a.create(ctx, rec.UserID, e, OutcomeRecreated, opts)
 	}
 	in := a.instance(a.mustGet(rec.UserID, rec))
 	in.Outcome = OutcomeStarted

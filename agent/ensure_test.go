@@ -33,7 +33,7 @@ func TestEnsureCreates(t *testing.T) {
 	assert.Equal(t, in.ContainerName, "zaki-user-alice")
 	assert.Assert(t, in.Port >= 20000 && in.Port <= 20099, "port %d", in.Port)
 	assert.Equal(t, in.URL, fmt.Sprintf("http://127.0.0.1:%d", in.Port))
-	assert.Assert(t, strings.HasPrefix(in.ConfigHash, "v1-"))
+	assert.Assert(t, strings.HasPrefix(in.ConfigHash, "v2-"))
 
 	created, ok := e.fake.CreatedSpec(in.ContainerID)
 	assert.Assert(t, ok)

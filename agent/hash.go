@@ -31,20 +31,38 @@ import (
 // encoding it was labelled with and recreates none of them for that alone.
 // A hash of unknown version (the platform's legacy registry: version 0)
 // counts as matching: the container is kept until pruning replaces it.
+//
+// Version 2 covers the ID the image reference resolves to
+// (effectiveSpec.ImageID), so that a tag rebuilt or pulled anew makes the
+// instance's spec another one. Version 1 covered the reference alone; a
+// container labelled with it is still compared by it (no recreate for the
+// upgrade alone), and the agent also compares its container's image with
+// what the reference resolves to (ensureLocked), so that a rebuilt tag
+// makes it stale as well.
 
-const hashVersion = 1
+const hashVersion = 2
 
 // hashers maps each supported hash version to its canonical encoding.
 var hashers = map[int]func(effectiveSpec) []byte{
 	1: func(e effectiveSpec) []byte {
 		// encoding/json writes struct fields in declaration order and map
-		// keys sorted: canonical for this struct.
-		b, err := json.Marshal(e)
-		if err != nil {
-			panic(err) // plain data: cannot fail
-		}
-		return b
+		// keys sorted: canonical for this struct (ImageID is not encoded).
+		return mustJSON(e)
 	},
+	2: func(e effectiveSpec) []byte {
+		return mustJSON(struct {
+			Spec    effectiveSpec `json:"spec"`
+			ImageID string        `json:"imageId"`
+		}{e, e.ImageID})
+	},
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // plain data: cannot fail
+	}
+	return b
 }
 
 type hasher struct{ key []byte }

@@ -43,7 +43,19 @@ func TestHash(t *testing.T) {
 	// Unknown versions (the legacy registry's) are kept, not recreated.
 	assert.Assert(t, h.matches("0123abcd", h.current(c), c))
 	assert.Assert(t, h.matches("v99-abcd", h.current(c), c))
-	assert.Equal(t, parseHashVersion(h.current(a)), 1)
+	assert.Equal(t, parseHashVersion(h.current(a)), 2)
+
+	// Version 2 covers what the image reference resolves to; version 1,
+	// which did not, still matches a container labelled with it whatever
+	// the ID (the agent compares the container's image itself).
+	rebuilt := a
+	a.ImageID, rebuilt.ImageID = "sha256:"+strings.Repeat("1", 64), "sha256:"+strings.Repeat("2", 64)
+	assert.Assert(t, h.current(a) != h.current(rebuilt))
+	assert.Assert(t, !h.matches(h.current(a), h.current(rebuilt), rebuilt))
+	v1 := h.sum(1, a)
+	assert.Assert(t, strings.HasPrefix(v1, "v1-"))
+	assert.Assert(t, h.matches(v1, h.current(rebuilt), rebuilt))
+	assert.Assert(t, !h.matches(v1, h.current(c), c))
 	assert.Equal(t, parseHashVersion("abc"), 0)
 }
 

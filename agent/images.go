@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zaki-platform/zaki-agent/internal/errdefs"
@@ -17,21 +20,38 @@ import (
 // line abandons it). It runs on the agent's background context, so a
 // caller that gives up does not cancel it for the others.
 //
-// An image found present is remembered (present), so that a create does
-// not ask the engine again: a `docker image inspect` is a whole CLI run,
-// about as long as the rest of the agent's own work on a cold ensure. An
-// image removed behind the agent's back shows as a create that fails with
-// ErrNotFound, which forgets it and makes sure of it again (createContainer).
+// What each reference resolves to (its image ID) is remembered (ids), so
+// that neither a reused ensure nor a create asks the engine again: a
+// `docker image inspect` is a whole CLI run, about as long as the rest of
+// the agent's own work on a cold ensure. The cache is filled on first
+// need, refreshed after every pull, and dropped by forget: for one
+// reference after a pull by the API, for all of them on every image event
+// of the engine (a tag rebuilt, retagged, removed, pulled, loaded behind
+// the agent's back: imageEvent) and on every resync of the event stream
+// (events may have been missed). The references forgotten on an image
+// event are resolved again at once in the background, so that instances
+// show as stale without waiting for an ensure. An image removed behind
+// the agent's back also shows as a create that fails with ErrNotFound,
+// which forgets it and makes sure of it again (createContainer).
 type imagePuller struct {
 	a        *Agent
 	mu       sync.Mutex
 	inflight map[string]*pull
-	present  map[string]bool
+	// ids maps a reference to its image ID ("": known to be absent). It
+	// is copied on write and read without the lock (idsView: the instance
+	// list reads it for each instance).
+	ids atomic.Pointer[map[string]string]
+	// gen counts forgets, so that a lookup that raced with one does not
+	// store the ID it read before.
+	gen     uint64
+	pending map[string]bool // refs refreshLoop resolves again
+	refresh chan struct{}   // kicks refreshLoop; capacity 1
 }
 
 type pull struct {
 	done chan struct{}
 	err  error
+	id   string // what ref resolves to after the pull
 
 	mu       sync.Mutex
 	watchers map[int]func(runtime.PullProgress)
@@ -62,30 +82,53 @@ func (p *pull) progress(pp runtime.PullProgress) {
 	}
 }
 
-// ensure returns once ref is present, pulling it when it is not. An image
-// already known to be present is not checked again.
-func (ip *imagePuller) ensure(ctx context.Context, ref string, progress func(runtime.PullProgress)) error {
+// idsView returns the cache of image IDs: read it, never change it.
+func (ip *imagePuller) idsView() map[string]string {
+	if m := ip.ids.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
+// id returns the ID ref resolves to: from the cache, else asked of the
+// engine (and remembered, absence too, until the next forget or image
+// event); "" when the image is absent.
+func (ip *imagePuller) id(ctx context.Context, ref string) (string, error) {
+	if id, ok := ip.idsView()[ref]; ok {
+		return id, nil
+	}
 	ip.mu.Lock()
-	known := ip.present[ref]
+	gen := ip.gen
 	ip.mu.Unlock()
-	if known {
-		return nil
-	}
-	ok, err := ip.a.rt.ImageExists(ctx, ref)
+	id, err := ip.a.rt.ImageID(ctx, ref)
 	if err != nil {
-		return fmt.Errorf("check image %q: %w", ref, err)
+		return "", fmt.Errorf("check image %q: %w", ref, err)
 	}
-	if ok {
-		ip.markPresent(ref)
-		return nil
+	ip.store(ref, id, gen)
+	return id, nil
+}
+
+// ensure returns the ID of ref once it is present, pulling it when it is
+// not. An image already known to be present is not checked again.
+func (ip *imagePuller) ensure(ctx context.Context, ref string, progress func(runtime.PullProgress)) (string, error) {
+	if id := ip.idsView()[ref]; id != "" {
+		return id, nil
+	}
+	// An absence remembered is asked again: it may be older than a load
+	// the engine did not tell of, and a pull may not be possible.
+	ip.forget(ref)
+	id, err := ip.id(ctx, ref)
+	if err != nil || id != "" {
+		return id, err
 	}
 	return ip.join(ctx, ref, progress)
 }
 
-// join waits for a pull of ref: the one in flight, or a new one. There is
-// one pull per image at a time: an ensure that finds the image missing
-// and a refresh (PullImage) share it.
-func (ip *imagePuller) join(ctx context.Context, ref string, progress func(runtime.PullProgress)) error {
+// join waits for a pull of ref, the one in flight or a new one, and
+// returns the ID ref resolves to after it. There is one pull per image at
+// a time: an ensure that finds the image missing and a refresh
+// (PullImage) share it.
+func (ip *imagePuller) join(ctx context.Context, ref string, progress func(runtime.PullProgress)) (string, error) {
 	ip.mu.Lock()
 	if ip.inflight == nil {
 		ip.inflight = make(map[string]*pull)
@@ -102,9 +145,15 @@ func (ip *imagePuller) join(ctx context.Context, ref string, progress func(runti
 
 	select {
 	case <-p.done:
-		return p.err
+		if p.err != nil {
+			return "", p.err
+		}
+		if p.id == "" {
+			return "", errdefs.Errorf(errdefs.ErrPullFailed, "pull image %q: done, but the engine does not have it", ref)
+		}
+		return p.id, nil
 	case <-ctx.Done():
-		return errdefs.Errorf(errdefs.ErrTimeout, "waiting for image %q: %v", ref, ctx.Err())
+		return "", errdefs.Errorf(errdefs.ErrTimeout, "waiting for image %q: %v", ref, ctx.Err())
 	}
 }
 
@@ -147,23 +196,34 @@ func (ip *imagePuller) run(ref string, p *pull) {
 		a.publish(Event{Type: EventPull, Image: ref, Message: "done"})
 	}
 
+	if err == nil {
+		// A pull may have moved the tag: what it resolves to now is asked
+		// of the engine, not kept from before.
+		ip.forget(ref)
+		p.id, err = ip.id(ctx, ref)
+	}
 	ip.mu.Lock()
 	delete(ip.inflight, ref)
 	ip.mu.Unlock()
-	if err == nil {
-		ip.markPresent(ref)
-	}
 	p.err = err
 	close(p.done)
 }
 
-func (ip *imagePuller) markPresent(ref string) {
+// store remembers that ref resolves to id, unless a forget came after gen.
+func (ip *imagePuller) store(ref, id string, gen uint64) {
 	ip.mu.Lock()
 	defer ip.mu.Unlock()
-	if ip.present == nil {
-		ip.present = make(map[string]bool)
+	if ip.gen != gen {
+		return
 	}
-	ip.present[ref] = true
+	old := ip.idsView()
+	if cur, ok := old[ref]; ok && cur == id {
+		return
+	}
+	m := make(map[string]string, len(old)+1)
+	maps.Copy(m, old)
+	m[ref] = id
+	ip.ids.Store(&m)
 }
 
 // forget drops what is known of ref, so that the next ensure asks the
@@ -171,7 +231,78 @@ func (ip *imagePuller) markPresent(ref string) {
 func (ip *imagePuller) forget(ref string) {
 	ip.mu.Lock()
 	defer ip.mu.Unlock()
-	delete(ip.present, ref)
+	ip.gen++
+	old := ip.idsView()
+	if _, ok := old[ref]; !ok {
+		return
+	}
+	m := maps.Clone(old)
+	delete(m, ref)
+	ip.ids.Store(&m)
+}
+
+// forgetAll drops what is known of every reference and returns the
+// references that were known.
+func (ip *imagePuller) forgetAll() []string {
+	ip.mu.Lock()
+	defer ip.mu.Unlock()
+	ip.gen++
+	refs := slices.Collect(maps.Keys(ip.idsView()))
+	ip.ids.Store(nil)
+	return refs
+}
+
+// imageEvent handles an image event of the engine: every reference is
+// forgotten (a tag may be named otherwise in the event than in the config:
+// "localhost/x", "docker.io/library/x", or by ID alone in an untag), and
+// those that were known are resolved again in the background.
+func (ip *imagePuller) imageEvent(ev runtime.Event) {
+	ip.a.log.Debug("image event: image IDs forgotten", "action", string(ev.Action), "image", ev.Name)
+	ip.renew()
+}
+
+// renew forgets every reference and resolves those that were known again
+// in the background.
+func (ip *imagePuller) renew() {
+	refs := ip.forgetAll()
+	if len(refs) == 0 {
+		return
+	}
+	ip.mu.Lock()
+	if ip.pending == nil {
+		ip.pending = map[string]bool{}
+	}
+	for _, r := range refs {
+		ip.pending[r] = true
+	}
+	ip.mu.Unlock()
+	select {
+	case ip.refresh <- struct{}{}:
+	default: // a refresh is already due: it takes the pending refs too
+	}
+}
+
+// refreshLoop resolves the references an image event forgot, one engine
+// call each, until ctx ends.
+func (ip *imagePuller) refreshLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ip.refresh:
+		}
+		ip.mu.Lock()
+		refs := slices.Sorted(maps.Keys(ip.pending))
+		ip.pending = nil
+		ip.mu.Unlock()
+		for _, ref := range refs {
+			cctx, cancel := context.WithTimeout(ctx, seconds(ip.a.conf().CallTimeoutSeconds))
+			if _, err := ip.id(cctx, ref); err != nil {
+				ip.a.log.Debug("image event: resolve image again", "image", ref, "err", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // pullFailed is the error of a pull the engine gave up on: ErrPullFailed
@@ -193,3 +324,19 @@ func (ip *imagePuller) pullFailed(ref string, err error) error {
 	}
 	return errdefs.Errorf(errdefs.ErrPullFailed, "pull image %q: %v", ref, err)
 }
+
+// containerImages maps container IDs to image IDs, safe for concurrent
+// use.
+type containerImages struct{ m sync.Map }
+
+func (c *containerImages) Load(containerID string) (string, bool) {
+	v, ok := c.m.Load(containerID)
+	if !ok {
+		return "", false
+	}
+	return v.(string), true
+}
+
+func (c *containerImages) Store(containerID, imageID string) { c.m.Store(containerID, imageID) }
+
+func (c *containerImages) Delete(containerID string) { c.m.Delete(containerID) }

@@ -40,11 +40,11 @@ func (r *instrumented) Info(ctx context.Context) (runtime.Info, error) {
 	return info, err
 }
 
-func (r *instrumented) ImageExists(ctx context.Context, ref string) (bool, error) {
-	ctx, done := r.call(ctx, "ImageExists", 0)
-	ok, err := r.rt.ImageExists(ctx, ref)
+func (r *instrumented) ImageID(ctx context.Context, ref string) (string, error) {
+	ctx, done := r.call(ctx, "ImageID", 0)
+	id, err := r.rt.ImageID(ctx, ref)
 	done(err)
-	return ok, err
+	return id, err
 }
 
 func (r *instrumented) PullImage(ctx context.Context, ref string, progress func(runtime.PullProgress)) error {

@@ -22,15 +22,12 @@ import (
 // the others). Progress, when set, receives its status lines; it is
 // called from the pull's goroutine and must not block.
 //
-// Once pulled the image is forgotten as present, so that the next ensure
-// asks the engine what the tag now is.
-func (a *Agent) PullImage(ctx context.Context, ref string, progress func(runtime.PullProgress)) error {
+// It returns the ID the tag resolves to once pulled (asked of the engine
+// after the pull, and remembered: instances made from another ID of the
+// tag are stale from then on).
+func (a *Agent) PullImage(ctx context.Context, ref string, progress func(runtime.PullProgress)) (imageID string, err error) {
 	if err := a.conf().checkImage(ref); err != nil {
-		return err
+		return "", err
 	}
-	if err := a.images.join(ctx, ref, progress); err != nil {
-		return err
-	}
-	a.images.forget(ref)
-	return nil
+	return a.images.join(ctx, ref, progress)
 }

@@ -41,11 +41,12 @@ func TestPullImageJoinsAndRefreshes(t *testing.T) {
 	var lines []string
 	pulled := make(chan error, 1)
 	go func() {
-		pulled <- e.a.PullImage(context.Background(), img, func(pp runtime.PullProgress) {
+		_, err := e.a.PullImage(context.Background(), img, func(pp runtime.PullProgress) {
 			mu.Lock()
 			defer mu.Unlock()
 			lines = append(lines, pp.Status)
 		})
+		pulled <- err
 	}()
 	// The refresh has joined before the pull goes on.
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
@@ -70,13 +71,17 @@ func TestPullImageJoinsAndRefreshes(t *testing.T) {
 	assert.Check(t, len(lines) >= 3, "%q", lines)
 	mu.Unlock()
 
-	// Present: pulled again all the same, and forgotten as present.
-	e.a.images.markPresent(img)
-	assert.NilError(t, e.a.PullImage(context.Background(), img, nil))
+	// Present: pulled again all the same; the tag moved in the registry
+	// resolves to its new ID, remembered.
+	before, err := e.a.images.id(context.Background(), img)
+	assert.NilError(t, err)
+	assert.Assert(t, before != "")
+	e.fake.RebuildImage(img)
+	id, err := e.a.PullImage(context.Background(), img, nil)
+	assert.NilError(t, err)
 	assert.Check(t, is.Equal(e.fake.Calls("PullImage"), 2))
-	e.a.images.mu.Lock()
-	assert.Check(t, !e.a.images.present[img], "still known as present")
-	e.a.images.mu.Unlock()
+	assert.Check(t, id != "" && id != before, "pulled %s, was %s", id, before)
+	assert.Check(t, is.Equal(e.a.images.idsView()[img], id))
 }
 
 // TestPullImageRefuses: an invalid reference, an image not allowed, and
@@ -90,11 +95,11 @@ func TestPullImageRefuses(t *testing.T) {
 		"Bad Ref":           errdefs.ErrInvalidArgument,
 		"evil/miner:latest": errdefs.ErrForbidden,
 	} {
-		err := e.a.PullImage(ctx, ref, nil)
+		_, err := e.a.PullImage(ctx, ref, nil)
 		assert.Check(t, errors.Is(err, class), "%q: %v", ref, err)
 	}
 	assert.Check(t, is.Equal(e.fake.Calls("PullImage"), 0))
-	err := e.a.PullImage(ctx, "alpine/openclaw:nope", nil)
+	_, err := e.a.PullImage(ctx, "alpine/openclaw:nope", nil)
 	assert.Check(t, errors.Is(err, errdefs.ErrPullFailed), "%v", err)
 	assert.Check(t, is.ErrorContains(err, "not found"))
 
@@ -104,7 +109,7 @@ func TestPullImageRefuses(t *testing.T) {
 	e.fake.Inject("PullImage", runtimetest.Fault{Gate: gate})
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	err = e.a.PullImage(cctx, "alpine/openclaw:slow", nil)
+	_, err = e.a.PullImage(cctx, "alpine/openclaw:slow", nil)
 	assert.Check(t, errors.Is(err, errdefs.ErrTimeout), "%v", err)
 	close(gate)
 }

@@ -23,6 +23,7 @@ type liveState struct {
 	ID          string
 	Name        string
 	Image       string
+	ImageID     string // the container's image; "" when unknown (seen by an event only)
 	State       runtime.State
 	Health      string
 	Hash        string
@@ -80,8 +81,9 @@ func (a *Agent) liveFromLabels(id, name, image string, state runtime.State, labe
 			caller[k] = v
 		}
 	}
+	imageID, _ := a.containerImages.Load(id)
 	return userID, liveState{
-		ID: id, Name: name, Image: image, State: state,
+		ID: id, Name: name, Image: image, ImageID: imageID, State: state,
 		Hash: labels[lk.ConfigHash], Port: port, CreatedAtMs: created, Labels: caller,
 	}, true
 }
@@ -94,7 +96,10 @@ func (a *Agent) liveFromContainer(c runtime.Container) (string, liveState, bool)
 		image = c.Image
 	}
 	userID, ls, ok := a.liveFromLabels(c.ID, c.Name, image, c.State, c.Spec.Labels)
-	ls.Health = c.Health
+	ls.Health, ls.ImageID = c.Health, c.ImageID
+	if ok && c.ImageID != "" {
+		a.containerImages.Store(c.ID, c.ImageID)
+	}
 	ls.FinishedAt, ls.OOMKilled = c.FinishedAt, c.OOMKilled
 	return userID, ls, ok
 }
@@ -105,8 +110,9 @@ func (a *Agent) liveFromContainer(c runtime.Container) (string, liveState, bool)
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.bgCancel()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); a.eventLoop(ctx) }()
+	go func() { defer wg.Done(); a.images.refreshLoop(ctx) }()
 	go func() { defer wg.Done(); a.pruneLoop(ctx) }()
 	wg.Wait()
 	return nil
@@ -118,8 +124,11 @@ func (a *Agent) eventLoop(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		end := a.loops.begin("reconcile")
-		stream, err := a.rt.Events(ctx, runtime.EventOptions{Labels: map[string]string{a.labels.Instance: "1"}})
+		stream, err := a.rt.Events(ctx, runtime.EventOptions{Labels: map[string]string{a.labels.Instance: "1"}, Images: true})
 		if err == nil {
+			// Image events may have been missed too.
+			a.images.renew()
+			a.learnImageEvents(ctx)
 			if err = a.reconcile(ctx); err != nil {
 				stream.Close()
 			}
@@ -391,6 +400,10 @@ func (a *Agent) resyncUser(ctx context.Context, userID string) error {
 
 // apply feeds one runtime event into the live view and the event stream.
 func (a *Agent) apply(ev runtime.Event) {
+	if ev.Image {
+		a.images.imageEvent(ev)
+		return
+	}
 	userID, evLive, ok := a.liveFromLabels(ev.ID, ev.Name, "", "", ev.Labels)
 	if !ok {
 		return
@@ -435,6 +448,7 @@ func (a *Agent) apply(ev runtime.Event) {
 		ls.Health = ev.Health
 		out.Type, out.Message = EventHealth, ev.Health
 	case runtime.EventDestroy:
+		a.containerImages.Delete(ev.ID)
 		delete(a.live, userID)
 		a.seq.Add(1)
 		changed = false
@@ -476,4 +490,14 @@ func (a *Agent) markMissing(userID, id string) {
 		return
 	}
 	a.publish(Event{Type: EventMissing, UserID: userID, ContainerID: id})
+}
+
+// learnImageEvents asks the runtime whether it streams image events; when
+// it cannot tell, what was known stands.
+func (a *Agent) learnImageEvents(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, seconds(a.conf().CallTimeoutSeconds))
+	defer cancel()
+	if info, err := a.rt.Info(ctx); err == nil {
+		a.imageEvents.Store(info.ImageEvents)
+	}
 }

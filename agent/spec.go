@@ -54,6 +54,9 @@ type effectiveSpec struct {
 	Mounts []mount `json:"mounts,omitempty"`
 	// SeedFiles are written only where absent: not part of the hash.
 	SeedFiles map[string]string `json:"-"`
+	// ImageID is what Image resolves to in the engine, set by the agent
+	// before hashing; hash version 2 encodes it, version 1 does not.
+	ImageID string `json:"-"`
 }
 
 // resolve validates a caller's spec against the config and returns the

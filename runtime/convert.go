@@ -60,6 +60,7 @@ func infoToPB(i Info) *pb.InfoResponse {
 		Arch:            i.Arch,
 		CgroupVersion:   i.CgroupVersion,
 		SecurityOptions: sliceOrNil(i.SecurityOptions),
+		ImageEvents:     i.ImageEvents,
 	}
 }
 
@@ -72,6 +73,7 @@ func infoFromPB(i *pb.InfoResponse) Info {
 		Arch:            i.GetArch(),
 		CgroupVersion:   i.GetCgroupVersion(),
 		SecurityOptions: sliceOrNil(i.GetSecurityOptions()),
+		ImageEvents:     i.GetImageEvents(),
 	}
 }
 
@@ -231,6 +233,7 @@ func containerFromPB(c *pb.Container) Container {
 func eventToPB(e Event) *pb.Event {
 	return &pb.Event{
 		Action:     string(e.Action),
+		Image:      e.Image,
 		Id:         e.ID,
 		Name:       e.Name,
 		Labels:     mapOrNil(e.Labels),
@@ -243,6 +246,7 @@ func eventToPB(e Event) *pb.Event {
 func eventFromPB(e *pb.Event) Event {
 	return Event{
 		Action:   EventAction(e.GetAction()),
+		Image:    e.GetImage(),
 		ID:       e.GetId(),
 		Name:     e.GetName(),
 		Labels:   mapOrNil(e.GetLabels()),

@@ -31,12 +31,13 @@ func (c *grpcClient) Info(ctx context.Context) (Info, error) {
 	return infoFromPB(resp), nil
 }
 
-func (c *grpcClient) ImageExists(ctx context.Context, ref string) (bool, error) {
+// ImageID asks the plugin's ImageExists, which carries the ID.
+func (c *grpcClient) ImageID(ctx context.Context, ref string) (string, error) {
 	resp, err := c.client.ImageExists(ctx, &pb.ImageExistsRequest{Ref: ref})
 	if err != nil {
-		return false, fromStatus(ctx, c.conn, err)
+		return "", fromStatus(ctx, c.conn, err)
 	}
-	return resp.GetExists(), nil
+	return resp.GetId(), nil
 }
 
 func (c *grpcClient) PullImage(ctx context.Context, ref string, progress func(PullProgress)) error {
@@ -151,7 +152,7 @@ func streamEnd(ctx context.Context, conn *grpc.ClientConn, err error) error {
 
 func (c *grpcClient) Events(ctx context.Context, opts EventOptions) (EventStream, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	stream, err := c.client.Events(ctx, &pb.EventsRequest{Labels: opts.Labels})
+	stream, err := c.client.Events(ctx, &pb.EventsRequest{Labels: opts.Labels, Images: opts.Images})
 	if err != nil {
 		err = fromStatus(ctx, c.conn, err)
 	} else {

@@ -28,11 +28,11 @@ func (s *grpcServer) Info(ctx context.Context, _ *pb.InfoRequest) (*pb.InfoRespo
 }
 
 func (s *grpcServer) ImageExists(ctx context.Context, req *pb.ImageExistsRequest) (*pb.ImageExistsResponse, error) {
-	ok, err := s.impl.ImageExists(ctx, req.GetRef())
+	id, err := s.impl.ImageID(ctx, req.GetRef())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &pb.ImageExistsResponse{Exists: ok}, nil
+	return &pb.ImageExistsResponse{Exists: id != "", Id: id}, nil
 }
 
 func (s *grpcServer) PullImage(req *pb.PullImageRequest, stream pb.Runtime_PullImageServer) error {
@@ -126,7 +126,7 @@ func (s *grpcServer) List(ctx context.Context, req *pb.ListRequest) (*pb.ListRes
 
 func (s *grpcServer) Events(req *pb.EventsRequest, stream pb.Runtime_EventsServer) error {
 	ctx := stream.Context()
-	es, err := s.impl.Events(ctx, EventOptions{Labels: mapOrNil(req.GetLabels())})
+	es, err := s.impl.Events(ctx, EventOptions{Labels: mapOrNil(req.GetLabels()), Images: req.GetImages()})
 	if err != nil {
 		return toStatus(err)
 	}

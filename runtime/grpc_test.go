@@ -71,8 +71,11 @@ func (s *scripted) Info(ctx context.Context) (runtime.Info, error) {
 	return s.info, s.record(ctx)
 }
 
-func (s *scripted) ImageExists(ctx context.Context, ref string) (bool, error) {
-	return ref == "present", s.record(ctx, ref)
+func (s *scripted) ImageID(ctx context.Context, ref string) (string, error) {
+	if ref == "present" {
+		return "sha256:" + strings.Repeat("ab", 32), s.record(ctx, ref)
+	}
+	return "", s.record(ctx, ref)
 }
 
 func (s *scripted) PullImage(ctx context.Context, ref string, progress func(runtime.PullProgress)) error {
@@ -282,12 +285,12 @@ func TestShimRoundTrip(t *testing.T) {
 		assert.NilError(t, rt.Stop(ctx, []string{"c1", "c2"}, 1500*time.Millisecond))
 		assert.NilError(t, rt.Restart(ctx, "c1", 3*time.Second))
 		assert.NilError(t, rt.Remove(ctx, []string{"c3"}, runtime.RemoveOptions{Force: true}))
-		ok, err := rt.ImageExists(ctx, "present")
+		id, err := rt.ImageID(ctx, "present")
 		assert.NilError(t, err)
-		assert.Check(t, ok)
-		ok, err = rt.ImageExists(ctx, "absent")
+		assert.Check(t, is.Equal(id, "sha256:"+strings.Repeat("ab", 32)))
+		id, err = rt.ImageID(ctx, "absent")
 		assert.NilError(t, err)
-		assert.Check(t, !ok)
+		assert.Check(t, is.Equal(id, ""))
 		assert.DeepEqual(t, impl.received(), []any{
 			net, "zaki", "c1",
 			[]string{"c1", "c2"}, 1500 * time.Millisecond,

@@ -24,8 +24,10 @@ type Runtime interface {
 	// probe: ErrUnavailable when the engine cannot be reached.
 	Info(ctx context.Context) (Info, error)
 
-	// ImageExists reports whether ref is present in the engine's image store.
-	ImageExists(ctx context.Context, ref string) (bool, error)
+	// ImageID returns the ID of the image ref names in the engine's image
+	// store (its content address, "sha256:<hex>"), "" when there is none.
+	// A tag rebuilt or pulled anew resolves to another ID.
+	ImageID(ctx context.Context, ref string) (string, error)
 	// PullImage pulls ref, calling progress (when not nil) with each status
 	// line the engine reports, in order, from the calling goroutine's point
 	// of view: progress is never called after PullImage returns.
@@ -59,7 +61,8 @@ type Runtime interface {
 	// or not, fully inspected, in as few engine calls as the engine allows.
 	List(ctx context.Context, opts ListOptions) ([]Container, error)
 
-	// Events streams container events from now on until ctx ends or the
+	// Events streams container events (and, with opts.Images, image
+	// events) from now on until ctx ends or the
 	// stream is closed.
 	Events(ctx context.Context, opts EventOptions) (EventStream, error)
 	// Logs streams a container's output (stdout and stderr interleaved).
@@ -113,6 +116,10 @@ type Info struct {
 	CgroupVersion string `json:"cgroupVersion,omitempty"`
 	// SecurityOptions lists what the engine enforces ("seccomp", "apparmor", ...).
 	SecurityOptions []string `json:"securityOptions,omitempty"`
+	// ImageEvents says that Events streams image events when asked
+	// (EventOptions.Images). Without them, the agent cannot hear of a tag
+	// rebuilt behind its back and resolves the tag at each cold ensure.
+	ImageEvents bool `json:"-"`
 }
 
 // PullProgress is one status line of an image pull.
@@ -286,7 +293,10 @@ func (c Container) Running() bool {
 
 // EventOptions select events for Events.
 type EventOptions struct {
-	Labels map[string]string // as in ListOptions
+	Labels map[string]string // as in ListOptions; container events only
+	// Images adds the engine's image events (Event.Image): every image,
+	// whatever its labels.
+	Images bool
 }
 
 // EventStream is a stream of container events.
@@ -315,9 +325,23 @@ const (
 	EventHealth  EventAction = "health_status"
 )
 
-// Event is one container event.
+// The image events the agent follows (Event.Image): a tag moved to
+// another image, removed, an image deleted, pulled, loaded or imported.
+const (
+	EventImageTag    EventAction = "tag"
+	EventImageUntag  EventAction = "untag"
+	EventImageDelete EventAction = "delete"
+	EventImagePull   EventAction = "pull"
+	EventImageLoad   EventAction = "load"
+	EventImageImport EventAction = "import"
+)
+
+// Event is one container event, or one image event when Image is set:
+// then ID is the image's ID and Name the reference the engine names (for
+// tag and pull, the tag; may be empty, or an ID, for the others).
 type Event struct {
 	Action   EventAction
+	Image    bool
 	ID       string
 	Name     string
 	Labels   map[string]string

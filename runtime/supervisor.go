@@ -370,13 +370,13 @@ func (p *Plugin) Info(ctx context.Context) (Info, error) {
 	return info, p.check(err)
 }
 
-func (p *Plugin) ImageExists(ctx context.Context, ref string) (bool, error) {
+func (p *Plugin) ImageID(ctx context.Context, ref string) (string, error) {
 	rt, err := p.runtime()
 	if err != nil {
-		return false, err
+		return "", err
 	}
-	ok, err := rt.ImageExists(ctx, ref)
-	return ok, p.check(err)
+	id, err := rt.ImageID(ctx, ref)
+	return id, p.check(err)
 }
 
 func (p *Plugin) PullImage(ctx context.Context, ref string, progress func(PullProgress)) error {

@@ -219,22 +219,47 @@ func (c *Client) Get(ctx context.Context, userID string) (Instance, error) {
 // Ensure makes userID's instance exist, run and accept connections, and
 // returns it; its Outcome says what it took.
 func (c *Client) Ensure(ctx context.Context, userID string, spec InstanceSpec) (Instance, error) {
-	var in Instance
-	err := c.call(ctx, http.MethodPut, instancePath(userID), nil, spec, &in)
-	return in, err
+	return c.EnsureWith(ctx, userID, spec, ClientEnsureOptions{})
 }
 
 // EnsureWithProgress is Ensure, calling progress with each status line
-// of the image pull the ensure waits for, if any (one call at a time, in
-// the caller's goroutine). It asks the agent for NDJSON (Accept:
-// application/x-ndjson); the errors are those of Ensure. A line the agent
-// could not send in time (a slow reader) is left out.
+// of the image pull the ensure waits for, if any (see
+// ClientEnsureOptions.Progress).
 func (c *Client) EnsureWithProgress(ctx context.Context, userID string, spec InstanceSpec, progress func(PullProgress)) (Instance, error) {
+	return c.EnsureWith(ctx, userID, spec, ClientEnsureOptions{Progress: progress})
+}
+
+// ClientEnsureOptions tune EnsureWith.
+type ClientEnsureOptions struct {
+	// Force applies a changed spec (or a rebuilt image) to a hot instance
+	// now, recreating it, instead of marking it stale (?force=true). An
+	// instance whose spec is the same is reused all the same.
+	Force bool
+	// Progress, when set, is called with each status line of the image
+	// pull the ensure waits for, if any (one call at a time, in the
+	// caller's goroutine). The agent is asked for NDJSON (Accept:
+	// application/x-ndjson); the errors are those of Ensure. A line the
+	// agent could not send in time (a slow reader) is left out.
+	Progress func(PullProgress)
+}
+
+// EnsureWith is Ensure with options.
+func (c *Client) EnsureWith(ctx context.Context, userID string, spec InstanceSpec, opts ClientEnsureOptions) (Instance, error) {
+	var q url.Values
+	if opts.Force {
+		q = url.Values{"force": {"true"}}
+	}
+	ensure := func() (Instance, error) {
+		var in Instance
+		err := c.call(ctx, http.MethodPut, instancePath(userID), q, spec, &in)
+		return in, err
+	}
+	progress := opts.Progress
 	if progress == nil {
-		return c.Ensure(ctx, userID, spec)
+		return ensure()
 	}
 	var in Instance
-	err := c.streamCall(ctx, http.MethodPut, instancePath(userID), spec, progress, &in, func(l *StreamLine) bool {
+	err := c.streamCall(ctx, http.MethodPut, instancePath(userID), q, spec, progress, &in, func(l *StreamLine) bool {
 		if l.Instance != nil {
 			in = *l.Instance
 		}
@@ -257,7 +282,7 @@ func (c *Client) PullImage(ctx context.Context, image string, progress func(Pull
 		err := c.call(ctx, http.MethodPost, "/v1/images/pull", nil, req, &res)
 		return res, err
 	}
-	err := c.streamCall(ctx, http.MethodPost, "/v1/images/pull", req, progress, &res, func(l *StreamLine) bool {
+	err := c.streamCall(ctx, http.MethodPost, "/v1/images/pull", nil, req, progress, &res, func(l *StreamLine) bool {
 		if l.Pull != nil {
 			res = *l.Pull
 		}
@@ -271,8 +296,8 @@ func (c *Client) PullImage(ctx context.Context, image string, progress func(Pull
 // says whether the line was one) or an error line, which becomes the
 // *Error a plain answer would have been. An agent that answers plain JSON
 // is read into out.
-func (c *Client) streamCall(ctx context.Context, method, path string, body any, progress func(PullProgress), out any, result func(*StreamLine) bool) error {
-	resp, err := c.sendAccept(ctx, method, path, nil, body, NDJSON)
+func (c *Client) streamCall(ctx context.Context, method, path string, q url.Values, body any, progress func(PullProgress), out any, result func(*StreamLine) bool) error {
+	resp, err := c.sendAccept(ctx, method, path, q, body, NDJSON)
 	if err != nil {
 		return err
 	}

@@ -32,19 +32,22 @@ type Resources struct {
 
 // Instance is one user's instance.
 type Instance struct {
-	UserID        string            `json:"userId"`
-	ContainerName string            `json:"containerName"`
-	ContainerID   string            `json:"containerId,omitempty"`
-	Image         string            `json:"image"`
-	State         string            `json:"state"` // running, stopped or missing
-	Health        string            `json:"health,omitempty"`
-	Port          int               `json:"port"`
-	URL           string            `json:"url"`
-	CreatedAtMs   int64             `json:"createdAtMs"`
-	LastUsedAtMs  int64             `json:"lastUsedAtMs"`
-	ConfigHash    string            `json:"configHash"`
-	Stale         bool              `json:"stale"`
-	Labels        map[string]string `json:"labels,omitempty"`
+	UserID        string `json:"userId"`
+	ContainerName string `json:"containerName"`
+	ContainerID   string `json:"containerId,omitempty"`
+	Image         string `json:"image"`
+	// ImageID is the ID of the image the container runs ("sha256:..."),
+	// empty when not known.
+	ImageID      string            `json:"imageId,omitempty"`
+	State        string            `json:"state"` // running, stopped or missing
+	Health       string            `json:"health,omitempty"`
+	Port         int               `json:"port"`
+	URL          string            `json:"url"`
+	CreatedAtMs  int64             `json:"createdAtMs"`
+	LastUsedAtMs int64             `json:"lastUsedAtMs"`
+	ConfigHash   string            `json:"configHash"`
+	Stale        bool              `json:"stale"`
+	Labels       map[string]string `json:"labels,omitempty"`
 	// Outcome is set by ensure only: reused, started, created or recreated.
 	Outcome string `json:"outcome,omitempty"`
 }
@@ -115,6 +118,8 @@ type PullRequest struct {
 // pulled.
 type PullResult struct {
 	Image string `json:"image"`
+	// ImageID is what the tag resolves to now ("sha256:...").
+	ImageID string `json:"imageId,omitempty"`
 }
 
 // StreamLine is one line of the NDJSON answer of an ensure or a pull

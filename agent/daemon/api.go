@@ -26,10 +26,11 @@ func (x apiAgent) Ensure(ctx context.Context, userID string, spec socketapi.Inst
 }
 
 func (x apiAgent) PullImage(ctx context.Context, image string, progress func(socketapi.PullProgress)) (socketapi.PullResult, error) {
-	if err := x.Agent.PullImage(ctx, image, pullProgress(progress)); err != nil {
+	id, err := x.Agent.PullImage(ctx, image, pullProgress(progress))
+	if err != nil {
 		return socketapi.PullResult{}, err
 	}
-	return socketapi.PullResult{Image: image}, nil
+	return socketapi.PullResult{Image: image, ImageID: id}, nil
 }
 
 // pullProgress translates a progress callback (nil stays nil).

@@ -70,11 +70,12 @@ func (d *Docker) dialect() clirt.Dialect {
 			return append([]string{"events", "--format", "{{json .}}", "--filter=type=container",
 				fmt.Sprintf("--since=%d.%09d", now.Unix(), now.Nanosecond())}, filters...)
 		},
-		ParseEvent: parseEvent,
+		ParseEvent:  parseEvent,
+		ImageEvents: []string{"--filter=type=image"},
 
-		ICCOff:          "com.docker.network.bridge.enable_icc=false",
-		ImageExistsArgs: []string{"image", "inspect", "--format", "{{json .Id}}"},
-		PullArgs:        func(ref string) []string { return []string{"pull", ref} },
+		ICCOff:      "com.docker.network.bridge.enable_icc=false",
+		ImageIDArgs: []string{"image", "inspect", "--format", "{{json .Id}}"},
+		PullArgs:    func(ref string) []string { return []string{"pull", ref} },
 
 		// docker's own refusals of an exec exit 1 with its error prefix.
 		ExecRefused: clirt.ExecRefusal{Codes: []int{1}, Prefixes: []string{"Error response from daemon:", "Error: No such container"},
@@ -130,6 +131,7 @@ func (d *Docker) Info(ctx context.Context) (runtime.Info, error) {
 		OS:            ver.Server.Os,
 		Arch:          ver.Server.Arch,
 		CgroupVersion: info.CgroupVersion,
+		ImageEvents:   true, // the dialect's ImageEvents
 	}
 	// "name=seccomp,profile=default" -> "seccomp"
 	for _, opt := range info.SecurityOptions {

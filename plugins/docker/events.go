@@ -36,6 +36,9 @@ func parseEvent(line []byte) (ev runtime.Event, ok bool, err error) {
 	if err := json.Unmarshal(line, &raw); err != nil {
 		return ev, false, fmt.Errorf("parse %q: %w", line, err)
 	}
+	if raw.Type == "image" {
+		return parseImageEvent(raw.Action, raw.Actor.ID, raw.Actor.Attributes["name"], raw.TimeNano)
+	}
 	if raw.Type != "container" {
 		return ev, false, nil
 	}
@@ -63,4 +66,19 @@ func parseEvent(line []byte) (ev runtime.Event, ok bool, err error) {
 		ev.Health = strings.TrimSpace(detail)
 	}
 	return ev, true, nil
+}
+
+var imageActions = map[runtime.EventAction]bool{
+	runtime.EventImageTag: true, runtime.EventImageUntag: true, runtime.EventImageDelete: true,
+	runtime.EventImagePull: true, runtime.EventImageLoad: true, runtime.EventImageImport: true,
+}
+
+// parseImageEvent reads an image event: docker names the image by its ID
+// (by the reference, for pull) and the tag concerned in "name".
+func parseImageEvent(action, id, name string, timeNano int64) (runtime.Event, bool, error) {
+	a := runtime.EventAction(action)
+	if !imageActions[a] {
+		return runtime.Event{}, false, nil
+	}
+	return runtime.Event{Action: a, Image: true, ID: id, Name: name, Time: time.Unix(0, timeNano)}, true, nil
 }

@@ -170,6 +170,19 @@ func TestParseEvents(t *testing.T) {
 	assert.Equal(t, got[2].Health, "healthy")
 	assert.Equal(t, got[3].ExitCode, 3)
 
+	// Image events, as `docker tag` and `docker rmi` print them.
+	ev, ok, err := parseEvent([]byte(`{"status":"tag","id":"sha256:4a9a1a3d4a27bb383cec4250ce09d0d24d5b44941adb886d568dfca5fdefe113","Type":"image","Action":"tag","Actor":{"ID":"sha256:4a9a1a3d4a27bb383cec4250ce09d0d24d5b44941adb886d568dfca5fdefe113","Attributes":{"name":"zaki-test/imgev:1"}},"scope":"local","time":1796442711,"timeNano":1796442711204184406}`))
+	assert.NilError(t, err)
+	assert.Assert(t, ok && ev.Image)
+	assert.Equal(t, ev.Action, runtime.EventImageTag)
+	assert.Equal(t, ev.ID, "sha256:4a9a1a3d4a27bb383cec4250ce09d0d24d5b44941adb886d568dfca5fdefe113")
+	assert.Equal(t, ev.Name, "zaki-test/imgev:1")
+	ev, ok, err = parseEvent([]byte(`{"status":"untag","id":"sha256:4a9a","Type":"image","Action":"untag","Actor":{"ID":"sha256:4a9a","Attributes":{"name":"sha256:4a9a"}},"scope":"local","time":1796442711,"timeNano":1796442711323934405}`))
+	assert.NilError(t, err)
+	assert.Assert(t, ok && ev.Image && ev.Action == runtime.EventImageUntag)
+	_, ok, err = parseEvent([]byte(`{"Type":"image","Action":"save","Actor":{"ID":"x"}}`))
+	assert.Assert(t, err == nil && !ok)
+
 	_, _, err = parseEvent([]byte("not json"))
 	assert.Assert(t, err != nil)
 }

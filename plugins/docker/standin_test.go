@@ -292,7 +292,7 @@ func TestInvalidInputRunsNoDocker(t *testing.T) {
 		assert.Assert(t, errors.Is(err, runtime.ErrInvalidArgument), "%s: got %v", name, err)
 	}
 	calls := map[string]error{
-		"ImageExists":   func() error { _, err := d.ImageExists(ctx, ""); return err }(),
+		"ImageID":       func() error { _, err := d.ImageID(ctx, ""); return err }(),
 		"PullImage":     d.PullImage(ctx, "-q", nil),
 		"EnsureNetwork": d.EnsureNetwork(ctx, runtime.NetworkSpec{Name: "-d"}),
 		"RemoveNetwork": d.RemoveNetwork(ctx, "a b"),

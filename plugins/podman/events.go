@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/zaki-platform/zaki-agent/plugins/internal/clirt"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
@@ -43,6 +44,17 @@ var podmanActions = map[string]runtime.EventAction{
 	"health_status": runtime.EventHealth,
 }
 
+// podmanImageActions maps podman's image event statuses onto the
+// runtime's: podman says "remove" for docker's "delete".
+var podmanImageActions = map[string]runtime.EventAction{
+	"tag":    runtime.EventImageTag,
+	"untag":  runtime.EventImageUntag,
+	"remove": runtime.EventImageDelete,
+	"pull":   runtime.EventImagePull,
+	"load":   runtime.EventImageLoad,
+	"import": runtime.EventImageImport,
+}
+
 // parseEvent reads one line of `podman events --format json`; ok is false
 // for events the runtime does not follow. The attributes of a container
 // event are its labels, nothing else.
@@ -59,6 +71,13 @@ func parseEvent(line []byte) (ev runtime.Event, ok bool, err error) {
 	}
 	if err := json.Unmarshal(line, &raw); err != nil {
 		return ev, false, fmt.Errorf("parse %q: %w", line, err)
+	}
+	if raw.Type == "image" {
+		action, known := podmanImageActions[raw.Status]
+		if !known {
+			return ev, false, nil
+		}
+		return runtime.Event{Action: action, Image: true, ID: clirt.ImageID(raw.ID), Name: raw.Name, Time: raw.Time}, true, nil
 	}
 	if raw.Type != "container" {
 		return ev, false, nil

@@ -124,7 +124,7 @@ func TestInspectFull(t *testing.T) {
 	c := readInspect(t, "testdata/inspect-full.json")
 	assert.Equal(t, c.Name, "zaki-pdrt-full")
 	assert.Equal(t, c.Image, "zaki/gateway-stub:latest", "the reference as given, not podman's localhost/...")
-	assert.Equal(t, c.ImageID, "8c017eaa1efb6e70f9a2a40e7501ee19a379826c47778ad55e9ea93907b1255b")
+	assert.Equal(t, c.ImageID, "sha256:8c017eaa1efb6e70f9a2a40e7501ee19a379826c47778ad55e9ea93907b1255b")
 	assert.Equal(t, c.State, runtime.StateRunning)
 	assert.Equal(t, c.Health, "healthy")
 	assert.Assert(t, !c.CreatedAt.IsZero() && !c.StartedAt.IsZero() && c.FinishedAt.IsZero())
@@ -215,7 +215,22 @@ func TestParseEvents(t *testing.T) {
 	assert.Equal(t, evs[5].Health, "starting")
 	assert.Equal(t, evs[6].ExitCode, 0)
 
-	_, ok, err := parseEvent([]byte(`{"Type":"image","Status":"pull"}`))
+	_, ok, err := parseEvent([]byte(`{"Type":"network","Status":"create"}`))
+	assert.Assert(t, err == nil && !ok)
+	// Image events, as `podman tag` and `podman rmi` print them.
+	for line, want := range map[string]runtime.EventAction{
+		`{"ID":"4a9a1a3d4a27bb383cec4250ce09d0d24d5b44941adb886d568dfca5fdefe113","Name":"zaki-test/imgev:1","Status":"tag","Time":"2026-12-05T03:51:50.740956047Z","Type":"image","Attributes":null}`:              runtime.EventImageTag,
+		`{"ID":"4a9a1a3d4a27bb383cec4250ce09d0d24d5b44941adb886d568dfca5fdefe113","Name":"localhost/zaki-test/imgev:1","Status":"untag","Time":"2026-12-05T03:51:51.010820249Z","Type":"image","Attributes":null}`:  runtime.EventImageUntag,
+		`{"ID":"4a9a1a3d4a27bb383cec4250ce09d0d24d5b44941adb886d568dfca5fdefe113","Name":"localhost/zaki-test/imgev:1","Status":"remove","Time":"2026-12-05T03:51:51.010811502Z","Type":"image","Attributes":null}`: runtime.EventImageDelete,
+	} {
+		ev, ok, err := parseEvent([]byte(line))
+		assert.NilError(t, err)
+		assert.Assert(t, ok && ev.Image, line)
+		assert.Equal(t, ev.Action, want)
+		assert.Equal(t, ev.ID, "sha256:4a9a1a3d4a27bb383cec4250ce09d0d24d5b44941adb886d568dfca5fdefe113")
+		assert.Assert(t, strings.HasSuffix(ev.Name, "zaki-test/imgev:1"))
+	}
+	_, ok, err = parseEvent([]byte(`{"Type":"image","Status":"mount"}`))
 	assert.Assert(t, err == nil && !ok)
 	_, _, err = parseEvent([]byte(`not json`))
 	assert.Assert(t, err != nil)

@@ -103,14 +103,14 @@ func (p *Podman) dialect() clirt.Dialect {
 		EventArgs:   eventArgs,
 		ParseEvent:  parseEvent,
 		MatchLabels: true,
+		ImageEvents: []string{"--filter=type=image"},
 
 		ICCOff:        "isolate=true",
 		CreateNetwork: p.createNetwork,
 
-		ImageExistsArgs: []string{"image", "exists", "--"},
-		AbsentExitCode:  1, // `podman image exists`: it is not
-		PullArgs:        pullArgs,
-		PullOnStderr:    true,
+		ImageIDArgs:  []string{"image", "inspect", "--format", "{{.Id}}", "--"},
+		PullArgs:     pullArgs,
+		PullOnStderr: true,
 
 		ExecRefused: clirt.ExecRefusal{Codes: []int{125, 255}, Prefixes: []string{"Error: "},
 			NotRunning: []string{"can only create exec sessions on running containers", "container state improper"}},
@@ -198,7 +198,7 @@ func (p *Podman) Info(ctx context.Context) (runtime.Info, error) {
 	if v == nil || v.Version == "" {
 		return runtime.Info{}, runtime.Errorf(runtime.ErrUnavailable, "podman version: no version in the answer")
 	}
-	out := runtime.Info{Runtime: "podman", EngineVersion: v.Version, APIVersion: v.APIVersion}
+	out := runtime.Info{Runtime: "podman", EngineVersion: v.Version, APIVersion: v.APIVersion, ImageEvents: true}
 	out.OS, out.Arch, _ = strings.Cut(v.OsArch, "/")
 	if f := p.hostFacts(); f != nil {
 		out.CgroupVersion = f.CgroupVersion

@@ -203,6 +203,7 @@ type InfoResponse struct {
 	Arch            string                 `protobuf:"bytes,5,opt,name=arch,proto3" json:"arch,omitempty"`
 	CgroupVersion   string                 `protobuf:"bytes,6,opt,name=cgroup_version,json=cgroupVersion,proto3" json:"cgroup_version,omitempty"`
 	SecurityOptions []string               `protobuf:"bytes,7,rep,name=security_options,json=securityOptions,proto3" json:"security_options,omitempty"`
+	ImageEvents     bool                   `protobuf:"varint,8,opt,name=image_events,json=imageEvents,proto3" json:"image_events,omitempty"` // Events streams image events when asked
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -286,6 +287,13 @@ func (x *InfoResponse) GetSecurityOptions() []string {
 	return nil
 }
 
+func (x *InfoResponse) GetImageEvents() bool {
+	if x != nil {
+		return x.ImageEvents
+	}
+	return false
+}
+
 type ImageExistsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
@@ -330,9 +338,12 @@ func (x *ImageExistsRequest) GetRef() string {
 	return ""
 }
 
+// ImageExistsResponse answers runtime.ImageID: id is empty (and exists
+// false) when there is no such image.
 type ImageExistsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Exists        bool                   `protobuf:"varint,1,opt,name=exists,proto3" json:"exists,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -372,6 +383,13 @@ func (x *ImageExistsResponse) GetExists() bool {
 		return x.Exists
 	}
 	return false
+}
+
+func (x *ImageExistsResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
 }
 
 type PullImageRequest struct {
@@ -2227,6 +2245,7 @@ func (x *ListResponse) GetContainers() []*Container {
 type EventsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Labels        map[string]string      `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Images        bool                   `protobuf:"varint,2,opt,name=images,proto3" json:"images,omitempty"` // image events too (Event.image)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2268,6 +2287,13 @@ func (x *EventsRequest) GetLabels() map[string]string {
 	return nil
 }
 
+func (x *EventsRequest) GetImages() bool {
+	if x != nil {
+		return x.Images
+	}
+	return false
+}
+
 type Event struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Action        string                 `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
@@ -2277,6 +2303,7 @@ type Event struct {
 	ExitCode      int64                  `protobuf:"varint,5,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
 	Health        string                 `protobuf:"bytes,6,opt,name=health,proto3" json:"health,omitempty"`
 	TimeUnixNs    int64                  `protobuf:"varint,7,opt,name=time_unix_ns,json=timeUnixNs,proto3" json:"time_unix_ns,omitempty"`
+	Image         bool                   `protobuf:"varint,8,opt,name=image,proto3" json:"image,omitempty"` // an image event: id is the image's, name the reference
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2358,6 +2385,13 @@ func (x *Event) GetTimeUnixNs() int64 {
 		return x.TimeUnixNs
 	}
 	return 0
+}
+
+func (x *Event) GetImage() bool {
+	if x != nil {
+		return x.Image
+	}
+	return false
 }
 
 // EventsResponse carries one event; the first message of the stream
@@ -2674,7 +2708,7 @@ const file_runtime_proto_rawDesc = "" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x121\n" +
 	"\x05class\x18\x02 \x01(\x0e2\x1b.zaki.runtime.v1.ErrorClassR\x05class\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\"\r\n" +
-	"\vInfoRequest\"\xe6\x01\n" +
+	"\vInfoRequest\"\x89\x02\n" +
 	"\fInfoResponse\x12\x18\n" +
 	"\aruntime\x18\x01 \x01(\tR\aruntime\x12%\n" +
 	"\x0eengine_version\x18\x02 \x01(\tR\rengineVersion\x12\x1f\n" +
@@ -2683,11 +2717,13 @@ const file_runtime_proto_rawDesc = "" +
 	"\x02os\x18\x04 \x01(\tR\x02os\x12\x12\n" +
 	"\x04arch\x18\x05 \x01(\tR\x04arch\x12%\n" +
 	"\x0ecgroup_version\x18\x06 \x01(\tR\rcgroupVersion\x12)\n" +
-	"\x10security_options\x18\a \x03(\tR\x0fsecurityOptions\"&\n" +
+	"\x10security_options\x18\a \x03(\tR\x0fsecurityOptions\x12!\n" +
+	"\fimage_events\x18\b \x01(\bR\vimageEvents\"&\n" +
 	"\x12ImageExistsRequest\x12\x10\n" +
-	"\x03ref\x18\x01 \x01(\tR\x03ref\"-\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"=\n" +
 	"\x13ImageExistsResponse\x12\x16\n" +
-	"\x06exists\x18\x01 \x01(\bR\x06exists\"$\n" +
+	"\x06exists\x18\x01 \x01(\bR\x06exists\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"$\n" +
 	"\x10PullImageRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"8\n" +
 	"\fPullProgress\x12\x10\n" +
@@ -2832,12 +2868,13 @@ const file_runtime_proto_rawDesc = "" +
 	"\fListResponse\x12:\n" +
 	"\n" +
 	"containers\x18\x01 \x03(\v2\x1a.zaki.runtime.v1.ContainerR\n" +
-	"containers\"\x8e\x01\n" +
+	"containers\"\xa6\x01\n" +
 	"\rEventsRequest\x12B\n" +
-	"\x06labels\x18\x01 \x03(\v2*.zaki.runtime.v1.EventsRequest.LabelsEntryR\x06labels\x1a9\n" +
+	"\x06labels\x18\x01 \x03(\v2*.zaki.runtime.v1.EventsRequest.LabelsEntryR\x06labels\x12\x16\n" +
+	"\x06images\x18\x02 \x01(\bR\x06images\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x91\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa7\x02\n" +
 	"\x05Event\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
@@ -2846,7 +2883,8 @@ const file_runtime_proto_rawDesc = "" +
 	"\texit_code\x18\x05 \x01(\x03R\bexitCode\x12\x16\n" +
 	"\x06health\x18\x06 \x01(\tR\x06health\x12 \n" +
 	"\ftime_unix_ns\x18\a \x01(\x03R\n" +
-	"timeUnixNs\x1a9\n" +
+	"timeUnixNs\x12\x14\n" +
+	"\x05image\x18\b \x01(\bR\x05image\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\">\n" +

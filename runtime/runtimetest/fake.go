@@ -48,14 +48,18 @@ type Fake struct {
 	containers map[string]*fakeContainer // by ID
 	names      map[string]string         // name -> ID
 	images     map[string]string         // normalized ref -> image ID
-	pullable   map[string]bool           // normalized refs PullImage can fetch
-	networks   map[string]runtime.NetworkSpec
-	streams    map[*eventStream]struct{}
-	calls      map[string]int
-	faults     map[string][]*faultState
-	seq        int // containers created so far
-	down       bool
-	downCh     chan struct{} // closed when the engine goes down, replaced when it comes up
+	rebuilds   int                       // RebuildImage's count, for new IDs
+	// noImageEvents: an engine that streams no image events
+	// (WithoutImageEvents).
+	noImageEvents bool
+	pullable      map[string]bool // normalized refs PullImage can fetch
+	networks      map[string]runtime.NetworkSpec
+	streams       map[*eventStream]struct{}
+	calls         map[string]int
+	faults        map[string][]*faultState
+	seq           int // containers created so far
+	down          bool
+	downCh        chan struct{} // closed when the engine goes down, replaced when it comes up
 }
 
 var _ runtime.Runtime = (*Fake)(nil)
@@ -92,6 +96,12 @@ func WithPullable(refs ...string) FakeOption {
 			f.pullable[normalizeImage(r)] = true
 		}
 	}
+}
+
+// WithoutImageEvents makes a fake that streams no image events, and says
+// so in Info.
+func WithoutImageEvents() FakeOption {
+	return func(f *Fake) { f.noImageEvents = true }
 }
 
 // WithClock sets the clock the fake stamps containers and events with
@@ -138,6 +148,7 @@ func (f *Fake) Info(ctx context.Context) (runtime.Info, error) {
 		Arch:            goruntime.GOARCH,
 		CgroupVersion:   "2",
 		SecurityOptions: []string{"seccomp", "no-new-privileges"},
+		ImageEvents:     !f.noImageEvents,
 	}, nil
 }
 

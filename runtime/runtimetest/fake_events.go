@@ -9,8 +9,8 @@ import (
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
-// Events streams the container events whose labels match opts.Labels,
-// from now on. Each stream has an unbounded queue: the fake never blocks on
+// Events streams the container events whose labels match opts.Labels
+// (and, with opts.Images, every image event), from now on. Each stream has an unbounded queue: the fake never blocks on
 // a slow reader and never drops an event. The stream ends (Recv returns
 // io.EOF, dropping what is queued) when ctx ends or Close is called; when
 // the engine goes down (Down) or BreakEvents is called, Recv returns what
@@ -19,7 +19,7 @@ func (f *Fake) Events(ctx context.Context, opts runtime.EventOptions) (runtime.E
 	if err := f.begin(ctx, "Events", nil, ""); err != nil {
 		return nil, fmt.Errorf("events: %w", err)
 	}
-	s := &eventStream{f: f, labels: cloneMap(opts.Labels)}
+	s := &eventStream{f: f, labels: cloneMap(opts.Labels), images: opts.Images}
 	s.cond = sync.NewCond(&s.mu)
 	f.mu.Lock()
 	if f.down {
@@ -75,10 +75,25 @@ func (f *Fake) emit(c *fakeContainer, action runtime.EventAction, exitCode int, 
 	}
 }
 
+// emitImage sends an image event to every stream that wants them. f.mu
+// must be held.
+func (f *Fake) emitImage(action runtime.EventAction, ref, id string) {
+	if f.noImageEvents {
+		return
+	}
+	ev := runtime.Event{Action: action, Image: true, ID: id, Name: ref, Time: f.now()}
+	for s := range f.streams {
+		if s.images {
+			s.push(ev)
+		}
+	}
+}
+
 // eventStream is one subscriber. Lock order: Fake.mu, then mu.
 type eventStream struct {
 	f      *Fake
 	labels map[string]string
+	images bool
 
 	mu     sync.Mutex
 	stop   func() bool // stops the ctx watch

@@ -12,7 +12,7 @@ import (
 // Methods lists the names of runtime.Runtime's methods: the names Calls,
 // Inject and the other fault hooks take.
 var Methods = []string{
-	"Info", "ImageExists", "PullImage", "EnsureNetwork", "RemoveNetwork",
+	"Info", "ImageID", "PullImage", "EnsureNetwork", "RemoveNetwork",
 	"Create", "Start", "Stop", "Restart", "Remove", "Inspect", "List",
 	"Events", "Logs", "Exec",
 }

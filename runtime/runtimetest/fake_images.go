@@ -5,22 +5,22 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
-// ImageExists reports whether ref is among the fake's images. References
-// are compared as docker compares them: "alpine/openclaw" is
+// ImageID returns the ID of ref among the fake's images, "" when absent.
+// References are compared as docker compares them: "alpine/openclaw" is
 // "alpine/openclaw:latest" and "docker.io/alpine/openclaw:latest".
-func (f *Fake) ImageExists(ctx context.Context, ref string) (bool, error) {
-	if err := f.begin(ctx, "ImageExists", runtime.ValidateImage(ref), ""); err != nil {
-		return false, fmt.Errorf("image exists %q: %w", ref, err)
+func (f *Fake) ImageID(ctx context.Context, ref string) (string, error) {
+	if err := f.begin(ctx, "ImageID", runtime.ValidateImage(ref), ""); err != nil {
+		return "", fmt.Errorf("image id %q: %w", ref, err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	_, ok := f.images[normalizeImage(ref)]
-	return ok, nil
+	return f.images[normalizeImage(ref)], nil
 }
 
 // PullImage adds ref to the fake's images when it is pullable (see
@@ -67,6 +67,7 @@ func (f *Fake) PullImage(ctx context.Context, ref string, progress func(runtime.
 		return fmt.Errorf("pull %q: %w", ref, errDown)
 	}
 	f.images[norm] = id
+	f.emitImage(runtime.EventImagePull, norm, id)
 	return nil
 }
 
@@ -78,7 +79,23 @@ func (f *Fake) AddImage(refs ...string) {
 	for _, r := range refs {
 		n := normalizeImage(r)
 		f.images[n] = imageID(n)
+		f.emitImage(runtime.EventImageTag, n, f.images[n])
 	}
+}
+
+// RebuildImage points ref at a new image, as `docker build -t ref` does
+// behind the caller's back (a tag event), and returns its new ID.
+// Containers made from the old image keep it.
+func (f *Fake) RebuildImage(ref string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := normalizeImage(ref)
+	f.rebuilds++
+	sum := sha256.Sum256([]byte(n + "#" + strconv.Itoa(f.rebuilds)))
+	id := "sha256:" + hex.EncodeToString(sum[:])
+	f.images[n] = id
+	f.emitImage(runtime.EventImageTag, n, id)
+	return id
 }
 
 // RemoveImage removes refs from the fake's images (containers created
@@ -87,7 +104,11 @@ func (f *Fake) RemoveImage(refs ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, r := range refs {
-		delete(f.images, normalizeImage(r))
+		n := normalizeImage(r)
+		if id, ok := f.images[n]; ok {
+			delete(f.images, n)
+			f.emitImage(runtime.EventImageUntag, n, id)
+		}
 	}
 }
 

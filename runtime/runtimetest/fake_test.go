@@ -513,12 +513,12 @@ func TestFakeReadBack(t *testing.T) {
 
 func TestFakeImages(t *testing.T) {
 	f := runtimetest.NewFake()
-	ok, err := f.ImageExists(t.Context(), testenv.StubImage)
+	id, err := f.ImageID(t.Context(), testenv.StubImage)
 	assert.NilError(t, err)
-	assert.Check(t, ok)
-	ok, err = f.ImageExists(t.Context(), "alpine/openclaw")
+	assert.Check(t, strings.HasPrefix(id, "sha256:"))
+	id, err = f.ImageID(t.Context(), "alpine/openclaw")
 	assert.NilError(t, err)
-	assert.Check(t, !ok)
+	assert.Check(t, is.Equal(id, ""))
 	_, err = f.Create(t.Context(), runtime.ContainerSpec{Name: "c", Image: "alpine/openclaw"})
 	assert.Check(t, is.ErrorIs(err, runtime.ErrNotFound))
 
@@ -527,9 +527,9 @@ func TestFakeImages(t *testing.T) {
 	assert.Check(t, len(lines) >= 3)
 	assert.Check(t, is.Equal(lines[0].Ref, "docker.io/alpine/openclaw"))
 	assert.Check(t, is.Contains(lines[len(lines)-1].Status, "Downloaded newer image"))
-	ok, err = f.ImageExists(t.Context(), "alpine/openclaw:latest")
+	id, err = f.ImageID(t.Context(), "alpine/openclaw:latest")
 	assert.NilError(t, err)
-	assert.Check(t, ok)
+	assert.Check(t, id != "")
 	_, err = f.Create(t.Context(), runtime.ContainerSpec{Name: "c", Image: "alpine/openclaw"})
 	assert.NilError(t, err)
 
@@ -540,16 +540,28 @@ func TestFakeImages(t *testing.T) {
 	f.AddPullable("zaki/cancelled")
 	err = f.PullImage(ctx, "zaki/cancelled", func(runtime.PullProgress) { cancel() })
 	assert.Check(t, is.ErrorIs(err, context.Canceled))
-	ok, _ = f.ImageExists(t.Context(), "zaki/cancelled")
-	assert.Check(t, !ok, "a cancelled pull adds the image")
+	id, _ = f.ImageID(t.Context(), "zaki/cancelled")
+	assert.Check(t, id == "", "a cancelled pull adds the image")
 
 	g := runtimetest.NewFake(runtimetest.WithImages("zaki/other:1"), runtimetest.WithPullable())
-	ok, _ = g.ImageExists(t.Context(), testenv.StubImage)
-	assert.Check(t, !ok, "WithImages replaces the defaults")
+	id, _ = g.ImageID(t.Context(), testenv.StubImage)
+	assert.Check(t, id == "", "WithImages replaces the defaults")
 	assert.Check(t, is.ErrorIs(g.PullImage(t.Context(), "alpine/openclaw", nil), runtime.ErrNotFound))
+	events, err := g.Events(t.Context(), runtime.EventOptions{Images: true})
+	assert.NilError(t, err)
+	defer events.Close()
 	g.AddImage(testenv.StubImage)
-	ok, _ = g.ImageExists(t.Context(), testenv.StubImage)
-	assert.Check(t, ok)
+	id, _ = g.ImageID(t.Context(), testenv.StubImage)
+	assert.Check(t, id != "")
+	rebuilt := g.RebuildImage(testenv.StubImage)
+	assert.Check(t, rebuilt != id)
+	now, _ := g.ImageID(t.Context(), testenv.StubImage)
+	assert.Check(t, is.Equal(now, rebuilt))
+	for _, want := range []string{id, rebuilt} {
+		ev, err := events.Recv()
+		assert.NilError(t, err)
+		assert.Check(t, ev.Image && ev.Action == runtime.EventImageTag && ev.ID == want, "%+v", ev)
+	}
 }
 
 func TestFakeNetworks(t *testing.T) {

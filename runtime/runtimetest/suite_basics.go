@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
@@ -22,30 +23,30 @@ func (s *suite) testInfo(t *testing.T) {
 	}
 }
 
-// testImages: ImageExists is true for Image and false for an image that
-// is not there.
+// testImages: ImageID is a "sha256:" ID for Image and "" for an image
+// that is not there.
 func (s *suite) testImages(t *testing.T) {
 	ctx := s.ctx(t)
-	ok, err := s.rt.ImageExists(ctx, s.cfg.Image)
+	id, err := s.rt.ImageID(ctx, s.cfg.Image)
 	if err != nil {
-		t.Fatalf("image exists %s: %v", s.cfg.Image, err)
+		t.Fatalf("image id %s: %v", s.cfg.Image, err)
 	}
-	if !ok {
-		t.Errorf("image exists %s: got false, want true (Config.Image must be present)", s.cfg.Image)
+	if !strings.HasPrefix(id, "sha256:") || len(id) != len("sha256:")+64 {
+		t.Errorf("image id %s: got %q, want sha256:<64 hex> (Config.Image must be present)", s.cfg.Image, id)
 	}
 	absent := "zaki/conformance-absent:" + strings.ToLower(s.run)
-	ok, err = s.rt.ImageExists(ctx, absent)
+	id, err = s.rt.ImageID(ctx, absent)
 	if err != nil {
-		t.Fatalf("image exists %s: %v", absent, err)
+		t.Fatalf("image id %s: %v", absent, err)
 	}
-	if ok {
-		t.Errorf("image exists %s: got true, want false", absent)
+	if id != "" {
+		t.Errorf("image id %s: got %q, want \"\"", absent, id)
 	}
 }
 
-// testPull: PullImage brings PullRef in (ImageExists false, then true),
-// reporting progress lines only while it runs; a reference nobody serves
-// fails.
+// testPull: PullImage brings PullRef in (ImageID "", then an ID),
+// reporting progress lines only while it runs, and an image event stream
+// (EventOptions.Images) tells of it; a reference nobody serves fails.
 func (s *suite) testPull(t *testing.T) {
 	if s.cfg.PullSetup != nil {
 		s.cfg.PullSetup(t)
@@ -55,13 +56,14 @@ func (s *suite) testPull(t *testing.T) {
 	}
 	ref := s.cfg.PullRef
 	ctx := s.ctx(t)
-	ok, err := s.rt.ImageExists(ctx, ref)
+	id, err := s.rt.ImageID(ctx, ref)
 	if err != nil {
-		t.Fatalf("image exists %s: %v", ref, err)
+		t.Fatalf("image id %s: %v", ref, err)
 	}
-	if ok {
-		t.Fatalf("image exists %s before the pull: got true, want false (PullSetup must remove it)", ref)
+	if id != "" {
+		t.Fatalf("image id %s before the pull: got %q, want \"\" (PullSetup must remove it)", ref, id)
 	}
+	events := s.watchOpts(t, runtime.EventOptions{Labels: s.labels(), Images: true})
 
 	var (
 		mu       sync.Mutex
@@ -92,12 +94,17 @@ func (s *suite) testPull(t *testing.T) {
 			t.Errorf("pull %s: progress %+v: want Ref %q and a status", ref, p, ref)
 		}
 	}
-	ok, err = s.rt.ImageExists(ctx, ref)
+	id, err = s.rt.ImageID(ctx, ref)
 	if err != nil {
-		t.Fatalf("image exists %s after the pull: %v", ref, err)
+		t.Fatalf("image id %s after the pull: %v", ref, err)
 	}
-	if !ok {
-		t.Errorf("image exists %s after the pull: got false, want true", ref)
+	if !strings.HasPrefix(id, "sha256:") {
+		t.Errorf("image id %s after the pull: got %q, want an ID", ref, id)
+	}
+	if info, err := s.rt.Info(ctx); err == nil && info.ImageEvents {
+		events.until(t, 30*time.Second, "image pull event", func(ev runtime.Event) bool {
+			return ev.Image && ev.Action == runtime.EventImagePull
+		})
 	}
 	// A pull from a registry that does not answer fails (whatever the class).
 	bad := "127.0.0.1:1/zaki/conformance-absent:" + strings.ToLower(s.run)

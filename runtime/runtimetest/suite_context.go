@@ -35,7 +35,7 @@ func (s *suite) testContext(t *testing.T) {
 		call func(context.Context) error
 	}{
 		{"Info", func(ctx context.Context) error { _, err := s.rt.Info(ctx); return err }},
-		{"ImageExists", func(ctx context.Context) error { _, err := s.rt.ImageExists(ctx, s.cfg.Image); return err }},
+		{"ImageID", func(ctx context.Context) error { _, err := s.rt.ImageID(ctx, s.cfg.Image); return err }},
 		{"PullImage", func(ctx context.Context) error { return s.rt.PullImage(ctx, pull, nil) }},
 		{"EnsureNetwork", func(ctx context.Context) error {
 			return s.rt.EnsureNetwork(ctx, runtime.NetworkSpec{Name: network, Labels: s.labels()})

@@ -93,9 +93,15 @@ type eventWatch struct {
 // watch subscribes to events and reads them until t ends.
 func (s *suite) watch(t *testing.T, labels map[string]string) *eventWatch {
 	t.Helper()
-	stream, err := s.rt.Events(s.ctx(t), runtime.EventOptions{Labels: labels})
+	return s.watchOpts(t, runtime.EventOptions{Labels: labels})
+}
+
+// watchOpts is watch with any options.
+func (s *suite) watchOpts(t *testing.T, opts runtime.EventOptions) *eventWatch {
+	t.Helper()
+	stream, err := s.rt.Events(s.ctx(t), opts)
 	if err != nil {
-		t.Fatalf("events %v: %v", labels, err)
+		t.Fatalf("events %+v: %v", opts, err)
 	}
 	w := &eventWatch{events: make(chan runtime.Event), end: make(chan error, 1), stop: make(chan struct{})}
 	go func() {
@@ -150,6 +156,9 @@ func formatEvents(evs []runtime.Event) string {
 	parts := make([]string, 0, len(evs))
 	for _, ev := range evs {
 		p := fmt.Sprintf("%s %s", ev.Action, ev.Name)
+		if ev.Image {
+			p = "image " + p
+		}
 		if ev.Action == runtime.EventDie {
 			p += fmt.Sprintf(" (exit %d)", ev.ExitCode)
 		}

@@ -54,7 +54,7 @@ func (s *suite) testInvalid(t *testing.T) {
 		}},
 		{name: "Inspect", call: func(ctx context.Context) error { _, err := s.rt.Inspect(ctx, "-x"); return err }},
 		{name: "Logs", call: func(ctx context.Context) error { return s.logsErr(ctx, "-x") }},
-		{name: "ImageExists", call: func(ctx context.Context) error { _, err := s.rt.ImageExists(ctx, "-x"); return err }},
+		{name: "ImageID", call: func(ctx context.Context) error { _, err := s.rt.ImageID(ctx, "-x"); return err }},
 		{name: "PullImage", call: func(ctx context.Context) error { return s.rt.PullImage(ctx, "-x", nil) }},
 		{name: "EnsureNetwork", call: func(ctx context.Context) error {
 			return s.rt.EnsureNetwork(ctx, runtime.NetworkSpec{Name: "-x"})

@@ -86,8 +86,8 @@ func (s *suite) testFullSpec(t *testing.T) {
 	if c.State != runtime.StateCreated || c.Running() {
 		t.Errorf("inspect %s: state %q, want %q", name, c.State, runtime.StateCreated)
 	}
-	if c.ImageID == "" {
-		t.Errorf("inspect %s: ImageID is empty", name)
+	if want, err := s.rt.ImageID(s.ctx(t), spec.Image); err != nil || c.ImageID != want {
+		t.Errorf("inspect %s: ImageID %q, want %q, what ImageID(%q) says (err %v)", name, c.ImageID, want, spec.Image, err)
 	}
 	if c.CreatedAt.IsZero() || !c.StartedAt.IsZero() || !c.FinishedAt.IsZero() {
 		t.Errorf("inspect %s: CreatedAt %v StartedAt %v FinishedAt %v, want only CreatedAt set", name, c.CreatedAt, c.StartedAt, c.FinishedAt)

@@ -80,6 +80,10 @@ func appendInstance(b []byte, in *socketapi.Instance) []byte {
 	}
 	b = append(b, `,"image":`...)
 	b = appendString(b, in.Image)
+	if in.ImageID != "" {
+		b = append(b, `,"imageId":`...)
+		b = appendString(b, in.ImageID)
+	}
 	b = append(b, `,"state":`...)
 	b = appendString(b, in.State)
 	if in.Health != "" {

@@ -30,7 +30,7 @@ type handler struct {
 var routes = map[string]map[string]handler{
 	"/v1/health":                     {http.MethodGet: {serve: (*Server).health}},
 	"/v1/instances":                  {http.MethodGet: {serve: (*Server).list, query: []string{"state"}}},
-	"/v1/instances/{userId}":         {http.MethodGet: {serve: (*Server).get}, http.MethodPut: {serve: (*Server).ensure, body: true}, http.MethodDelete: {serve: (*Server).remove, query: []string{"purge"}}},
+	"/v1/instances/{userId}":         {http.MethodGet: {serve: (*Server).get}, http.MethodPut: {serve: (*Server).ensure, query: []string{"force"}, body: true}, http.MethodDelete: {serve: (*Server).remove, query: []string{"purge"}}},
 	"/v1/instances/{userId}/touch":   {http.MethodPost: {serve: (*Server).touch}},
 	"/v1/instances/{userId}/stop":    {http.MethodPost: {serve: (*Server).stop}},
 	"/v1/instances/{userId}/restart": {http.MethodPost: {serve: (*Server).restart}},
@@ -155,6 +155,10 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, c call) error {
 }
 
 func (s *Server) ensure(w http.ResponseWriter, r *http.Request, c call) error {
+	force, err := parseBool("force", c.query["force"])
+	if err != nil {
+		return err
+	}
 	var spec socketapi.InstanceSpec
 	if err := decodeJSON(c.body, &spec); err != nil {
 		return err
@@ -173,7 +177,7 @@ func (s *Server) ensure(w http.ResponseWriter, r *http.Request, c call) error {
 	}
 	ctx, cancel := s.opContext()
 	defer cancel()
-	in, err := s.cfg.Agent.Ensure(ctx, c.userID, spec, socketapi.EnsureOptions{})
+	in, err := s.cfg.Agent.Ensure(ctx, c.userID, spec, socketapi.EnsureOptions{Force: force})
 	if err != nil {
 		return err
 	}

@@ -66,6 +66,27 @@ func TestClientEveryRoute(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(again.Outcome, socketapi.OutcomeReused))
 	assert.Check(t, is.Equal(again.ContainerID, in.ContainerID))
+	assert.Check(t, strings.HasPrefix(again.ImageID, "sha256:"), "imageId %q", again.ImageID)
+
+	// A hot instance whose spec changed: kept and stale; with force,
+	// recreated now; with force and nothing to apply, reused.
+	changed := spec
+	changed.Labels = map[string]string{"plan": "max"}
+	kept, err := c.Ensure(ctx, "alice", changed)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(kept.Outcome, socketapi.OutcomeReused))
+	assert.Check(t, kept.Stale)
+	forced, err := c.EnsureWith(ctx, "alice", changed, socketapi.ClientEnsureOptions{Force: true})
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(forced.Outcome, socketapi.OutcomeRecreated))
+	assert.Check(t, !forced.Stale)
+	assert.Check(t, is.Equal(forced.Labels["plan"], "max"))
+	forced, err = c.EnsureWith(ctx, "alice", changed, socketapi.ClientEnsureOptions{Force: true})
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(forced.Outcome, socketapi.OutcomeReused))
+	in, err = c.EnsureWith(ctx, "alice", spec, socketapi.ClientEnsureOptions{Force: true})
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(in.Outcome, socketapi.OutcomeRecreated))
 
 	got, err := c.Get(ctx, "alice")
 	assert.NilError(t, err)
@@ -163,6 +184,12 @@ func TestEnsureStatus(t *testing.T) {
 	r = raw(t, e.Socket, http.MethodPut, "/v1/instances/bob", "{}")
 	assert.Equal(t, r.status, http.StatusOK, r.body)
 	assert.Check(t, is.Contains(r.body, `"outcome":"reused"`))
+	r = raw(t, e.Socket, http.MethodPut, "/v1/instances/bob?force=true", "{}")
+	assert.Equal(t, r.status, http.StatusOK, r.body)
+	assert.Check(t, is.Contains(r.body, `"outcome":"reused"`))
+	r = raw(t, e.Socket, http.MethodPut, "/v1/instances/bob?force=yes", "{}")
+	assert.Equal(t, r.status, http.StatusBadRequest, r.body)
+	assert.Check(t, is.Contains(r.body, "invalid force"))
 	r = raw(t, e.Socket, http.MethodDelete, "/v1/instances/bob", "")
 	assert.Equal(t, r.status, http.StatusNoContent, r.body)
 	assert.Check(t, is.Equal(r.body, ""))

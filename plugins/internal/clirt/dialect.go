@@ -85,6 +85,10 @@ type Dialect struct {
 	// MatchLabels makes the stream match the label selector itself, for a
 	// client whose label filter is not docker's.
 	MatchLabels bool
+	// ImageEvents are the arguments that add image events to EventArgs'
+	// (given no label selector then: the stream matches it itself, on
+	// container events only). ParseEvent reads them as Event.Image.
+	ImageEvents []string
 
 	// ICCOff is the `network create` option that turns inter-container
 	// traffic off.
@@ -93,11 +97,9 @@ type Dialect struct {
 	// RunClient), for a client that needs retries.
 	CreateNetwork func(ctx context.Context, args []string) error
 
-	// ImageExistsArgs succeeds for a present image; the reference follows.
-	ImageExistsArgs []string
-	// AbsentExitCode, when not 0, is the exit code with which
-	// ImageExistsArgs says, with no error class, that the image is absent.
-	AbsentExitCode int
+	// ImageIDArgs print the ID of an image (bare or as a JSON string), and
+	// fail as not found for an absent one; the reference follows.
+	ImageIDArgs []string
 	// PullArgs is the command that pulls ref.
 	PullArgs func(ref string) []string
 	// PullOnStderr says the client prints pull progress on stderr: the

@@ -14,20 +14,30 @@ import (
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
-// Events streams container events. The stream starts at the moment of the
-// call (--since now), not when the client has connected, so that an event
-// right after Events returns is never lost.
+// Events streams container events, and image events with opts.Images.
+// The stream starts at the moment of the call (--since now), not when the
+// client has connected, so that an event right after Events returns is
+// never lost. With image events, the client's label filter (which would
+// drop them: images do not carry the selector's labels) is not used: the
+// stream matches container events against the selector itself.
 func (e *Engine) Events(ctx context.Context, opts runtime.EventOptions) (runtime.EventStream, error) {
 	filters, err := cliargs.LabelFilters(opts.Labels)
 	if err != nil {
 		return nil, err
 	}
-	s, err := e.Stream(ctx, cli.StreamOptions{}, e.d.EventArgs(time.Now(), opts.Labels, filters)...)
+	images := opts.Images && e.d.ImageEvents != nil
+	var args []string
+	if images {
+		args = append(e.d.EventArgs(time.Now(), nil, nil), e.d.ImageEvents...)
+	} else {
+		args = e.d.EventArgs(time.Now(), opts.Labels, filters)
+	}
+	s, err := e.Stream(ctx, cli.StreamOptions{}, args...)
 	if err != nil {
 		return nil, fmt.Errorf("events: %w", err)
 	}
 	es := &eventStream{ctx: ctx, s: s, d: e.d}
-	if e.d.MatchLabels {
+	if e.d.MatchLabels || images {
 		es.labels = maps.Clone(opts.Labels)
 	}
 	return es, nil
@@ -61,7 +71,7 @@ func (e *eventStream) Recv() (runtime.Event, error) {
 			return runtime.Event{}, fmt.Errorf("events: %w", Unavailable(err))
 		}
 		// A line that is not an event the client would print is skipped.
-		if ev, ok, err := e.d.ParseEvent(line); err == nil && ok && MatchLabels(ev.Labels, e.labels) {
+		if ev, ok, err := e.d.ParseEvent(line); err == nil && ok && (ev.Image || MatchLabels(ev.Labels, e.labels)) {
 			return ev, nil
 		}
 	}

@@ -12,23 +12,33 @@ import (
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
-// ImageExists reports whether ref is in the engine's image store.
-func (e *Engine) ImageExists(ctx context.Context, ref string) (bool, error) {
+// ImageID returns the ID of the image ref names, "" when there is none.
+func (e *Engine) ImageID(ctx context.Context, ref string) (string, error) {
 	if err := runtime.ValidateImage(ref); err != nil {
-		return false, err
+		return "", err
 	}
-	_, err := e.RunClient(ctx, slices.Concat(e.d.ImageExistsArgs, []string{ref})...)
-	var ee *cli.ExitError
+	out, err := e.RunClient(ctx, slices.Concat(e.d.ImageIDArgs, []string{ref})...)
 	switch {
 	case err == nil:
-		return true, nil
-	case e.d.AbsentExitCode != 0 && errors.As(err, &ee) && ee.ExitCode == e.d.AbsentExitCode && ee.Class == nil:
-		return false, nil
+		id := ImageID(strings.Trim(strings.TrimSpace(string(out.Stdout)), `"`))
+		if id == "" {
+			return "", fmt.Errorf("image id %q: %w", ref, runtime.Errorf(runtime.ErrUnavailable, "%s printed no image ID", e.d.Name))
+		}
+		return id, nil
 	case NotFound(err):
-		return false, nil
+		return "", nil
 	default:
-		return false, fmt.Errorf("image exists %q: %w", ref, err)
+		return "", fmt.Errorf("image id %q: %w", ref, err)
 	}
+}
+
+// ImageID spells an engine's image ID as the runtime does: "sha256:<hex>"
+// (podman prints the hex alone).
+func ImageID(id string) string {
+	if id == "" || strings.Contains(id, ":") {
+		return id
+	}
+	return "sha256:" + id
 }
 
 // pullTail is how many of the last output lines of a failed pull are

@@ -181,7 +181,7 @@ func (j *Inspect) Container(d Dialect) runtime.Container {
 		ID:           j.ID,
 		Name:         strings.TrimPrefix(j.Name, "/"),
 		Image:        j.Config.Image,
-		ImageID:      j.Image,
+		ImageID:      ImageID(j.Image),
 		State:        runtime.State(j.State.Status),
 		ExitCode:     j.State.ExitCode,
 		OOMKilled:    j.State.OOMKilled,

@@ -30,8 +30,13 @@ Environment values are secrets: prefer --env-file (or --env NAME, which
 takes the value from zakictl's own environment) to putting a value on the
 command line, where other users of the host can read it.
 
+An instance in use (hot) whose spec changed, or whose image tag was
+rebuilt or pulled anew, is kept and marked stale until its next cold
+ensure; --force recreates it now (a same-spec instance is still reused).
+
 Examples:
   zakictl ensure alice
+  zakictl ensure alice --force --env-file /etc/zaki/alice.env
   zakictl ensure alice --env-file /etc/zaki/alice.env --file openclaw.json=./openclaw.json
   zakictl ensure alice --seed-file workspace/MEMORY.md=./MEMORY.md
   OPENCLAW_TOKEN=... zakictl ensure alice --env OPENCLAW_TOKEN
@@ -46,6 +51,7 @@ Examples:
 		memory := fs.String("memory", "", "memory `SIZE`, e.g. 512m or 1g (no more than the agent's ceiling)")
 		pids := fs.Int64("pids", 0, "process limit `N` (no more than the agent's ceiling)")
 		labels := fs.StringArray("label", nil, "a container label, `KEY=VALUE` (repeatable)")
+		force := fs.Bool("force", false, "apply a changed spec or image to an instance in use now (recreate it) instead of marking it stale")
 		return func(ctx context.Context, args []string) error {
 			spec := socketapi.InstanceSpec{Image: *image}
 			env := map[string]string{}
@@ -88,7 +94,7 @@ Examples:
 				spec.Labels[k] = v
 			}
 			p := newProgress(c.stderr)
-			in, err := c.client.EnsureWithProgress(ctx, args[0], spec, p.show)
+			in, err := c.client.EnsureWith(ctx, args[0], spec, socketapi.ClientEnsureOptions{Force: *force, Progress: p.show})
 			p.end()
 			if err != nil {
 				return err

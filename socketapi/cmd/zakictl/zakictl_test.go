@@ -81,6 +81,16 @@ func TestZakictl(t *testing.T) {
 	c.Golden("err-pull-failed", "pull", "alpine/openclaw:nope")
 	c.Golden("err-pull-not-allowed", "pull", "evil/miner:latest")
 	c.Golden("err-pull-no-image", "pull")
+	// --force applies a changed spec to a hot instance now; with nothing
+	// to apply it reuses it.
+	c.Run("ensure", "erin").Assert(t, icmd.Success)
+	r := c.Run("ensure", "erin", "--label", "k=v", "--force")
+	r.Assert(t, icmd.Success)
+	assert.Check(t, is.Contains(r.Stdout(), "erin recreated "))
+	r = c.Run("ensure", "erin", "--label", "k=v", "--force")
+	r.Assert(t, icmd.Success)
+	assert.Check(t, is.Contains(r.Stdout(), "erin reused "))
+	c.Run("rm", "erin").Assert(t, icmd.Success)
 
 	// Errors: exit 1, the agent's message.
 	c.Golden("err-not-found", "inspect", "nobody")

@@ -55,7 +55,7 @@ export interface paths {
         get: operations["getInstance"];
         /**
          * Ensure: make the user's instance exist, run and accept connections
-         * @description Returns once the instance accepts connections on its port (or fails). Concurrent ensures of one user make one container. outcome tells what it took: reused, started, created (201) or recreated. A hot instance (running, used within the hot window) whose spec changed is kept and marked stale. With `Accept: application/x-ndjson` the answer streams the image pull's progress: newline-delimited JSON, one object a line, each flushed: `{"progress": {"image", "status"}}` while the image is pulled, then the last line, `{"instance": {...}}` (with its outcome) or `{"error": {"status", "code", "message"}}` carrying the status and code the call would have answered without streaming. An error found before any line is written (400, 403, 404, 413, or a failure before the pull said anything) answers as without NDJSON: its status and a JSON error body. Once streaming the status is 200 (created included). A reader too slow to keep up loses progress lines, never the last line, and never slows the pull for others.
+         * @description Returns once the instance accepts connections on its port (or fails). Concurrent ensures of one user make one container. outcome tells what it took: reused, started, created (201) or recreated. A hot instance (running, used within the hot window) whose spec changed, or whose image tag now resolves to another image (rebuilt or pulled anew), is kept and marked stale, unless force=true. With `Accept: application/x-ndjson` the answer streams the image pull's progress: newline-delimited JSON, one object a line, each flushed: `{"progress": {"image", "status"}}` while the image is pulled, then the last line, `{"instance": {...}}` (with its outcome) or `{"error": {"status", "code", "message"}}` carrying the status and code the call would have answered without streaming. An error found before any line is written (400, 403, 404, 413, or a failure before the pull said anything) answers as without NDJSON: its status and a JSON error body. Once streaming the status is 200 (created included). A reader too slow to keep up loses progress lines, never the last line, and never slows the pull for others.
          */
         put: operations["ensureInstance"];
         post?: never;
@@ -328,6 +328,11 @@ export interface components {
             containerName: string;
             containerId?: string;
             image: string;
+            /**
+             * @description the ID of the image the container runs, when known
+             * @example sha256:4a9a1a3d4a27bb383cec4250ce09d0d24d5b44941adb886d568dfca5fdefe113
+             */
+            imageId?: string;
             /** @enum {string} */
             state: "running" | "stopped" | "missing";
             /**
@@ -344,7 +349,7 @@ export interface components {
             /** Format: int64 */
             lastUsedAtMs: number;
             configHash: string;
-            /** @description the container is kept although it is to be made anew: its config differs from the last ensured spec, or it outlived prune.maxAgeDays; it was kept because it is hot, and is recreated at its next cold ensure */
+            /** @description the container is kept although it is to be made anew: its config differs from the last ensured spec, its image tag now resolves to another image (rebuilt or pulled anew), or it outlived prune.maxAgeDays; it was kept because it is hot, and is recreated at its next cold ensure (or now, with force=true) */
             stale: boolean;
             labels?: components["schemas"]["StringMap"];
             /**
@@ -466,6 +471,11 @@ export interface components {
         };
         PullResult: {
             image: string;
+            /**
+             * @description what the tag resolves to now (sha256:...)
+             * @example sha256:4b8c...
+             */
+            imageId?: string;
         };
         /** @description The error that ends a stream once it has begun: the status the call would have answered without streaming, its code and message (as in Error). */
         StreamError: {
@@ -743,7 +753,10 @@ export interface operations {
     };
     ensureInstance: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description apply a changed spec or image to a hot instance now (recreate it) instead of marking it stale; an instance whose spec and image are unchanged is reused all the same */
+                force?: boolean;
+            };
             header?: never;
             path: {
                 /** @description the user's ID */
