@@ -247,13 +247,32 @@ func (a *Agent) importUser(ctx context.Context, req ImportRequest, id string, e 
 		}
 	}
 	copied := false
+	// The router's gateway writes its data while it runs: it is stopped
+	// (gracefully) before the copy, so that the copy is of data at rest,
+	// and started again should the import of the user fail.
+	stoppedOld := false
+	restartOld := func() string {
+		if !stoppedOld {
+			return ""
+		}
+		if err := a.rt.Start(ctx, old.ID); err != nil {
+			return fmt.Sprintf(" (and starting the old container %s again failed: %v)", old.Name, err)
+		}
+		return fmt.Sprintf(" (the old container %s runs again)", old.Name)
+	}
 	if destExists {
 		notes = append(notes, fmt.Sprintf("data dir %s exists (from an earlier import): kept, not overwritten", dest))
 	} else {
+		if !req.DryRun && old != nil && old.Running() {
+			if err := a.stopForeign(ctx, *old); err != nil {
+				return fail("stop the old container %s before copying its data: %v", old.Name, err)
+			}
+			stoppedOld = true
+		}
 		st, err := a.copyUserData(filepath.Join(req.UsersDir, "user-"+id), dest, id, req)
 		it.Files, it.Bytes, it.Skipped = st.files, st.bytes, st.skipped
 		if err != nil {
-			return fail("%v; nothing of it kept", err)
+			return fail("%v; nothing of it kept%s", err, restartOld())
 		}
 		copied = !req.DryRun
 	}
@@ -300,17 +319,17 @@ func (a *Agent) importUser(ctx context.Context, req ImportRequest, id string, e 
 			if copied {
 				// Not imported, so not kept: the next import copies anew.
 				if rerr := os.RemoveAll(dest); rerr != nil {
-					return fail("%v (and removing the copy %s failed: %v)", err, dest, rerr)
+					return fail("%v (and removing the copy %s failed: %v)%s", err, dest, rerr, restartOld())
 				}
-				return fail("%v; nothing of it kept", err)
+				return fail("%v; nothing of it kept%s", err, restartOld())
 			}
-			return fail("%v (data dir %s kept: the next import goes on from there)", err, dest)
+			return fail("%v (data dir %s kept: the next import goes on from there)%s", err, dest, restartOld())
 		}
 	}
 	it.Port, it.OldPort = port, oldPortOf(e.Port, port)
 	if old != nil {
 		if err := a.removeForeign(ctx, *old); err != nil {
-			return fail("remove the old container %s: %v (data dir %s kept: the next import goes on from there)", old.Name, err, dest)
+			return fail("remove the old container %s: %v (data dir %s kept: the next import goes on from there)%s", old.Name, err, dest, restartOld())
 		}
 		notes = append(notes, fmt.Sprintf("old container %s removed", old.Name))
 	}
@@ -352,19 +371,32 @@ func importPlan(old *runtime.Container, running bool) string {
 	return fmt.Sprintf("would remove the stopped container %s (the instance is made at the user's next ensure)", old.Name)
 }
 
-// removeForeign stops (gracefully) and removes a container zaki-agent did
-// not make.
-func (a *Agent) removeForeign(ctx context.Context, c runtime.Container) error {
+// stopForeign stops (gracefully) a container zaki-agent did not make.
+func (a *Agent) stopForeign(ctx context.Context, c runtime.Container) error {
 	release, err := a.acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
+	if err := a.rt.Stop(ctx, []string{c.ID}, seconds(a.conf().Instance.StopTimeoutSeconds)); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// removeForeign stops (gracefully) and removes a container zaki-agent did
+// not make.
+func (a *Agent) removeForeign(ctx context.Context, c runtime.Container) error {
 	if c.Running() {
-		if err := a.rt.Stop(ctx, []string{c.ID}, seconds(a.conf().Instance.StopTimeoutSeconds)); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		if err := a.stopForeign(ctx, c); err != nil {
 			return err
 		}
 	}
+	release, err := a.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := a.rt.Remove(ctx, []string{c.ID}, runtime.RemoveOptions{Force: true}); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/zaki-platform/zaki-agent/internal/errdefs"
+	"github.com/zaki-platform/zaki-agent/runtime"
 	"github.com/zaki-platform/zaki-agent/socketapi"
 )
 
@@ -191,4 +192,35 @@ func TestImportNoFreePort(t *testing.T) {
 	assert.Check(t, os.IsNotExist(err), "%v", err)
 	_, held := e.reg.Port("late")
 	assert.Check(t, !held)
+}
+
+// TestImportStopsTheOldGatewayFirst: the router's running container is
+// stopped before its data is copied (the copy is of data at rest), and
+// started again when the user's import fails; a later import replaces it.
+func TestImportStopsTheOldGatewayFirst(t *testing.T) {
+	e := newFakeEnv(t)
+	ctx := context.Background()
+	req := importFixture(t, map[string]int{"live": 20020}, map[string]string{"workspace/MEMORY.md": "m", "workspace/a": "a", "workspace/b": "b"})
+	id, err := e.fake.Create(ctx, runtime.ContainerSpec{Name: containerName("live"), Image: e.cfg.Instance.Image, Network: e.cfg.Instance.Network})
+	assert.NilError(t, err)
+	assert.NilError(t, e.fake.Start(ctx, id))
+
+	req.MaxFiles = 2
+	it := importOne(t, e, req, "live")
+	assert.Check(t, is.Equal(it.Action, socketapi.ImportFailed), it.Message)
+	assert.Check(t, is.Contains(it.Message, "runs again"))
+	c, err := e.fake.Inspect(ctx, id)
+	assert.NilError(t, err)
+	assert.Check(t, c.Running(), "the old gateway is left running")
+	assert.Check(t, is.Equal(e.fake.Calls("Stop"), 1), "stopped before the copy")
+
+	req.MaxFiles = 0
+	it = importOne(t, e, req, "live")
+	assert.Check(t, is.Equal(it.Action, socketapi.ImportImported), it.Message)
+	_, err = e.fake.Inspect(ctx, id)
+	assert.Check(t, errors.Is(err, runtime.ErrNotFound), "the old container is gone: %v", err)
+	in, err := e.a.Get(ctx, "live")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(in.State, StateRunning))
+	assert.Check(t, is.Equal(in.Port, 20020))
 }
