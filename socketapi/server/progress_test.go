@@ -122,7 +122,10 @@ func TestPullImage(t *testing.T) {
 
 	r := raw(t, e.Socket, http.MethodPost, "/v1/images/pull", `{"image": "`+img+`"}`)
 	assert.Assert(t, is.Equal(r.status, http.StatusOK), r.body)
-	assert.Check(t, is.Equal(r.body, `{"image":"`+img+`"}`+"\n"))
+	var res socketapi.PullResult
+	assert.NilError(t, json.Unmarshal([]byte(r.body), &res))
+	assert.Check(t, is.Equal(res.Image, img))
+	assert.Check(t, strings.HasPrefix(res.ImageID, "sha256:"), r.body)
 
 	// Present now: pulled again all the same.
 	r = raw(t, e.Socket, http.MethodPost, "/v1/images/pull", `{"image": "`+img+`"}`, acceptNDJSON)
