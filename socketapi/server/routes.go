@@ -165,7 +165,7 @@ func (s *Server) ensure(w http.ResponseWriter, r *http.Request, c call) error {
 	}
 	if wantsNDJSON(r) {
 		return s.progressCall(w, r, func(ctx context.Context, progress func(socketapi.PullProgress)) (socketapi.StreamLine, error) {
-			in, err := s.cfg.Agent.Ensure(ctx, c.userID, spec, socketapi.EnsureOptions{Progress: progress})
+			in, err := s.cfg.Agent.Ensure(ctx, c.userID, spec, socketapi.EnsureOptions{Force: force, Progress: progress})
 			if err != nil {
 				return socketapi.StreamLine{}, err
 			}
