@@ -39,6 +39,7 @@ const maxExposure = 4.0
 // and drives it the way an operator does (the README's Install section). Each step
 // needs the ones before it, so the first failure ends the test.
 func TestInstall(t *testing.T) {
+	t.Parallel()
 	testenv.RequireDocker(t)
 	stub := testenv.EnsureStubImage(t)
 	deb := debPath(t)
@@ -51,9 +52,15 @@ func TestInstall(t *testing.T) {
 	instance := "zaki-user-" + user
 	t.Cleanup(func() { removeInstances(t, user, network) })
 
-	b := boot(t, image, deb)
+	b := boot(t, image, deb,
+		// The host's engine, as the agent's docker CLI finds it, and the
+		// state dir at the path the engine mounts.
+		"--network", "host",
+		"-v", "/var/run/docker.sock:/run/docker.sock",
+		"-v", stateDir+":"+stateDir)
 
 	var startedAt string // the instance's start time, which must never change
+	var cfg string       // the config the test writes
 	steps := []struct {
 		name string
 		fn   func(t *testing.T)
@@ -86,7 +93,7 @@ func TestInstall(t *testing.T) {
 			// What an operator edits: the image the host runs, and (for this
 			// test only) a network, ports and pruning of its own, so that
 			// nothing else on the shared engine is touched.
-			cfg := fmt.Sprintf(`# written by the e2e test
+			cfg = fmt.Sprintf(`# written by the e2e test
 [instance]
 image = %q
 allowedImages = ["zaki/gateway-stub:*"]
@@ -208,12 +215,120 @@ maxAgeDays = 3650
 			b.sh(t, "test -f /etc/zaki-agent/config.toml")
 			assertUntouched(t, instance, startedAt)
 		}},
-		{"purge removes the state", func(t *testing.T) {
-			b.sh(t, "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q zaki-agent")
+		{"purge keeps the users' data", func(t *testing.T) {
+			out := b.sh(t, "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q zaki-agent 2>&1")
 			assert.Equal(t, b.run("dpkg-query -W zaki-agent").ExitCode, 1, "package still known to dpkg")
-			// The state dir is a mount point here: purge empties it.
-			assert.Equal(t, b.sh(t, "find "+stateDir+" -mindepth 1 | head -5"), "")
 			assert.Equal(t, b.run("test -e /etc/zaki-agent").ExitCode, 1, "/etc/zaki-agent left behind")
+			// The user's data, and the records that let a reinstall take
+			// the instance back; only the lock goes.
+			b.sh(t, "test -f "+filepath.Join(stateDir, "instances", user, "gateway-stub.started"))
+			b.sh(t, "test -f "+stateDir+"/registry.json && test -f "+stateDir+"/hash.key")
+			assert.Equal(t, b.run("test -e "+stateDir+"/agent.lock").ExitCode, 1, "agent.lock left behind")
+			// It says where the data is and how to delete it.
+			assert.Check(t, is.Contains(out, stateDir+"/instances/<userId>/   the data of 1 user(s)"))
+			assert.Check(t, is.Contains(out, "rm -rf "+stateDir))
+			assertUntouched(t, instance, startedAt)
+		}},
+		{"reinstall after purge takes the instance back", func(t *testing.T) {
+			b.sh(t, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q /e2e/"+filepath.Base(deb))
+			b.write(t, "/etc/zaki-agent/config.toml", cfg)
+			// The same hash key: the instance is kept as it is.
+			assert.Check(t, is.Contains(b.sh(t, "zakictl ensure "+user), user+" reused "))
+			assertUntouched(t, instance, startedAt)
+			b.sh(t, "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q zaki-agent")
+		}},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, s.fn) {
+			t.FailNow()
+		}
+	}
+}
+
+// podmanDropIn is where the README has the operator link the shipped
+// drop-in for runtime = "podman".
+const podmanDropIn = "/etc/systemd/system/zaki-agent.service.d/podman.conf"
+
+// TestInstallPodman installs the .deb in a second systemd container, set to
+// runtime = "podman" with the shipped drop-in linked in as the README says,
+// and drives one instance through its life on the rootful podman inside
+// that container. The container has a network namespace of its own (podman
+// makes its bridge and iptables rules there, not on this host), NET_ADMIN
+// for them, a writable /proc/sys (netavark sets the bridge's sysctls) and a
+// volume for podman's storage (overlay cannot sit on the container's own
+// overlay root).
+func TestInstallPodman(t *testing.T) {
+	t.Parallel()
+	testenv.RequireDocker(t)
+	stub := testenv.EnsureStubImage(t)
+	deb := debPath(t)
+	image := bootImage(t)
+
+	b := boot(t, image, deb,
+		"--cap-add", "NET_ADMIN", "--security-opt", "systempaths=unconfined",
+		"-v", "/var/lib/containers")
+	user := "e2e-podman"
+	instance := "zaki-user-" + user
+	var port, startedAt, conmon string
+	steps := []struct {
+		name string
+		fn   func(t *testing.T)
+	}{
+		{"load the image", func(t *testing.T) {
+			res := icmd.RunCmd(icmd.Command("bash", "-o", "pipefail", "-c",
+				fmt.Sprintf("docker save %q | docker exec -i %q podman load -q", stub, b.name)))
+			res.Assert(t, icmd.Success)
+		}},
+		{"install and configure", func(t *testing.T) {
+			b.sh(t, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q /e2e/"+filepath.Base(deb))
+			b.write(t, "/etc/zaki-agent/config.toml", fmt.Sprintf(`# written by the e2e test
+runtime = "podman"
+
+[instance]
+image = %q
+allowedImages = ["zaki/gateway-stub:*"]
+healthCmd = ["/gateway-stub", "-probe"]
+`, stub))
+			// The README's step, word for word.
+			b.sh(t, "mkdir -p "+filepath.Dir(podmanDropIn)+
+				" && ln -s /usr/share/zaki-agent/podman.conf "+podmanDropIn+
+				" && systemctl daemon-reload")
+			out := b.sh(t, "systemd-analyze verify /lib/systemd/system/zaki-agent.service 2>&1")
+			assert.Equal(t, out, "", "systemd-analyze verify")
+			assert.Equal(t, b.prop(t, "NoNewPrivileges"), "no", "the drop-in is not in effect")
+		}},
+		{"ensure", func(t *testing.T) {
+			b.sh(t, "zakictl ensure "+user)
+			var inst struct {
+				State string `json:"state"`
+				Port  int    `json:"port"`
+			}
+			out := b.sh(t, "zakictl inspect "+user+" --json")
+			assert.NilError(t, json.Unmarshal([]byte(out), &inst), out)
+			assert.Equal(t, inst.State, "running")
+			port = strconv.Itoa(inst.Port)
+			assert.Equal(t, b.sh(t, "podman inspect -f '{{.State.Running}} {{index .Config.Labels \"zaki.userId\"}}' "+instance), "true "+user)
+			b.sh(t, "test -f "+filepath.Join(stateDir, "instances", user, "gateway-stub.started"))
+			startedAt = b.sh(t, "podman inspect -f '{{.State.StartedAt}}' "+instance)
+			conmon = b.sh(t, "podman inspect -f '{{.State.ConmonPid}}' "+instance)
+		}},
+		{"it answers", func(t *testing.T) {
+			out := b.sh(t, `exec 3<>/dev/tcp/127.0.0.1/`+port+` && printf 'GET /health HTTP/1.0\r\n\r\n' >&3 && cat <&3`)
+			assert.Check(t, is.Contains(out, "200 OK"))
+		}},
+		{"stop keeps the instance", func(t *testing.T) {
+			// Each container's conmon lives in a scope of its own, not in
+			// the agent's unit, so stopping the agent kills neither.
+			b.sh(t, "systemctl stop zaki-agent")
+			assert.Equal(t, b.sh(t, "podman inspect -f '{{.State.Running}} {{.State.StartedAt}}' "+instance), "true "+startedAt)
+			b.sh(t, "kill -0 "+conmon)
+			b.sh(t, "zakictl health")
+		}},
+		{"stop and remove", func(t *testing.T) {
+			b.sh(t, "zakictl stop "+user)
+			assert.Equal(t, b.sh(t, "podman inspect -f '{{.State.Running}}' "+instance), "false")
+			b.sh(t, "zakictl rm "+user)
+			assert.Equal(t, b.run("podman container exists "+instance).ExitCode, 1, "container left behind")
 		}},
 	}
 	for _, s := range steps {
@@ -226,19 +341,17 @@ maxAgeDays = 3650
 // box is the systemd container.
 type box struct{ name string }
 
-// boot starts the systemd container and waits for it to finish booting.
-func boot(t *testing.T, image, deb string) *box {
+// boot starts the systemd container, with deb's directory at /e2e and the
+// docker run options args, and waits for it to finish booting.
+func boot(t *testing.T, image, deb string, args ...string) *box {
 	t.Helper()
 	b := &box{name: testenv.UniqueName("zaki-e2e-systemd")}
-	res := icmd.RunCommand("docker", "run", "-d", "--name", b.name,
-		"--network", "host",
+	run := []string{"run", "-d", "--name", b.name,
 		"--cap-add", "SYS_ADMIN", "--cap-add", "SYS_NICE", "--security-opt", "seccomp=unconfined",
 		"--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
 		"--tmpfs", "/run", "--tmpfs", "/run/lock",
-		"-v", "/var/run/docker.sock:/run/docker.sock",
-		"-v", stateDir+":"+stateDir,
-		"-v", filepath.Dir(deb)+":/e2e:ro",
-		image)
+		"-v", filepath.Dir(deb) + ":/e2e:ro"}
+	res := icmd.RunCommand("docker", append(append(run, args...), image)...)
 	res.Assert(t, icmd.Success)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -339,8 +452,9 @@ func bootImage(t *testing.T) string {
 }
 
 // claimHostState makes sure the host's stateDir is this test's to use (the
-// purge step empties it): it must be absent, empty, or left by an earlier
-// run of this test. Whatever the test made there is removed at the end.
+// package's scripts write and delete there): it must be absent, empty, or
+// left by an earlier run of this test. Whatever the test made there is
+// removed at the end.
 func claimHostState(t *testing.T) {
 	t.Helper()
 	entries, err := os.ReadDir(stateDir)
@@ -351,7 +465,7 @@ func claimHostState(t *testing.T) {
 	case len(entries) > 0:
 		_, err := os.Stat(filepath.Join(stateDir, ownerMark))
 		assert.Assert(t, err == nil,
-			"%s on this host holds files that this test did not make; the test's purge step would delete them: move them away first", stateDir)
+			"%s on this host holds files that this test did not make; the test would delete them: move them away first", stateDir)
 		t.Logf("clearing %s, left by an earlier e2e run", stateDir)
 		assert.NilError(t, os.RemoveAll(stateDir))
 	}

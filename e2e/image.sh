@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # image.sh: print the name of a local Docker image of Debian 12 (bookworm)
-# that boots systemd, with the Docker CLI installed and no engine of its own,
+# that boots systemd, with the Docker CLI installed and no engine of its own
+# (and rootful podman, whose engine is the CLI itself),
 # building it when missing. Used by scripts/e2e.sh.
 #
 # Build: debootstrap --variant=minbase from Debian's mirror, then mask the
@@ -15,9 +16,11 @@ SUITE=bookworm
 MIRROR=${ZAKI_E2E_MIRROR:-http://deb.debian.org/debian}
 # Debian 12 has no separate docker-cli package: docker.io holds the CLI and
 # the engine; the engine's units are masked below. procps: the package
-# depends on it (/bin/kill for ExecReload=).
-INCLUDE=systemd,systemd-sysv,dbus,ca-certificates,procps,docker.io
-RECIPE=1 # bump when the steps below change
+# depends on it (/bin/kill for ExecReload=). podman, netavark, aardvark-dns,
+# catatonit: the podman runtime's test (rootful podman, as
+# scripts/ensure-podman.sh installs it; debootstrap skips recommends).
+INCLUDE=systemd,systemd-sysv,dbus,ca-certificates,procps,docker.io,podman,netavark,aardvark-dns,catatonit
+RECIPE=2 # bump when the steps below change
 CACHE=${ZAKI_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/zaki-agent}
 
 log() { printf 'e2e-image: %s\n' "$*" >&2; }
@@ -53,6 +56,12 @@ if [ ! -s "$tarball" ]; then
 
 	# No second engine in the container: mask dockerd and containerd.
 	for u in docker.service docker.socket containerd.service; do
+		ln -sf /dev/null "$dir/etc/systemd/system/$u"
+	done
+	# Podman's own units: its API service and timers are not what the
+	# agent uses (it runs the CLI), and they fail where podman has no
+	# storage volume (the docker test's container).
+	for u in podman.service podman.socket podman-auto-update.service podman-auto-update.timer podman-restart.service; do
 		ln -sf /dev/null "$dir/etc/systemd/system/$u"
 	done
 	# Nothing to log in on; keep the boot quiet and fast.

@@ -23,7 +23,8 @@ type PluginConfig struct {
 	Path string   // the plugin binary, e.g. <pluginDir>/zaki-runtime-docker
 	Args []string // its arguments, if any
 	// Env is added to the plugin's environment, which is otherwise the
-	// agent's own minus systemd's (LISTEN_*, NOTIFY_SOCKET, WATCHDOG_*).
+	// agent's own minus systemd's (LISTEN_*, NOTIFY_SOCKET, WATCHDOG_*,
+	// INVOCATION_ID).
 	// "KEY=value" entries.
 	Env []string
 	// Logger receives the plugin's log records (with attributes plugin and
@@ -354,9 +355,15 @@ func pluginEnv(environ, extra []string) []string {
 	return append(env, extra...)
 }
 
+// systemdEnv names what systemd hands the agent's unit and no child must
+// act on. INVOCATION_ID is among them because podman reads it as "I am
+// this unit's work": it then leaves each container's conmon in the
+// caller's cgroup, the agent's unit, where stopping the agent kills it
+// (KillMode=mixed); without it, conmon goes to a scope of its own.
 var systemdEnv = map[string]bool{
 	"LISTEN_PID": true, "LISTEN_FDS": true, "LISTEN_FDNAMES": true,
 	"NOTIFY_SOCKET": true, "WATCHDOG_USEC": true, "WATCHDOG_PID": true,
+	"INVOCATION_ID": true,
 }
 
 // The Runtime methods forward to the current plugin process.

@@ -148,7 +148,7 @@ func childPlugins() []int {
 
 func TestLaunchLogsAndEnv(t *testing.T) {
 	// What systemd hands the agent must not reach the plugin.
-	systemd := []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}
+	systemd := []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "INVOCATION_ID"}
 	for _, name := range systemd {
 		t.Setenv(name, "3")
 	}

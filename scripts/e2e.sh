@@ -3,7 +3,9 @@
 # `make packages` and `make stub-image`). Builds or reuses the Debian 12
 # systemd image (e2e/image.sh, cached), then runs the Go test behind the e2e
 # build tag, which boots that image, installs dist/zaki-agent_*.deb in it
-# and drives the units against this host's Docker engine.
+# and drives the units against this host's Docker engine (TestInstall) and,
+# at the same time in a second container, against rootful podman inside it
+# (TestInstallPodman).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -20,6 +22,6 @@ echo "e2e: image ready after $(($(date +%s) - start)) s" >&2
 
 export ZAKI_E2E_IMAGE=$image ZAKI_E2E_DEB=$PWD/${debs[0]}
 rc=0
-go test -tags e2e -count=1 -v -timeout 20m -run '^TestInstall$' ./e2e/ || rc=$?
+go test -tags e2e -count=1 -v -timeout 20m -run '^TestInstall(Podman)?$' ./e2e/ || rc=$?
 echo "e2e: done in $(($(date +%s) - start)) s (exit $rc)" >&2
 exit $rc

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,11 +71,27 @@ func (p *Podman) factsLoop(ctx context.Context) {
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		p.log.Warn("podman info failed; retrying", "err", err, "in", delay)
+		if hint := sandboxHint(err); hint != "" {
+			p.log.Error("podman info failed; retrying", "err", err, "in", delay, "hint", hint)
+		} else {
+			p.log.Warn("podman info failed; retrying", "err", err, "in", delay)
+		}
 		if !clirt.Sleep(ctx, delay) {
 			return
 		}
 	}
+}
+
+// sandboxHint says what to do when podman's error is the agent's unit
+// sandbox at work: zaki-agent.service keeps /var/lib/containers read-only
+// (and podman from its other work) unless the podman drop-in is linked in.
+func sandboxHint(err error) string {
+	if !strings.Contains(err.Error(), "read-only file system") {
+		return ""
+	}
+	return "under systemd, runtime = \"podman\" needs the unit's podman drop-in: " +
+		"ln -s /usr/share/zaki-agent/podman.conf /etc/systemd/system/zaki-agent.service.d/podman.conf, " +
+		"then systemctl daemon-reload and restart zaki-agent (README: Install)"
 }
 
 // healthLoop takes the host's healthcheck lock, then runs the checks,

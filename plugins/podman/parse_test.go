@@ -1,12 +1,14 @@
 package podman
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/golden"
 
 	"github.com/zaki-platform/zaki-agent/plugins/internal/clirt"
@@ -286,4 +288,11 @@ func TestLastLines(t *testing.T) {
 	} {
 		assert.Equal(t, string(lastLines([]byte(tc.in), tc.n)), tc.want, "%q %d", tc.in, tc.n)
 	}
+}
+
+func TestSandboxHint(t *testing.T) {
+	// What podman 4.3 said under zaki-agent.service without the drop-in.
+	err := errors.New("podman info: exit status 125: Error: opening database /var/lib/containers/storage/libpod/bolt_state.db: open /var/lib/containers/storage/libpod/bolt_state.db: read-only file system")
+	assert.Check(t, is.Contains(sandboxHint(err), "/usr/share/zaki-agent/podman.conf"))
+	assert.Check(t, is.Equal(sandboxHint(errors.New("podman info: exit status 125: Error: no such container")), ""))
 }
