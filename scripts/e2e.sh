@@ -20,6 +20,19 @@ debs=(dist/zaki-agent_*.deb)
 image=$(e2e/image.sh)
 echo "e2e: image ready after $(($(date +%s) - start)) s" >&2
 
+# The systemd containers share the host's /sys/fs/cgroup: what their
+# systemd mounts there is undone afterwards (scripts/restore-cgroups.sh), so
+# that the engine still reads its containers' cgroups for the suites that
+# run next.
+unified_before=$(grep -c ' /sys/fs/cgroup/unified cgroup2 ' /proc/mounts || true)
+restore() {
+	if [ "$unified_before" = 0 ] && grep -q ' /sys/fs/cgroup/unified cgroup2 ' /proc/mounts; then
+		umount -l /sys/fs/cgroup/unified && echo "e2e: unmounted the cgroup2 hierarchy a container's systemd mounted" >&2
+	fi
+	scripts/restore-cgroups.sh || true
+}
+trap restore EXIT
+
 export ZAKI_E2E_IMAGE=$image ZAKI_E2E_DEB=$PWD/${debs[0]}
 rc=0
 go test -tags e2e -count=1 -v -timeout 20m -run '^TestInstall(Podman)?$' ./e2e/ || rc=$?
