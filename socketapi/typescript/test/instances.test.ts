@@ -187,6 +187,26 @@ describe("instances", { skip }, () => {
     }
   });
 
+  it("ensure: a changed spec waits while the instance is hot, force applies it now", async (t) => {
+    const id = user("force");
+    t.after(() => removeQuietly(c, id));
+    const first = await c.ensure(id, spec);
+    assert.equal(first.outcome, "created");
+    assert.ok(first.imageId?.startsWith("sha256:"), first.imageId);
+    const changed: InstanceSpec = { ...spec, labels: { plan: "free" } };
+    const kept = await c.ensure(id, changed);
+    assert.equal(kept.outcome, "reused");
+    assert.equal(kept.stale, true);
+    assert.equal(kept.containerId, first.containerId);
+    const forced = await c.ensure(id, changed, { force: true });
+    assert.equal(forced.outcome, "recreated");
+    assert.equal(forced.stale, false);
+    assert.notEqual(forced.containerId, first.containerId);
+    assert.equal(forced.port, first.port);
+    const again = await c.ensure(id, changed, { force: true, onProgress: () => {} });
+    assert.equal(again.outcome, "reused");
+  });
+
   it("importUsers: a dry run changes nothing, then the user is brought over with its port and data, once", async (t) => {
     const id = user("imp");
     const src = mkdtempSync(join(tmpdir(), "zaki-tsimport-"));
