@@ -125,7 +125,7 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 		if !hot && !a.imageEvents.Load() {
 			a.images.forget(e.Image)
 		}
-		e.ImageID = a.resolvedImage(ctx, e.Image, ls.ImageID)
+		e.ImageID = a.resolvedImage(ctx, e.Image, ls.ImageID, hot)
 		want := a.hash.current(e)
 		// A container labelled with hash version 1, which does not cover
 		// the image's ID, is compared with the image itself.
@@ -182,20 +182,29 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 }
 
 // resolvedImage returns what ref resolves to: from the image cache, else
-// asked of the engine while it is up; the container's image (have) when
-// neither tells.
-func (a *Agent) resolvedImage(ctx context.Context, ref, have string) string {
-	if id, ok := a.images.idsView()[ref]; ok {
+// (or when the cached ID waits to be resolved again after an image event)
+// asked of the engine while it is up, unless the instance is hot; the
+// container's image (have) when neither tells.
+func (a *Agent) resolvedImage(ctx context.Context, ref, have string, hot bool) string {
+	id, known := a.images.idsView()[ref]
+	if known && (hot || !a.images.due(ref)) {
 		return cmp.Or(id, have)
 	}
-	if !a.runtimeUp.Load() {
-		return have
+	if hot || !a.runtimeUp.Load() {
+		// A hot instance is served without the engine, whatever the
+		// answer would be (it could only mark the instance stale): the
+		// reference is resolved in the background for the next ensure.
+		if !known {
+			a.images.resolveLater(ref)
+		}
+		return cmp.Or(id, have)
 	}
-	id, err := a.images.id(ctx, ref)
+	got, err := a.images.lookup(ctx, ref)
 	if err != nil {
 		a.log.Debug("resolve image", "image", ref, "err", err)
+		return cmp.Or(id, have)
 	}
-	return cmp.Or(id, have)
+	return cmp.Or(got, have)
 }
 
 // mustGet re-reads a record just written, falling back to rec.

@@ -44,8 +44,8 @@ type imagePuller struct {
 	// gen counts forgets, so that a lookup that raced with one does not
 	// store the ID it read before.
 	gen     uint64
-	pending map[string]bool // refs refreshLoop resolves again
-	refresh chan struct{}   // kicks refreshLoop; capacity 1
+	pending map[string]int // refs refreshLoop resolves again, with the count of their marks
+	refresh chan struct{}  // kicks refreshLoop; capacity 1
 }
 
 type pull struct {
@@ -97,6 +97,12 @@ func (ip *imagePuller) id(ctx context.Context, ref string) (string, error) {
 	if id, ok := ip.idsView()[ref]; ok {
 		return id, nil
 	}
+	return ip.lookup(ctx, ref)
+}
+
+// lookup asks the engine what ref resolves to and remembers it, unless a
+// renewal or a forget came meanwhile.
+func (ip *imagePuller) lookup(ctx context.Context, ref string) (string, error) {
 	ip.mu.Lock()
 	gen := ip.gen
 	ip.mu.Unlock()
@@ -111,7 +117,7 @@ func (ip *imagePuller) id(ctx context.Context, ref string) (string, error) {
 // ensure returns the ID of ref once it is present, pulling it when it is
 // not. An image already known to be present is not checked again.
 func (ip *imagePuller) ensure(ctx context.Context, ref string, progress func(runtime.PullProgress)) (string, error) {
-	if id := ip.idsView()[ref]; id != "" {
+	if id := ip.idsView()[ref]; id != "" && !ip.due(ref) {
 		return id, nil
 	}
 	// An absence remembered is asked again: it may be older than a load
@@ -241,45 +247,52 @@ func (ip *imagePuller) forget(ref string) {
 	ip.ids.Store(&m)
 }
 
-// forgetAll drops what is known of every reference and returns the
-// references that were known.
-func (ip *imagePuller) forgetAll() []string {
-	ip.mu.Lock()
-	defer ip.mu.Unlock()
-	ip.gen++
-	refs := slices.Collect(maps.Keys(ip.idsView()))
-	ip.ids.Store(nil)
-	return refs
-}
-
-// imageEvent handles an image event of the engine: every reference is
-// forgotten (a tag may be named otherwise in the event than in the config:
-// "localhost/x", "docker.io/library/x", or by ID alone in an untag), and
-// those that were known are resolved again in the background.
+// imageEvent handles an image event of the engine: every reference known
+// is resolved again in the background (a tag may be named otherwise in the
+// event than in the config: "localhost/x", "docker.io/library/x", or by ID
+// alone in an untag).
 func (ip *imagePuller) imageEvent(ev runtime.Event) {
-	ip.a.log.Debug("image event: image IDs forgotten", "action", string(ev.Action), "image", ev.Name)
+	ip.a.log.Debug("image event: image IDs to resolve again", "action", string(ev.Action), "image", ev.Name)
 	ip.renew()
 }
 
-// renew forgets every reference and resolves those that were known again
-// in the background.
+// renew has every reference known resolved again in the background (after
+// an image event, or a resync that may have missed some). Each keeps its
+// last known ID meanwhile, so that a hot ensure never waits for the
+// engine; a cold one asks the engine itself while the reference is due
+// (resolvedImage). A resolution begun before the renewal is not stored.
 func (ip *imagePuller) renew() {
-	refs := ip.forgetAll()
+	ip.mu.Lock()
+	ip.gen++
+	refs := slices.Collect(maps.Keys(ip.idsView()))
+	ip.mu.Unlock()
+	ip.resolveLater(refs...)
+}
+
+// resolveLater has refreshLoop resolve refs in the background.
+func (ip *imagePuller) resolveLater(refs ...string) {
 	if len(refs) == 0 {
 		return
 	}
 	ip.mu.Lock()
 	if ip.pending == nil {
-		ip.pending = map[string]bool{}
+		ip.pending = map[string]int{}
 	}
 	for _, r := range refs {
-		ip.pending[r] = true
+		ip.pending[r]++
 	}
 	ip.mu.Unlock()
 	select {
 	case ip.refresh <- struct{}{}:
 	default: // a refresh is already due: it takes the pending refs too
 	}
+}
+
+// due tells whether ref waits to be resolved again.
+func (ip *imagePuller) due(ref string) bool {
+	ip.mu.Lock()
+	defer ip.mu.Unlock()
+	return ip.pending[ref] > 0
 }
 
 // refreshLoop resolves the references an image event forgot, one engine
@@ -292,15 +305,21 @@ func (ip *imagePuller) refreshLoop(ctx context.Context) {
 		case <-ip.refresh:
 		}
 		ip.mu.Lock()
-		refs := slices.Sorted(maps.Keys(ip.pending))
-		ip.pending = nil
+		marks := maps.Clone(ip.pending)
 		ip.mu.Unlock()
-		for _, ref := range refs {
+		// A reference stays due until resolved (or tried): a cold ensure
+		// meanwhile asks the engine itself.
+		for _, ref := range slices.Sorted(maps.Keys(marks)) {
 			cctx, cancel := context.WithTimeout(ctx, seconds(ip.a.conf().CallTimeoutSeconds))
-			if _, err := ip.id(cctx, ref); err != nil {
+			if _, err := ip.lookup(cctx, ref); err != nil {
 				ip.a.log.Debug("image event: resolve image again", "image", ref, "err", err)
 			}
 			cancel()
+			ip.mu.Lock()
+			if ip.pending[ref] == marks[ref] { // not marked again meanwhile
+				delete(ip.pending, ref)
+			}
+			ip.mu.Unlock()
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/poll"
 
 	"github.com/zaki-platform/zaki-agent/internal/testenv"
@@ -177,4 +178,38 @@ func TestImageRebuiltWithoutImageEvents(t *testing.T) {
 	assert.Equal(t, in.Outcome, OutcomeRecreated)
 	assert.Assert(t, in.ContainerID != first.ContainerID)
 	assert.Equal(t, in.ImageID, id1)
+}
+
+// TestHotEnsureNeverWaitsForTheImage: after an image event every known
+// reference is resolved again in the background; meanwhile a hot ensure
+// keeps the last known ID and answers without waiting for the engine
+// (which here never answers ImageID).
+func TestHotEnsureNeverWaitsForTheImage(t *testing.T) {
+	e := newFakeEnv(t)
+	first := e.ensure("hotimg", InstanceSpec{})
+	gate := make(chan struct{})
+	defer close(gate)
+	e.fake.Inject("ImageID", runtimetest.Fault{Gate: gate})
+	before := e.fake.Calls("ImageID")
+	e.fake.AddImage("zaki/unrelated:1") // an image event
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if e.fake.Calls("ImageID") > before {
+			return poll.Success() // the background resolution hangs in the engine
+		}
+		return poll.Continue("no background resolution yet")
+	})
+	done := make(chan Instance, 1)
+	go func() {
+		in, err := e.a.Ensure(context.Background(), "hotimg", InstanceSpec{}, EnsureOptions{})
+		assert.Check(t, err)
+		done <- in
+	}()
+	select {
+	case in := <-done:
+		assert.Check(t, is.Equal(in.Outcome, OutcomeReused))
+		assert.Check(t, is.Equal(in.ContainerID, first.ContainerID))
+		assert.Check(t, !in.Stale)
+	case <-time.After(20 * time.Second):
+		t.Fatal("a hot ensure waited for the engine to resolve its image")
+	}
 }

@@ -213,7 +213,13 @@ func TestEngineRestart(t *testing.T) {
 			return err == nil && h.Status == socketapi.HealthOK && h.Runtime.Up, fmt.Sprintf("%+v %v", h, err)
 		})
 		l.checkT(t, p.Pid() == agentPid, "the agent was restarted")
-		l.checkT(t, events.has(socketapi.EventRuntimeUp, ""), "no runtime.up event: %v", events.types(""))
+		// Health asks the engine itself; the agent's runtime.up follows once
+		// its event stream is back and its view resynced.
+		upBy := time.Now().Add(30 * time.Second)
+		for !events.has(socketapi.EventRuntimeUp, "") && time.Now().Before(upBy) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		l.checkT(t, events.has(socketapi.EventRuntimeUp, ""), "no runtime.up event within 30 s of health ok: %v", events.types(""))
 		// The instances the engine's stop took down come back on their own,
 		// on their ports; the one the agent stopped stays stopped.
 		for _, u := range []string{"eng-a", "eng-b", "eng-c"} {
