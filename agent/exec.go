@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/zaki-platform/zaki-agent/internal/errdefs"
+	"github.com/zaki-platform/zaki-agent/internal/slots"
 	"github.com/zaki-platform/zaki-agent/runtime"
 	"github.com/zaki-platform/zaki-agent/socketapi"
 )
@@ -32,35 +32,18 @@ const (
 )
 
 // execSlots counts the execs running, in all and per user.
-type execSlots struct {
-	mu     sync.Mutex
-	total  int
-	byUser map[string]int
-}
+type execSlots struct{ slots.Counter }
 
 // take holds a slot for userID, or fails with ErrTooManyRequests.
 func (s *execSlots) take(userID string) (release func(), err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.byUser == nil {
-		s.byUser = map[string]int{}
-	}
-	switch {
-	case s.byUser[userID] >= ExecPerInstance:
+	release, full, _ := s.Take(userID, ExecTotal, ExecPerInstance)
+	switch full {
+	case slots.PerKey:
 		return nil, errdefs.Errorf(errdefs.ErrTooManyRequests, "user %q already has %d commands running (the most at once); retry when one ends", userID, ExecPerInstance)
-	case s.total >= ExecTotal:
+	case slots.Total:
 		return nil, errdefs.Errorf(errdefs.ErrTooManyRequests, "%d commands already running on this host (the most at once); retry when one ends", ExecTotal)
 	}
-	s.total++
-	s.byUser[userID]++
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.total--
-		if s.byUser[userID]--; s.byUser[userID] == 0 {
-			delete(s.byUser, userID)
-		}
-	}, nil
+	return release, nil
 }
 
 // Exec runs a command in userID's running instance (see

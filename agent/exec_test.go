@@ -34,8 +34,9 @@ func TestExecSlots(t *testing.T) {
 	for _, r := range releases {
 		r()
 	}
-	assert.Check(t, is.Equal(s.total, 0))
-	assert.Check(t, is.Len(s.byUser, 0))
+	held, users := s.Held()
+	assert.Check(t, is.Equal(held, 0))
+	assert.Check(t, is.Equal(users, 0))
 }
 
 func TestExecTimeout(t *testing.T) {
