@@ -328,7 +328,7 @@ func dockerShim(t testing.TB) string {
 	dir := t.TempDir()
 	script := fmt.Sprintf(`#!/bin/sh
 d=%q
-echo "$1" >>"$d/calls.log"
+printf '%%s\n' "$*" >>"$d/calls.log"
 if [ -f "$d/hang" ] && { grep -qx -- "$1" "$d/hang" || grep -qx '\*' "$d/hang"; }; then
 	exec sleep infinity
 fi
@@ -342,8 +342,18 @@ exec %q "$@"
 
 // shimCalls returns the subcommands the shim in dir ran so far.
 func shimCalls(dir string) []string {
+	lines := shimLines(dir)
+	for i, l := range lines {
+		lines[i], _, _ = strings.Cut(l, " ")
+	}
+	return lines
+}
+
+// shimLines returns the whole command lines (arguments after "docker")
+// the shim in dir ran so far, one a call.
+func shimLines(dir string) []string {
 	b, _ := os.ReadFile(filepath.Join(dir, "calls.log"))
-	return strings.Fields(string(b))
+	return strings.FieldsFunc(string(b), func(r rune) bool { return r == '\n' })
 }
 
 // shimEnv is the agent environment that puts the shim in dir first on PATH.

@@ -15,10 +15,22 @@ import (
 const tableEnv = "ZAKI_FAULTS_TABLE"
 
 func TestMain(m *testing.M) {
+	limits, err := setupUnitLimits()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "faults: the unit's limits: %v\n", err)
+		os.Exit(1)
+	}
 	code := m.Run()
+	summary, violations := limits.report()
+	limits.remove()
+	for _, v := range violations {
+		fmt.Fprintf(os.Stderr, "VIOLATION [unit limits]: %s\n", v)
+		code = 1
+	}
 	if len(ledgers) > 0 {
 		var b strings.Builder
 		writeTable(&b)
+		fmt.Fprintf(&b, "%s\n", summary)
 		fmt.Print(b.String())
 		if p := os.Getenv(tableEnv); p != "" {
 			if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {

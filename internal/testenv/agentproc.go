@@ -17,6 +17,12 @@ import (
 	"github.com/zaki-platform/zaki-agent/socketapi"
 )
 
+// AgentCgroups are cgroup directories (absolute paths, no spaces) that
+// every agent process started from now on joins before it runs; a suite's
+// TestMain sets them to hold its agents to the unit's limits. Empty: the
+// agents stay in the test's own cgroups.
+var AgentCgroups []string
+
 // AgentOptions tune StartAgent.
 type AgentOptions struct {
 	// StateDir is the agent's state dir; a new temp dir when empty.
@@ -156,7 +162,16 @@ func (p *AgentProc) Start() {
 	}
 	args := append([]string{"--config", p.Config}, p.opts.Args...)
 	cmd := exec.Command(Binary(p.t, "zaki-agent"), args...)
-	cmd.Env = append(os.Environ(), p.opts.Env...)
+	if len(AgentCgroups) > 0 {
+		// A shell joins the cgroups, then execs the agent: the agent and
+		// everything it starts (the plugin, the engine's CLI) are charged
+		// there from their first instruction, as under systemd.
+		cmd = exec.Command("/bin/sh", append([]string{"-c",
+			`for d in $ZAKI_TEST_CGROUPS; do echo $$ >"$d/cgroup.procs" || exit 97; done; exec "$0" "$@"`,
+			Binary(p.t, "zaki-agent")}, args...)...)
+		cmd.Env = append(cmd.Env, "ZAKI_TEST_CGROUPS="+strings.Join(AgentCgroups, " "))
+	}
+	cmd.Env = append(append(os.Environ(), p.opts.Env...), cmd.Env...)
 	if p.log == nil {
 		p.log = &syncBuffer{}
 	}
