@@ -90,9 +90,12 @@ type Agent struct {
 	loops      loopWatch
 	ready      chan struct{}
 	readyOnce  sync.Once
-	startedAt  time.Time
-	bg         context.Context // ends with Run: owns background work (pulls)
-	bgCancel   context.CancelFunc
+	// confirmed holds the users whose container the engine was asked
+	// about before the first reconciliation (confirmUser).
+	confirmed sync.Map
+	startedAt time.Time
+	bg        context.Context // ends with Run: owns background work (pulls)
+	bgCancel  context.CancelFunc
 }
 
 // New returns an agent for cfg, driving rt and recording in reg. It
@@ -166,8 +169,20 @@ func (a *Agent) Config() Config { return *a.cfg.Load() }
 // whole of one decision, so that a reload never splits one.
 func (a *Agent) conf() *Config { return a.cfg.Load() }
 
-// Ready is closed once the first reconciliation is done.
+// Ready is closed once the first reconciliation is done. The agent
+// answers before that (see confirmUser): its daemon serves and says
+// READY=1 as soon as the plugin is up.
 func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+// reconciled reports whether the first reconciliation is done.
+func (a *Agent) reconciled() bool {
+	select {
+	case <-a.ready:
+		return true
+	default:
+		return false
+	}
+}
 
 // The API's types are the agent's own (see package socketapi).
 type (
@@ -197,20 +212,29 @@ func (a *Agent) instance(rec registry.Record) Instance {
 	a.mu.RLock()
 	ls, ok := a.live[rec.UserID]
 	a.mu.RUnlock()
-	return instanceOf(rec, ls, ok, a.urlCache(), a.images.idsView())
+	return instanceOf(rec, ls, ok || !a.reconciled(), a.urlCache(), a.images.idsView())
 }
 
 // instanceOf is the Instance of rec, whose live state is ls (ok is false
 // when the engine has no container for it), its URL from urls. It is
 // stale too when its container's image is not the one its image reference
 // resolves to now (ids: the image cache, read without asking the engine).
+// Before the first reconciliation, a user whose container the engine has
+// not yet been asked about has no live state (ls.ID is ""; ok is true):
+// its state is the one last recorded.
 func instanceOf(rec registry.Record, ls liveState, ok bool, urls *urlCache, ids map[string]string) Instance {
 	state := StateMissing
-	if ok && ls.exists() {
+	switch {
+	case ok && ls.exists():
 		state = StateStopped
 		if ls.running() {
 			state = StateRunning
 		}
+	case ok && ls.seq == 0:
+		if knownState(rec.State) {
+			state = rec.State
+		}
+		ok = false
 	}
 	in := Instance{
 		UserID:        rec.UserID,
@@ -236,6 +260,11 @@ func instanceOf(rec registry.Record, ls liveState, ok bool, urls *urlCache, ids 
 	return in
 }
 
+// knownState reports whether s is a state an instance may be in.
+func knownState(s string) bool {
+	return s == StateRunning || s == StateStopped || s == StateMissing
+}
+
 // Get returns userID's instance; ErrNotFound when it has none.
 func (a *Agent) Get(ctx context.Context, userID string) (Instance, error) {
 	if err := validateUserID(userID); err != nil {
@@ -244,6 +273,9 @@ func (a *Agent) Get(ctx context.Context, userID string) (Instance, error) {
 	rec, ok := a.reg.Get(userID)
 	if !ok {
 		return Instance{}, notFound(userID)
+	}
+	if err := a.confirmUser(ctx, userID); err != nil {
+		return Instance{}, err
 	}
 	return a.instance(rec), nil
 }
@@ -275,12 +307,13 @@ func (a *Agent) EachInstance(state string, fn func(*Instance)) error {
 	// locking per record were most of the cost of a list.
 	urls := a.urlCache()
 	ids := a.images.idsView()
+	pending := !a.reconciled()
 	var in Instance
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	a.reg.Each(func(rec registry.Record) bool {
 		ls, ok := a.live[rec.UserID]
-		in = instanceOf(rec, ls, ok, urls, ids)
+		in = instanceOf(rec, ls, ok || pending, urls, ids)
 		if state == "" || in.State == state {
 			fn(&in)
 		}
@@ -355,11 +388,16 @@ func (a *Agent) Health(ctx context.Context) Health {
 // Counts returns the number of instances by state.
 func (a *Agent) Counts() Counts {
 	var c Counts
+	pending := !a.reconciled()
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	a.reg.Each(func(rec registry.Record) bool {
 		c.Total++
 		switch ls, ok := a.live[rec.UserID]; {
+		case !ok && pending && rec.State == StateRunning:
+			c.Running++ // as last recorded: not yet asked of the engine
+		case !ok && pending && rec.State == StateStopped:
+			c.Stopped++
 		case !ok || !ls.exists():
 			c.Missing++
 		case ls.running():

@@ -65,6 +65,9 @@ func (a *Agent) Exec(ctx context.Context, userID string, req socketapi.ExecReque
 	if _, ok := a.reg.Get(userID); !ok {
 		return socketapi.ExecResult{}, notFound(userID)
 	}
+	if err := a.confirmUser(ctx, userID); err != nil {
+		return socketapi.ExecResult{}, err
+	}
 	ls := a.liveOf(userID)
 	switch {
 	case !ls.exists():

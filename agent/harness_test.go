@@ -78,8 +78,21 @@ func newFakeEnv(t *testing.T, mutate ...func(*Config)) *fakeEnv {
 	return e
 }
 
-// start opens the registry and starts an agent on the env's state dir.
+// start opens the registry and starts an agent on the env's state dir,
+// and waits for its first reconciliation.
 func (e *fakeEnv) start() {
+	e.t.Helper()
+	e.startNoWait()
+	select {
+	case <-e.a.Ready():
+	case <-time.After(10 * time.Second):
+		e.t.Fatal("agent not ready within 10s")
+	}
+}
+
+// startNoWait starts an agent as start does, without waiting for its
+// first reconciliation.
+func (e *fakeEnv) startNoWait() {
 	t := e.t
 	t.Helper()
 	reg, err := registry.Open(e.cfg.StateDir, registry.Options{Logger: slog.New(slog.DiscardHandler)})
@@ -93,11 +106,6 @@ func (e *fakeEnv) start() {
 	e.cancel = cancel
 	e.done = make(chan struct{})
 	go func() { defer close(e.done); a.Run(ctx) }()
-	select {
-	case <-a.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("agent not ready within 10s")
-	}
 	t.Cleanup(e.stop)
 }
 

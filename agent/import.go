@@ -86,6 +86,9 @@ func (a *Agent) Import(ctx context.Context, req ImportRequest) (ImportResult, er
 	if err != nil {
 		return ImportResult{}, err
 	}
+	if err := a.awaitReconciled(ctx, "import"); err != nil {
+		return ImportResult{}, err
+	}
 	if !a.runtimeUp.Load() {
 		return ImportResult{}, errdefs.Errorf(errdefs.ErrUnavailable, "import: the runtime does not answer; nothing was done (retry when it is back)")
 	}

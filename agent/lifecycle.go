@@ -23,6 +23,9 @@ func (a *Agent) Stop(ctx context.Context, userID string) (Instance, error) {
 	if !ok {
 		return Instance{}, notFound(userID)
 	}
+	if err := a.confirmUser(ctx, userID); err != nil {
+		return Instance{}, err
+	}
 	ls := a.liveOf(userID)
 	if !ls.exists() {
 		return Instance{}, fmt.Errorf("stop instance of user %q: %w", userID, runtime.Errorf(runtime.ErrNotFound, "its container is missing"))
@@ -56,6 +59,9 @@ func (a *Agent) Restart(ctx context.Context, userID string) (Instance, error) {
 	if !ok {
 		return Instance{}, notFound(userID)
 	}
+	if err := a.confirmUser(ctx, userID); err != nil {
+		return Instance{}, err
+	}
 	ls := a.liveOf(userID)
 	if !ls.exists() {
 		return Instance{}, fmt.Errorf("restart instance of user %q: %w", userID, runtime.Errorf(runtime.ErrNotFound, "its container is missing; ensure it instead"))
@@ -87,6 +93,9 @@ func (a *Agent) Remove(ctx context.Context, userID string, purge bool) error {
 	}
 	unlock := a.locks.lock(userID)
 	defer unlock()
+	if err := a.confirmUser(ctx, userID); err != nil {
+		return err
+	}
 	rec, hasRec := a.reg.Get(userID)
 	ls := a.liveOf(userID)
 	if !hasRec && !ls.exists() {
@@ -139,6 +148,9 @@ func (a *Agent) Logs(ctx context.Context, userID string, opts runtime.LogOptions
 	}
 	if _, ok := a.reg.Get(userID); !ok {
 		return nil, notFound(userID)
+	}
+	if err := a.confirmUser(ctx, userID); err != nil {
+		return nil, err
 	}
 	ls := a.liveOf(userID)
 	if !ls.exists() {

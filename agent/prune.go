@@ -49,6 +49,9 @@ func (a *Agent) Prune(ctx context.Context, req PruneRequest) (PruneResult, error
 	if err != nil {
 		return PruneResult{}, err
 	}
+	if err := a.awaitReconciled(ctx, "prune"); err != nil {
+		return PruneResult{}, err
+	}
 	rules.now = a.now()
 	res := PruneResult{DryRun: req.DryRun, Stopped: []PruneItem{}, Removed: []PruneItem{}, Staled: []PruneItem{}, Failed: []PruneItem{}}
 	candidates := a.pruneCandidates(rules)

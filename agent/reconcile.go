@@ -115,7 +115,33 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); a.images.refreshLoop(ctx) }()
 	go func() { defer wg.Done(); a.pruneLoop(ctx) }()
 	wg.Wait()
+	a.recordStates()
 	return nil
+}
+
+// recordStates writes each instance's state as the live view has it into
+// the registry, in one write, so that the next start answers with them
+// until its first reconciliation (a kill leaves those of the last
+// resync). The users busy in a call are left as they are.
+func (a *Agent) recordStates() {
+	if !a.reconciled() {
+		return
+	}
+	a.mu.RLock()
+	found := make(map[string]liveState, len(a.live))
+	for u, ls := range a.live {
+		found[u] = ls
+	}
+	a.mu.RUnlock()
+	held := heldLocks{locks: &a.locks}
+	defer held.release()
+	puts, _ := a.settleRecords(found, &held)
+	if len(puts) == 0 {
+		return
+	}
+	if err := a.reg.Put(puts...); err != nil {
+		a.log.Warn("record the instances' states at stop", "err", err)
+	}
 }
 
 // eventLoop follows the runtime's event stream, resyncing after every
@@ -375,6 +401,57 @@ func (a *Agent) adopt(userID string, ls liveState, old registry.Record, hasOld b
 		a.publish(Event{Type: EventAdopted, UserID: userID, ContainerID: ls.ID, Image: ls.Image})
 	}
 	return rec, nil
+}
+
+// confirmUser makes sure, before the first reconciliation, that the live
+// view of userID came from the engine: the agent serves as soon as its
+// plugin is up and reconciles in the background, so a call that acts on a
+// user's container first asks the engine for that user's alone (one
+// Inspect by name; later calls for the user then rely on it, the event
+// stream and the reconciliation). After the first reconciliation it costs
+// nothing. When the engine does not answer in time the call goes on with
+// what is known, as it would while the event stream is down: anything
+// that needs the engine then fails as unavailable. A container the agent
+// does not manage under the user's name is an error (ErrConflict).
+func (a *Agent) confirmUser(ctx context.Context, userID string) error {
+	if a.reconciled() {
+		return nil
+	}
+	if _, done := a.confirmed.Load(userID); done {
+		return nil
+	}
+	vctx, cancel := context.WithTimeout(ctx, min(seconds(a.conf().CallTimeoutSeconds), 5*time.Second))
+	err := a.resyncUser(vctx, userID)
+	cancel()
+	switch {
+	case err == nil:
+		a.confirmed.Store(userID, struct{}{})
+		return nil
+	case unavailable(err) || errors.Is(err, errdefs.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
+		return nil
+	default:
+		return err
+	}
+}
+
+// awaitReconciled waits for the first reconciliation, for the calls that
+// act on every user at once (prune, import): they need the whole engine's
+// view, not one user's. It waits at most one call bound, then fails as
+// unavailable.
+func (a *Agent) awaitReconciled(ctx context.Context, what string) error {
+	if a.reconciled() {
+		return nil
+	}
+	t := time.NewTimer(seconds(a.conf().CallTimeoutSeconds))
+	defer t.Stop()
+	select {
+	case <-a.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return errdefs.Errorf(errdefs.ErrUnavailable, "%s: the agent has not yet reconciled its registry with the engine (it started moments ago, or the engine does not answer); nothing was done: retry shortly", what)
+	}
 }
 
 // resyncUser refreshes one user's live state from the engine.

@@ -329,6 +329,9 @@ func dockerShim(t testing.TB) string {
 	script := fmt.Sprintf(`#!/bin/sh
 d=%q
 printf '%%s\n' "$*" >>"$d/calls.log"
+if [ -f "$d/slow" ] && grep -qx -- "$1" "$d/slow"; then
+	sleep 0.5
+fi
 if [ -f "$d/hang" ] && { grep -qx -- "$1" "$d/hang" || grep -qx '\*' "$d/hang"; }; then
 	exec sleep infinity
 fi

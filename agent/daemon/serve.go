@@ -46,8 +46,10 @@ type process struct {
 
 // serve runs the agent until SIGTERM or SIGINT: it takes the signals, opens
 // the registry, takes the socket, launches the runtime plugin, starts the
-// agent, waits for its first reconciliation, serves the API, then handles
-// signals until told to stop. Each step's cleanup runs in reverse order.
+// agent, serves the API and says READY=1 (the first reconciliation runs in
+// the background: until it is done the agent answers from its registry and
+// asks the engine about a user before acting on it), then handles signals
+// until told to stop. Each step's cleanup runs in reverse order.
 func serve(ctx context.Context, cfg Config, file string, args []string, stderr io.Writer) error {
 	begun := time.Now()
 	p := newProcess(cfg, file, args, stderr)
@@ -85,11 +87,7 @@ func serve(ctx context.Context, cfg Config, file string, args []string, stderr i
 		return err
 	}
 	defer p.runLoops(a)()
-
 	reconciling := time.Now()
-	if !p.waitReady(a) {
-		return nil
-	}
 
 	srv := p.newServer(a, metrics)
 	serveErr := make(chan error, 1)
@@ -101,15 +99,15 @@ func serve(ctx context.Context, cfg Config, file string, args []string, stderr i
 	defer stopMetrics()
 
 	c := a.Counts()
-	// Where the start-up went: launching the plugin, then the first
-	// reconciliation (the event stream and one List of the engine).
+	// Where the start-up went: launching the plugin (the first
+	// reconciliation is logged when it ends: "reconciled").
 	p.log.Info("zaki-agent ready", "version", version.Version, "socket", cfg.Socket, "socketActivated", activated,
 		"runtime", cfg.Runtime, "config", file, "instances", c.Total, "running", c.Running,
-		"took", time.Since(begun), "plugin", launchTook, "reconcile", time.Since(reconciling))
+		"took", time.Since(begun), "plugin", launchTook)
 	p.sd.ready(statusLine(a))
 	p.prof.stop()
 
-	return p.handleSignals(a, srv, serveErr, activated)
+	return p.handleSignals(a, srv, serveErr, activated, reconciling)
 }
 
 // newProcess sets up logging (its level changes on reload) and the
@@ -186,29 +184,6 @@ func (p *process) runLoops(a *agent.Agent) (stop func()) {
 	}
 }
 
-// waitReady waits for the agent's first reconciliation, saying so to
-// systemd while the runtime does not answer. It reports false when a
-// SIGTERM or SIGINT came first.
-func (p *process) waitReady(a *agent.Agent) bool {
-	p.sd.status("reconciling")
-	for {
-		select {
-		case <-a.Ready():
-			return true
-		case sig := <-p.sigs:
-			if sig == syscall.SIGUSR1 || sig == syscall.SIGHUP {
-				continue // the start-up is being profiled; a reload waits
-			}
-			p.log.Info("stopping before ready", "signal", sig.String())
-			p.sd.stopping()
-			return false
-		case <-time.After(10 * time.Second):
-			p.log.Warn("waiting for the runtime to answer before serving", "runtime", p.cfg.Runtime)
-			p.sd.status("waiting for the runtime " + p.cfg.Runtime)
-		}
-	}
-}
-
 func (p *process) newServer(a *agent.Agent, metrics *agent.Metrics) *server.Server {
 	return server.New(server.Config{
 		Agent:        APIAgent(a),
@@ -258,12 +233,20 @@ func serveMetrics(addr string, srv *server.Server) (stop func(), err error) {
 // SIGUSR1 toggles a profile, SIGTERM and SIGINT stop; a tick feeds
 // systemd's watchdog while the agent's loops are alive and refreshes the
 // status line.
-func (p *process) handleSignals(a *agent.Agent, srv *server.Server, serveErr <-chan error, activated bool) error {
+func (p *process) handleSignals(a *agent.Agent, srv *server.Server, serveErr <-chan error, activated bool, reconciling time.Time) error {
 	ticker := time.NewTicker(p.tick())
 	defer ticker.Stop()
 	lastStatus := ""
+	reconciled := a.Ready()
 	for {
 		select {
+		case <-reconciled:
+			reconciled = nil
+			c := a.Counts()
+			p.log.Info("reconciled", "instances", c.Total, "running", c.Running, "stopped", c.Stopped, "missing", c.Missing,
+				"took", time.Since(reconciling))
+			lastStatus = statusLine(a)
+			p.sd.status(lastStatus)
 		case sig := <-p.sigs:
 			switch sig {
 			case syscall.SIGHUP:
@@ -278,6 +261,9 @@ func (p *process) handleSignals(a *agent.Agent, srv *server.Server, serveErr <-c
 			return fmt.Errorf("serve: %w", err)
 		case <-ticker.C:
 			p.feedWatchdog(a)
+			if reconciled != nil && time.Since(reconciling) > 10*time.Second {
+				p.log.Warn("the first reconciliation waits for the runtime to answer; serving from the registry meanwhile", "runtime", p.cfg.Runtime)
+			}
 			if s := statusLine(a); s != lastStatus {
 				p.sd.status(s)
 				lastStatus = s
@@ -342,7 +328,13 @@ func allowedGids(cfg Config, log *slog.Logger) []int {
 
 func statusLine(a *agent.Agent) string {
 	c := a.Counts()
-	return fmt.Sprintf("%d instances: %d running, %d stopped, %d missing", c.Total, c.Running, c.Stopped, c.Missing)
+	line := fmt.Sprintf("%d instances: %d running, %d stopped, %d missing", c.Total, c.Running, c.Stopped, c.Missing)
+	select {
+	case <-a.Ready():
+		return line
+	default:
+		return "reconciling with the runtime; as last recorded, " + line
+	}
 }
 
 // listen returns systemd's socket when the agent was socket-activated,
