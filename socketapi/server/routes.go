@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/zaki-platform/zaki-agent/socketapi"
@@ -322,6 +323,7 @@ func jsonOp[Req, Res any](s *Server, w http.ResponseWriter, c call, op func(cont
 func (s *Server) openapi(w http.ResponseWriter, _ *http.Request, _ call) error {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(socketapi.OpenAPI)))
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	w.Write(socketapi.OpenAPI)
