@@ -22,6 +22,7 @@ import (
 	"github.com/zaki-platform/zaki-agent/runtime/runtimetest"
 	"github.com/zaki-platform/zaki-agent/socketapi"
 	"github.com/zaki-platform/zaki-agent/socketapi/internal/apitest"
+	"github.com/zaki-platform/zaki-agent/socketapi/server"
 )
 
 // call is one request of the contract test and the status it must get.
@@ -367,4 +368,34 @@ func TestSchemaPatternsAreTheParsers(t *testing.T) {
 		verr := runtime.ValidateEnvKey(v)
 		assert.Check(t, is.Equal(envName.MatchString(v), verr == nil), "env name %q: %v", v, verr)
 	}
+}
+
+// TestHeadOnStreams: HEAD on a stream answers what GET would (429 while
+// every slot is held) and holds no slot itself: it starts no stream.
+func TestHeadOnStreams(t *testing.T) {
+	e := start(t, func(o *apitest.Options) {
+		o.Server = func(c *server.Config) {
+			c.MaxEventStreams = 1
+			c.MaxLogFollowersPerUser = 1
+		}
+	})
+	c, ctx := e.Client, ctxT(t)
+	_, err := c.Ensure(ctx, "alice", socketapi.InstanceSpec{})
+	assert.NilError(t, err)
+	for range 3 {
+		r := raw(t, e.Socket, http.MethodHead, "/v1/events", "")
+		assert.Check(t, is.Equal(r.status, 200))
+		assert.Check(t, is.Equal(r.header.Get("Content-Type"), socketapi.NDJSON))
+		r = raw(t, e.Socket, http.MethodHead, "/v1/instances/alice/logs?follow=true", "")
+		assert.Check(t, is.Equal(r.status, 200))
+		assert.Check(t, is.Equal(r.header.Get("Content-Type"), "text/plain; charset=utf-8"))
+	}
+	es, err := c.Events(ctx)
+	assert.NilError(t, err)
+	defer es.Close()
+	r := raw(t, e.Socket, http.MethodHead, "/v1/events", "")
+	assert.Check(t, is.Equal(r.status, 429))
+	assert.Check(t, is.Equal(r.body, ""))
+	r = raw(t, e.Socket, http.MethodHead, "/v1/instances/nobody/logs", "")
+	assert.Check(t, is.Equal(r.status, 404))
 }
