@@ -24,7 +24,7 @@ var (
 	capRE     = regexp.MustCompile(`^[A-Z_]{1,32}$`)
 	envKeyRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,255}$`)
 	labelKeyR = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_./-]{0,127}$`)
-	bytesRE   = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([kmgtpKMGTP]?)(?:[bB]|i[bB])?$`)
+	bytesRE   = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)([kmgtpKMGTP]?)(?:[bB]|i[bB])?$`)
 )
 
 var ulimitNames = map[string]bool{
@@ -106,9 +106,10 @@ func ValidateEnvValue(key, value string) error {
 
 // ParseBytes parses a size in the docker CLI's notation: a number with an
 // optional unit b, k, m, g, t or p (powers of 1024, case-insensitive, an
-// optional trailing "b" or "ib"). "2g" is 2147483648.
+// optional trailing "b" or "ib"), no space: "2g" is 2147483648. The API
+// document's pattern of Resources.memory is bytesRE: keep them together.
 func ParseBytes(s string) (int64, error) {
-	m := bytesRE.FindStringSubmatch(strings.TrimSpace(s))
+	m := bytesRE.FindStringSubmatch(s)
 	if m == nil {
 		return 0, invalid("invalid size %q: want a number with an optional unit k, m, g, t or p", s)
 	}

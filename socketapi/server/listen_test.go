@@ -158,8 +158,13 @@ func TestMetricsHandler(t *testing.T) {
 	assert.NilError(t, err)
 	resp.Body.Close()
 	assert.Check(t, is.Equal(resp.StatusCode, 404))
+	resp, err = http.Head(base + "/metrics")
+	assert.NilError(t, err)
+	resp.Body.Close()
+	assert.Check(t, is.Equal(resp.StatusCode, 200))
 	resp, err = http.Post(base+"/metrics", "text/plain", nil)
 	assert.NilError(t, err)
 	resp.Body.Close()
 	assert.Check(t, is.Equal(resp.StatusCode, 405))
+	assert.Check(t, is.Equal(resp.Header.Get("Allow"), "GET, HEAD"))
 }

@@ -175,9 +175,10 @@ func newMalformed(rng *rand.Rand) *malformed {
 			path    string
 			allowed string
 		}
-		routes := []route{{"/v1/health", "GET"}, {"/v1/instances", "GET"}, {"/v1/instances/" + user, "GET PUT DELETE"},
+		// HEAD is served wherever GET is.
+		routes := []route{{"/v1/health", "GET HEAD"}, {"/v1/instances", "GET HEAD"}, {"/v1/instances/" + user, "GET HEAD PUT DELETE"},
 			{"/v1/instances/" + user + "/touch", "POST"}, {"/v1/instances/" + user + "/stop", "POST"},
-			{"/v1/instances/" + user + "/logs", "GET"}, {"/v1/prune", "POST"}, {"/v1/events", "GET"}, {"/metrics", "GET"}}
+			{"/v1/instances/" + user + "/logs", "GET HEAD"}, {"/v1/prune", "POST"}, {"/v1/events", "GET HEAD"}, {"/metrics", "GET HEAD"}}
 		r := routes[rng.IntN(len(routes))]
 		for {
 			m := []string{"GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "HEAD", "FOO", "PROPFIND"}[rng.IntN(9)]
@@ -201,7 +202,8 @@ func newMalformed(rng *rand.Rand) *malformed {
 		h := []string{"Origin: http://evil.example", "Referer: http://evil.example/page", "Origin: null"}[rng.IntN(3)]
 		return req("browser header", "PUT", "/v1/instances/"+user, validSpec, h)
 	case 9:
-		paths := []string{"/v2/health", "/v1/instance", "/v1/instances/" + user + "/x", "/", "/v1/instances//stop", "/v1/instances/" + user + "/logs/extra"}
+		paths := []string{"/v2/health", "/v1/instance", "/v1/instances/" + user + "/x", "/", "/v1/instances//stop", "/v1/instances/" + user + "/logs/extra",
+			"/v1/instances/" + user + "/", "/v1/health/", "/v1/instances/" + user + "/stop/"}
 		return req("unknown path", "GET", paths[rng.IntN(len(paths))], "", "")
 	case 10:
 		lines := []string{

@@ -59,7 +59,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, _ call) er
 	return nil
 }
 
-// MetricsHandler serves g at GET /metrics, for the optional loopback TCP
+// MetricsHandler serves g at GET (and HEAD) /metrics, for the optional loopback TCP
 // address (metricsAddress): no peer check there, and nothing else served.
 func MetricsHandler(g prometheus.Gatherer) http.Handler {
 	prom := promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
@@ -69,8 +69,8 @@ func MetricsHandler(g prometheus.Gatherer) http.Handler {
 			writeJSON(w, status, body)
 			return
 		}
-		if r.Method != http.MethodGet {
-			w.Header().Set("Allow", http.MethodGet)
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
 			status, body := socketapi.HTTPError(socketapi.Errorf(socketapi.ErrMethodNotAllowed, "method %s not allowed on /metrics", r.Method))
 			writeJSON(w, status, body)
 			return

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/zaki-platform/zaki-agent/socketapi"
@@ -45,7 +46,8 @@ var routes = map[string]map[string]handler{
 }
 
 // match finds the route of an escaped path: its template and the user ID
-// it names ("" when none). ok is false for a path no route serves.
+// it names ("" when none). ok is false for a path no route serves: paths
+// match exactly, a trailing slash included (404, never a redirect).
 func match(escaped string) (template, userID string, ok bool) {
 	if _, ok := routes[escaped]; ok {
 		return escaped, "", true
@@ -54,8 +56,10 @@ func match(escaped string) (template, userID string, ok bool) {
 	if !found {
 		return "", "", false
 	}
-	seg, action, _ := strings.Cut(rest, "/")
-	if seg == "" || strings.Contains(action, "/") {
+	seg, action, hasAction := strings.Cut(rest, "/")
+	// Exact: no empty segment, so no trailing slash ("/v1/instances/a/"
+	// is not "/v1/instances/a").
+	if seg == "" || hasAction && action == "" || strings.Contains(action, "/") {
 		return "", "", false
 	}
 	id, err := url.PathUnescape(seg)
@@ -91,12 +95,14 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	methods := routes[template]
 	h, ok := methods[r.Method]
+	if !ok && r.Method == http.MethodHead {
+		// HEAD is served wherever GET is: its status and headers, no body
+		// (net/http drops what the handler writes); the streams answer
+		// their headers and end (see events and logs).
+		h, ok = methods[http.MethodGet]
+	}
 	if !ok {
-		allow := make([]string, 0, len(methods))
-		for m := range methods {
-			allow = append(allow, m)
-		}
-		sort.Strings(allow)
+		allow := allowed(methods)
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		s.writeError(w, r, socketapi.Errorf(socketapi.ErrMethodNotAllowed, "method %s not allowed on %s (allowed: %s)", r.Method, template, strings.Join(allow, ", ")))
 		return
@@ -114,6 +120,20 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if err := h.serve(s, w, r, call{userID: userID, query: q, body: body}); err != nil {
 		s.writeError(w, r, err)
 	}
+}
+
+// allowed lists the methods of a path, sorted, for an Allow header: HEAD
+// with GET.
+func allowed(methods map[string]handler) []string {
+	allow := make([]string, 0, len(methods)+1)
+	for m := range methods {
+		allow = append(allow, m)
+	}
+	if _, ok := methods[http.MethodGet]; ok {
+		allow = append(allow, http.MethodHead)
+	}
+	sort.Strings(allow)
+	return allow
 }
 
 // opContext is the context of a mutating call: it outlives the caller
@@ -303,6 +323,7 @@ func jsonOp[Req, Res any](s *Server, w http.ResponseWriter, c call, op func(cont
 func (s *Server) openapi(w http.ResponseWriter, _ *http.Request, _ call) error {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(socketapi.OpenAPI)))
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	w.Write(socketapi.OpenAPI)

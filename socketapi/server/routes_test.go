@@ -49,6 +49,10 @@ func TestMatch(t *testing.T) {
 		{"/v1/instances/alice/stop/now", "", "", false},
 		{"/v1/instances/alice/explode", "", "", false},
 		{"/v1/health/", "", "", false},
+		{"/v1/instances/alice/", "", "", false},
+		{"/v1/instances/alice/stop/", "", "", false},
+		{"/v1/instances/alice//", "", "", false},
+		{"/metrics/", "", "", false},
 		{"/metrics", "/metrics", "", true},
 	}
 	for _, c := range cases {

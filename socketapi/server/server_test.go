@@ -256,7 +256,7 @@ func TestErrorCodes(t *testing.T) {
 			assert.Check(t, is.Equal(r.header.Get("Content-Type"), "application/json"))
 			assert.Check(t, is.Contains(r.message(), c.contains))
 			if c.status == 405 {
-				assert.Check(t, is.Equal(r.header.Get("Allow"), "DELETE, GET, PUT"))
+				assert.Check(t, is.Equal(r.header.Get("Allow"), "DELETE, GET, HEAD, PUT"))
 			}
 		})
 	}

@@ -18,22 +18,23 @@ import (
 // "dropped"), and a reader stuck for WriteTimeout is cut off. A stream
 // silent for Heartbeat gets a blank line (NDJSON readers skip it), so
 // that a reader gone away is found out while no event flows; streams past
-// MaxEventStreams are refused (429).
+// MaxEventStreams are refused (429). HEAD answers the stream's status and
+// headers (429 too when no slot is free) and ends.
 func (s *Server) events(w http.ResponseWriter, r *http.Request, _ call) error {
 	release, err := s.eventSlots.acquire("")
 	if err != nil {
 		return err
 	}
 	defer release()
+	if r.Method == http.MethodHead {
+		writeStreamHeader(w, socketapi.NDJSON)
+		return nil
+	}
 	events, cancel := s.cfg.Agent.Subscribe(s.cfg.EventBuffer)
 	defer cancel()
 	beat := time.NewTicker(s.cfg.Heartbeat)
 	defer beat.Stop()
-	h := w.Header()
-	h.Set("Content-Type", "application/x-ndjson")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
+	writeStreamHeader(w, socketapi.NDJSON)
 	rc := http.NewResponseController(w)
 	if rc.Flush() != nil {
 		return nil
@@ -72,7 +73,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ call) error {
 
 // logs streams a container's output as it comes, flushed after every
 // read, until it ends (without follow: what there is), the caller hangs up
-// or the server shuts down.
+// or the server shuts down. HEAD asks the engine for the last line alone
+// (so that its status is GET's: 404 for a user without a container), then
+// answers the headers without reading it.
 func (s *Server) logs(w http.ResponseWriter, r *http.Request, c call) error {
 	tail, err := parseTail(c.query["tail"])
 	if err != nil {
@@ -99,7 +102,11 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, c call) error {
 		case <-ctx.Done():
 		}
 	}()
-	rd, err := s.cfg.Agent.Logs(ctx, c.userID, socketapi.LogOptions{Tail: tail, Follow: follow})
+	opts := socketapi.LogOptions{Tail: tail, Follow: follow}
+	if r.Method == http.MethodHead {
+		opts = socketapi.LogOptions{Tail: 1}
+	}
+	rd, err := s.cfg.Agent.Logs(ctx, c.userID, opts)
 	if err != nil {
 		return err
 	}
@@ -107,11 +114,10 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, c call) error {
 	// A Read blocked in the stream returns once it is closed.
 	defer context.AfterFunc(ctx, func() { rd.Close() })()
 
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
+	writeStreamHeader(w, "text/plain; charset=utf-8")
+	if r.Method == http.MethodHead {
+		return nil
+	}
 	rc := http.NewResponseController(w)
 	if rc.Flush() != nil {
 		return nil
@@ -134,6 +140,16 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, c call) error {
 			return nil
 		}
 	}
+}
+
+// writeStreamHeader starts a streamed answer: 200, of content type ct,
+// never cached.
+func writeStreamHeader(w http.ResponseWriter, ct string) {
+	h := w.Header()
+	h.Set("Content-Type", ct)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
 }
 
 // wantsNDJSON tells whether the caller's Accept header names NDJSON: then
@@ -260,11 +276,7 @@ func (p *progressWriter) write(line socketapi.StreamLine) {
 	}
 	if !p.started {
 		p.started = true
-		h := p.w.Header()
-		h.Set("Content-Type", socketapi.NDJSON)
-		h.Set("Cache-Control", "no-store")
-		h.Set("X-Content-Type-Options", "nosniff")
-		p.w.WriteHeader(http.StatusOK)
+		writeStreamHeader(p.w, socketapi.NDJSON)
 	}
 	if _, err := p.w.Write(append(b, '\n')); err != nil {
 		p.broken = true

@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -25,8 +26,11 @@ import (
 // Contract checks requests and responses against the OpenAPI document:
 //
 //   - every response's status is documented for its operation (an unknown
-//     path must be 404, a method the path lacks 405 with Allow), and its
-//     body matches the documented schema (NDJSON streams line by line);
+//     path, a trailing slash included, must be 404; a method the path lacks
+//     405 with an Allow header naming exactly the documented methods, HEAD
+//     with GET), and its headers and body match the documented ones
+//     (NDJSON streams line by line); HEAD is checked as the path's GET,
+//     without a body;
 //   - every error body carries the code that goes with its status;
 //   - a request the document calls invalid is answered 4xx.
 //
@@ -168,13 +172,22 @@ func (c *Contract) check(r *http.Request, reqBody []byte, readErr error, rec *re
 		rec.status = http.StatusOK
 		rec.header = rec.ResponseWriter.Header().Clone()
 	}
-	route, params, err := c.router.FindRoute(r)
+	// HEAD is served as GET is, without a body.
+	head := r.Method == http.MethodHead
+	asGet := r.Clone(context.Background())
+	if head {
+		asGet.Method = http.MethodGet
+	}
+	route, params, err := c.router.FindRoute(asGet)
 	switch {
 	case errors.Is(err, routers.ErrPathNotFound):
 		c.checkBareError(r, rec, http.StatusNotFound, socketapi.CodeNotFound)
 		return
 	case errors.Is(err, routers.ErrMethodNotAllowed):
 		c.checkBareError(r, rec, http.StatusMethodNotAllowed, socketapi.CodeMethodNotAllowed)
+		if rec.status == http.StatusMethodNotAllowed {
+			c.checkMethodNotAllowed(r, rec)
+		}
 		return
 	case err != nil:
 		c.fail(r, "find route: %v", err)
@@ -191,7 +204,7 @@ func (c *Contract) check(r *http.Request, reqBody []byte, readErr error, rec *re
 		IncludeResponseStatus: true,
 		MultiError:            false,
 	}
-	r2 := r.Clone(context.Background())
+	r2 := asGet
 	r2.Body = io.NopCloser(bytes.NewReader(reqBody))
 	in := &openapi3filter.RequestValidationInput{Request: r2, PathParams: params, Route: route, Options: opts}
 	if readErr == nil {
@@ -204,7 +217,7 @@ func (c *Contract) check(r *http.Request, reqBody []byte, readErr error, rec *re
 	}
 	ct, _, _ := mime.ParseMediaType(rec.header.Get("Content-Type"))
 	respOpts := *opts
-	if ct == "application/x-ndjson" {
+	if ct == "application/x-ndjson" || head {
 		respOpts.ExcludeResponseBody = true
 	}
 	out := &openapi3filter.ResponseValidationInput{
@@ -214,8 +227,52 @@ func (c *Contract) check(r *http.Request, reqBody []byte, readErr error, rec *re
 	if verr := openapi3filter.ValidateResponse(context.Background(), out); verr != nil {
 		c.fail(r, "response %d invalid: %v", rec.status, firstLine(verr))
 	}
-	if ct == "application/x-ndjson" {
+	if ct == "application/x-ndjson" && !head {
 		c.checkNDJSON(r, route, rec)
+	}
+}
+
+// methods are the methods a path may document.
+var methods = []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodPatch, http.MethodOptions}
+
+// checkMethodNotAllowed checks a 405: its Allow header names exactly the
+// path's documented methods (HEAD with GET), and the answer is the
+// documented 405 of the path's operations (headers and body).
+func (c *Contract) checkMethodNotAllowed(r *http.Request, rec *recorder) {
+	var want []string
+	var route *routers.Route
+	var params map[string]string
+	for _, m := range methods {
+		r2 := r.Clone(context.Background())
+		r2.Method = m
+		rt, ps, err := c.router.FindRoute(r2)
+		if err != nil {
+			continue
+		}
+		want = append(want, m)
+		if m == http.MethodGet {
+			want = append(want, http.MethodHead)
+		}
+		if route == nil {
+			route, params = rt, ps
+		}
+	}
+	if route == nil {
+		c.fail(r, "405 on a path the document does not have")
+		return
+	}
+	sort.Strings(want)
+	if got := rec.header.Get("Allow"); got != strings.Join(want, ", ") {
+		c.fail(r, "Allow %q, want %q", got, strings.Join(want, ", "))
+	}
+	opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, IncludeResponseStatus: true}
+	out := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route, Options: opts},
+		Status:                 rec.status, Header: rec.header, Options: opts,
+	}
+	out.SetBodyBytes(rec.body.Bytes())
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		c.fail(r, "405 not the documented one of %s %s: %v", route.Method, route.Path, firstLine(err))
 	}
 }
 
@@ -243,7 +300,7 @@ func (c *Contract) checkNDJSON(r *http.Request, route *routers.Route, rec *recor
 			c.fail(r, "NDJSON line %q: %v", sc.Text(), err)
 			continue
 		}
-		if err := mt.Schema.Value.VisitJSON(v); err != nil {
+		if err := mt.Schema.Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
 			c.fail(r, "NDJSON line %q: %v", sc.Text(), firstLine(err))
 		}
 	}
@@ -283,7 +340,7 @@ func (c *Contract) checkErrorBody(r *http.Request, rec *recorder) string {
 		c.fail(r, "error body %q: %v", rec.body.String(), err)
 		return ""
 	}
-	if err := c.doc.Components.Schemas["Error"].Value.VisitJSON(v); err != nil {
+	if err := c.doc.Components.Schemas["Error"].Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
 		c.fail(r, "error body %q: %v", rec.body.String(), firstLine(err))
 		return ""
 	}
