@@ -68,6 +68,10 @@ func reownTree(dir string, oldUID, uid, gid int) (reownResult, error) {
 	return res, nil
 }
 
+// reownOpened, when set (by tests), is called with each entry's name
+// once it is open and examined: where a racing tenant would swap it.
+var reownOpened func(name string)
+
 type reowner struct {
 	oldUID, uid, gid int
 	mount            mountID
@@ -119,6 +123,9 @@ func (w *reowner) entry(parent int, n, name string, depth int) {
 	if err != nil {
 		w.res.leave(name, "not examined: "+err.Error())
 		return
+	}
+	if reownOpened != nil {
+		reownOpened(name)
 	}
 	if st.mount() != w.mount {
 		w.res.leave(name, "on another mount: not followed")
