@@ -50,7 +50,7 @@ func (a *Agent) recordUID(userID string) int {
 	return u
 }
 
-func userString(uid int) string { return fmt.Sprintf("%d:%d", uid, uid) }
+func userString(uid int) string { u := strconv.Itoa(uid); return u + ":" + u }
 
 // tenantUser returns the uid and gid userID's container runs as and its
 // data is owned by: the fixed instance.user, or the user's own uid,
