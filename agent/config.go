@@ -126,8 +126,8 @@ func DefaultConfig() Config {
 				Pids:      100,
 				CPUShares: 512,
 				// No nproc: RLIMIT_NPROC counts every task of the uid on the
-				// whole host, and all instances share one uid, so it is a
-				// limit shared by all tenants, not one per instance (at
+				// whole host, and with a fixed instance.user all instances
+				// share one uid, so it is a limit shared by all tenants, not one per instance (at
 				// nproc=512 one tenant's fork bomb, or about 50 instances,
 				// stopped every other container from starting). The per
 				// instance bound is pids (the PIDs cgroup); faults/ checks it.

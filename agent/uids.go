@@ -54,9 +54,11 @@ func userString(uid int) string { u := strconv.Itoa(uid); return u + ":" + u }
 
 // tenantUser returns the uid and gid userID's container runs as and its
 // data is owned by: the fixed instance.user, or the user's own uid,
-// reserved first when it has none (durably: the lowest uid of
-// instance.uidRange that no user has and that has no account on the host,
-// see hostIDs).
+// reserved first when it has none (durably): the uid of the range that
+// owns the user's data dir when no user has it (a registry restored from
+// an older copy), else the lowest uid of instance.uidRange that no user
+// has, that has no account on the host (see hostIDs) and that owns no
+// data dir.
 func (a *Agent) tenantUser(userID string) (uid, gid int, err error) {
 	ic := &a.conf().Instance
 	if ic.fixedUser() {
@@ -72,6 +74,17 @@ func (a *Agent) tenantUser(userID string) (uid, gid int, err error) {
 	host, err := readHostIDs(a.accountsDir)
 	if err != nil {
 		return 0, 0, fmt.Errorf("reserve a uid for user %q: %w", userID, err)
+	}
+	// A data dir owned by a uid of the range that no user has: the user's
+	// own, whose reservation the registry lost. Kept (nothing to hand over).
+	var st syscall.Stat_t
+	if err := syscall.Lstat(filepath.Join(a.dataDir, userID), &st); err == nil && st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		if own := int(st.Uid); own >= lo && own <= hi && !host.taken(own) {
+			if u, err := a.reg.ReserveUID(userID, own, own, nil); err == nil {
+				a.log.Info("uid reserved: the one that owns the user's data dir", "user", userID, "uid", u)
+				return u, u, nil
+			}
+		}
 	}
 	owners := a.dataDirOwners()
 	u, err := a.reg.ReserveUID(userID, lo, hi, func(u int) bool { return host.taken(u) || owners[u] })

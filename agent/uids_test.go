@@ -174,3 +174,32 @@ func TestUIDRangeReloadAndFixedUserWarning(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Contains(logs.String(), warning))
 }
+
+// A registry that lost its uid reservations (restored from an older
+// copy): a user whose data dir a uid of the range owns gets that uid back,
+// and no other user gets it.
+func TestLostUIDReservationsComeBackFromDataDirs(t *testing.T) {
+	e := newFakeEnv(t)
+	e.ensure("alice", InstanceSpec{})
+	e.ensure("bob", InstanceSpec{})
+	aliceUID, _ := e.reg.UID("alice")
+	bobUID, _ := e.reg.UID("bob")
+	assert.Assert(t, aliceUID != bobUID)
+
+	// The registry is lost; the containers stay (and are adopted).
+	e.stop()
+	assert.NilError(t, os.Remove(filepath.Join(e.cfg.StateDir, "registry.json")))
+	e.start()
+	_, has := e.reg.UID("bob")
+	assert.Assert(t, !has)
+	// A new user first: the uids that own data dirs are not handed out.
+	e.ensure("carol", InstanceSpec{})
+	carolUID, _ := e.reg.UID("carol")
+	assert.Check(t, carolUID != aliceUID && carolUID != bobUID, "carol got uid %d of alice's or bob's data", carolUID)
+	in, err := e.a.Ensure(t.Context(), "bob", InstanceSpec{}, EnsureOptions{Force: true})
+	assert.NilError(t, err)
+	got, _ := e.reg.UID("bob")
+	assert.Check(t, is.Equal(got, bobUID))
+	created, _ := e.fake.CreatedSpec(in.ContainerID)
+	assert.Check(t, is.Equal(created.User, fmt.Sprintf("%d:%d", bobUID, bobUID)))
+}
