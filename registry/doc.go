@@ -24,7 +24,7 @@
 // in memory and the flusher retries every FlushInterval; a crash then also
 // loses the touches made since the failures began.
 //
-// Reads (Get, List, Port, Ports) load an immutable snapshot and never wait
+// Reads (Get, List, Port, Ports, UID, UIDs) load an immutable snapshot and never wait
 // for a write in progress.
 //
 // # The state dir
