@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,10 @@ type Options struct {
 	// a host port (binding it): for tests over a fake runtime, whose
 	// stand-in gateways listen on the very ports the agent hands out.
 	PortInUse func(addr string, port int) bool
+	// AccountsDir holds the host's passwd, group, subuid and subgid files,
+	// whose ids are never handed to a tenant; /etc when empty (tests point
+	// it elsewhere).
+	AccountsDir string
 }
 
 // Agent owns the per-user instances of one host. Create it with New, run
@@ -68,6 +73,8 @@ type Agent struct {
 	probe func(ctx context.Context, addr string) error
 	// portInUse tells whether another process holds a host port.
 	portInUse func(addr string, port int) bool
+	// accountsDir is where the host's account files are (see uids.go).
+	accountsDir string
 
 	locks  userLocks
 	ports  portHolds
@@ -137,10 +144,12 @@ func New(cfg Config, rt runtime.Runtime, reg *registry.Registry, opts Options) (
 	if a.portInUse == nil {
 		a.portInUse = portInUse
 	}
+	a.accountsDir = cmp.Or(opts.AccountsDir, "/etc")
 	a.cfg.Store(&cfg)
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
+	a.warnFixedUser(nil, &cfg)
 	if a.now == nil {
 		a.now = time.Now
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zaki-platform/zaki-agent/registry"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
@@ -39,7 +40,8 @@ type InstanceConfig struct {
 	PortRange               string   `toml:"portRange" help:"host ports handed to users, one per user for life"`
 	ReservedPorts           []string `toml:"reservedPorts" help:"host ports never handed out (other services use them), each a port or lo-hi"`
 	Network                 string   `toml:"network" help:"bridge network of the instances (inter-container traffic off)"`
-	User                    string   `toml:"user" help:"uid:gid the container runs as; owns the data dir"`
+	User                    string   `toml:"user" help:"a fixed uid:gid every container runs as, owning every data dir (\"\" = a uid per tenant from uidRange)"`
+	UIDRange                string   `toml:"uidRange" help:"uids handed to tenants, one per user for life (gid = uid), skipping those with a host account"`
 	Init                    bool     `toml:"init" help:"run an init process as PID 1 (--init)"`
 	Restart                 string   `toml:"restart" help:"engine restart policy, e.g. on-failure:5"`
 	ReadinessTimeoutSeconds float64  `toml:"readinessTimeoutSeconds" help:"how long ensure waits for the port to accept connections"`
@@ -105,7 +107,8 @@ func DefaultConfig() Config {
 			ReservedPorts:           []string{},
 			Mounts:                  []string{},
 			Network:                 "zaki",
-			User:                    "1000:1000",
+			User:                    "",
+			UIDRange:                "200000-299999",
 			Init:                    true,
 			Restart:                 "on-failure:5",
 			ReadinessTimeoutSeconds: 60,
@@ -123,8 +126,8 @@ func DefaultConfig() Config {
 				Pids:      100,
 				CPUShares: 512,
 				// No nproc: RLIMIT_NPROC counts every task of the uid on the
-				// whole host, and all instances share one uid, so it is a
-				// limit shared by all tenants, not one per instance (at
+				// whole host, and with a fixed instance.user all instances
+				// share one uid, so it is a limit shared by all tenants, not one per instance (at
 				// nproc=512 one tenant's fork bomb, or about 50 instances,
 				// stopped every other container from starting). The per
 				// instance bound is pids (the PIDs cgroup); faults/ checks it.
@@ -243,8 +246,13 @@ func (c *InstanceConfig) checkPlacement(p *problems) {
 	if err := runtime.ValidateName(c.Network); err != nil {
 		p.add("instance.network: %v", err)
 	}
-	if _, _, err := c.UIDGID(); err != nil {
-		p.add("instance.user: %v", err)
+	if c.User != "" {
+		if _, _, err := c.UIDGID(); err != nil {
+			p.add("instance.user: %v", err)
+		}
+	}
+	if _, _, err := c.UIDs(); err != nil {
+		p.add("instance.uidRange: %v", err)
 	}
 	if _, err := parseRestart(c.Restart); err != nil {
 		p.add("instance.restart: %v", err)
@@ -345,7 +353,36 @@ func (c *InstanceConfig) Ports() (lo, hi int, err error) {
 	return lo, hi, nil
 }
 
-// UIDGID returns the numeric uid and gid of the container user.
+// maxUIDRange bounds the size of instance.uidRange: far more tenants than
+// one host runs, and small enough that a mistyped range (one spanning the
+// hosts' accounts and subordinate ranges) is caught.
+const maxUIDRange = 1 << 24
+
+// UIDs returns the range of the tenants' uids (instance.uidRange): within
+// 1-2147483647, never 0, at most maxUIDRange uids.
+func (c *InstanceConfig) UIDs() (lo, hi int, err error) {
+	a, b, ok := strings.Cut(c.UIDRange, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("%q: want lo-hi, e.g. 200000-299999", c.UIDRange)
+	}
+	if lo, err = strconv.Atoi(strings.TrimSpace(a)); err == nil {
+		hi, err = strconv.Atoi(strings.TrimSpace(b))
+	}
+	switch {
+	case err != nil || lo > hi:
+		return 0, 0, fmt.Errorf("%q: want lo-hi, e.g. 200000-299999", c.UIDRange)
+	case lo < 1:
+		return 0, 0, fmt.Errorf("%q: uid 0 is root: want uids from 1 up (well above the host's accounts, e.g. 200000-299999)", c.UIDRange)
+	case hi > registry.MaxUID:
+		return 0, 0, fmt.Errorf("%q: want uids of at most %d", c.UIDRange, registry.MaxUID)
+	case hi-lo+1 > maxUIDRange:
+		return 0, 0, fmt.Errorf("%q: %d uids, want at most %d", c.UIDRange, hi-lo+1, maxUIDRange)
+	}
+	return lo, hi, nil
+}
+
+// UIDGID returns the numeric uid and gid of the fixed container user
+// (instance.user); an empty one is an error (uids per tenant apply).
 func (c *InstanceConfig) UIDGID() (uid, gid int, err error) {
 	u, g, ok := strings.Cut(c.User, ":")
 	if !ok {

@@ -24,17 +24,19 @@ const (
 	instancesPerm fs.FileMode = 0o711 // <stateDir>/instances
 )
 
-// prepareDataDir makes <stateDir>/instances/<userId> (owned by the
-// container user, mode 0700, both set again on an existing dir), the mounted sub-dirs and the dirs of the
-// files in it (the same), and writes the files, each 0600 and atomically:
+// prepareDataDir makes <stateDir>/instances/<userId> (owned by uid:gid,
+// the container user, mode 0700, both set again on an existing dir), the
+// mounted sub-dirs and the dirs of the files in it (the same), and writes
+// the files, each 0600 and atomically. A dir owned by another uid (made
+// under a fixed instance.user, or before the user had a uid of its own)
+// is handed over first, without following anything (reownTree). Files are written:
 // the managed ones always, the seed files only where nothing is yet.
 // Nothing is ever written outside the dir: paths are checked in resolve,
 // every access goes through an os.Root, and a symlink (or a file) where a
 // directory is expected is refused before anything is written, since the
 // instance, which can write in the dir, may have planted it; a symlink
 // named as a managed file is replaced, never followed.
-func (a *Agent) prepareDataDir(userID string, e effectiveSpec) (string, error) {
-	uid, gid, _ := a.conf().Instance.UIDGID()
+func (a *Agent) prepareDataDir(userID string, e effectiveSpec, uid, gid int) (string, error) {
 	dir := filepath.Join(a.dataDir, userID)
 	fi, err := os.Lstat(dir)
 	switch {
@@ -46,6 +48,10 @@ func (a *Agent) prepareDataDir(userID string, e effectiveSpec) (string, error) {
 		return "", fmt.Errorf("data dir of user %q: %w", userID, err)
 	case !fi.IsDir():
 		return "", errdefs.Errorf(errdefs.ErrConflict, "data dir of user %q: %s is not a directory: move it away", userID, dir)
+	default:
+		if err := a.reownDataDir(userID, dir, fi, uid, gid); err != nil {
+			return "", err
+		}
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -82,6 +88,30 @@ func (a *Agent) prepareDataDir(userID string, e effectiveSpec) (string, error) {
 		}
 	}
 	return dir, nil
+}
+
+// reownDataDir hands userID's data dir (fi its lstat) and what the old
+// owner owns in it to uid:gid when another uid than root owns it: the
+// instance ran as that uid before. Called before the container is made,
+// with none running.
+func (a *Agent) reownDataDir(userID, dir string, fi fs.FileInfo, uid, gid int) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || int(st.Uid) == uid || st.Uid == 0 {
+		return nil
+	}
+	res, err := reownTree(dir, int(st.Uid), uid, gid)
+	if err != nil {
+		return fmt.Errorf("hand the data dir of user %q from uid %d to %d: %w", userID, st.Uid, uid, err)
+	}
+	a.log.Info("data dir handed to the user's uid", "user", userID, "oldUid", st.Uid, "uid", uid, "entries", res.Changed, "left", len(res.Left))
+	for i, l := range res.Left {
+		if i == 20 {
+			a.log.Warn("data dir: more entries left to their owner", "user", userID, "count", len(res.Left)-i)
+			break
+		}
+		a.log.Warn("data dir: entry left to its owner", "user", userID, "entry", l)
+	}
+	return nil
 }
 
 // checkDataDir checks a user's data dir before an ensure with e changes

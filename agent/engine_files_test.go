@@ -60,7 +60,7 @@ func TestEngineMountsAndSeedFiles(t *testing.T) {
 	sort.Strings(mounts)
 	assert.DeepEqual(t, mounts, []string{filepath.Join(dir, ".openclaw") + "=/home/node/.openclaw", filepath.Join(dir, "workspace") + "=/home/node/workspace"})
 
-	// The instance (uid 1000) edits a seed file and writes its own file
+	// The instance (its own uid) edits a seed file and writes its own file
 	// in a sub-dir the agent made.
 	assert.Equal(t, httpDo(t, "POST", first.URL+"/write?path=/home/node/workspace/MEMORY.md", "remembered by the assistant"), "written\n")
 	assert.Equal(t, httpDo(t, "POST", first.URL+"/write?path=/home/node/workspace/memory/2026-12-06.md", "day two"), "written\n")

@@ -225,7 +225,8 @@ func TestEngineDataDirModeReasserted(t *testing.T) {
 	fi, err := os.Stat(dir)
 	assert.NilError(t, err)
 	assert.Equal(t, fi.Mode().Perm(), os.FileMode(0o700))
-	assert.Equal(t, fi.Sys().(*syscall.Stat_t).Uid, uint32(1000))
+	uid, _ := e.reg.UID("modes")
+	assert.Equal(t, fi.Sys().(*syscall.Stat_t).Uid, uint32(uid))
 	assert.Equal(t, httpDo(t, "POST", in.URL+"/files/after-chmod", "x"), "written\n")
 	// The default log bound, as the engine has it.
 	assert.Equal(t, strings.TrimSpace(testenv.Docker(t, "inspect", "--format", "{{json .HostConfig.LogConfig}}", in.ContainerID)),

@@ -100,6 +100,10 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 	nowMs := a.now().UnixMilli()
 	rec, hasRec := a.reg.Get(userID)
 	ls := a.liveOf(userID)
+	// The container user is part of the spec: a user with no uid of its
+	// own yet (one whose instance runs as a fixed user) has another spec,
+	// and gets its uid when its instance is made anew.
+	e.User = a.knownUser(userID)
 
 	if ls.exists() {
 		// An existing instance: its data dir's mode again (one lstat when
@@ -224,11 +228,18 @@ func (a *Agent) create(ctx context.Context, userID string, e effectiveSpec, outc
 		return Instance{}, err
 	}
 	e.ImageID = id
-	hash := a.hash.current(e)
 	if err := a.ensureNetwork(ctx); err != nil {
 		return Instance{}, err
 	}
-	dir, err := a.prepareDataDir(userID, e)
+	// The user's uid (reserved now for a user with none), which owns the
+	// data dir and which the container runs as.
+	uid, gid, err := a.tenantUser(userID)
+	if err != nil {
+		return Instance{}, err
+	}
+	e.User = a.knownUser(userID)
+	hash := a.hash.current(e)
+	dir, err := a.prepareDataDir(userID, e, uid, gid)
 	if err != nil {
 		return Instance{}, err
 	}
@@ -272,6 +283,7 @@ func (a *Agent) createOnce(ctx context.Context, userID string, e effectiveSpec, 
 		ContainerID:   id,
 		Image:         e.Image,
 		Port:          port,
+		UID:           a.recordUID(userID),
 		ConfigHash:    hash,
 		HashVersion:   hashVersion,
 		State:         StateStopped,

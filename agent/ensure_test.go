@@ -47,7 +47,13 @@ func TestEnsureCreates(t *testing.T) {
 		assert.Assert(t, !strings.Contains(v, "s3cret"), "label %s holds the secret", k)
 	}
 	// The container defaults (packaging/config.toml).
-	assert.Equal(t, created.User, "1000:1000")
+	// A uid of its own (gid the same) from instance.uidRange, in the record.
+	uid, ok := e.reg.UID("alice")
+	assert.Assert(t, ok && uid >= 200000 && uid <= 299999, "uid %d", uid)
+	assert.Equal(t, created.User, fmt.Sprintf("%d:%d", uid, uid))
+	if rec, _ := e.reg.Get("alice"); rec.UID != uid {
+		t.Errorf("record uid %d, want %d", rec.UID, uid)
+	}
 	assert.Assert(t, created.Init)
 	assert.Equal(t, created.Resources.CPUs, 2.0)
 	assert.Equal(t, created.Resources.Memory, fmt.Sprint(2<<30))
@@ -75,11 +81,13 @@ func TestEnsureCreates(t *testing.T) {
 	fi, err := os.Stat(dataDir)
 	assert.NilError(t, err)
 	assert.Equal(t, fi.Mode().Perm(), os.FileMode(0o700))
-	assert.Equal(t, fi.Sys().(*syscall.Stat_t).Uid, uint32(1000))
+	assert.Equal(t, fi.Sys().(*syscall.Stat_t).Uid, uint32(uid))
+	assert.Equal(t, fi.Sys().(*syscall.Stat_t).Gid, uint32(uid))
 	fi, err = os.Stat(filepath.Join(dataDir, "openclaw.json"))
 	assert.NilError(t, err)
 	assert.Equal(t, fi.Mode().Perm(), os.FileMode(0o600))
-	assert.Equal(t, fi.Sys().(*syscall.Stat_t).Gid, uint32(1000))
+	assert.Equal(t, fi.Sys().(*syscall.Stat_t).Uid, uint32(uid))
+	assert.Equal(t, fi.Sys().(*syscall.Stat_t).Gid, uint32(uid))
 	b, err := os.ReadFile(filepath.Join(dataDir, "openclaw.json"))
 	assert.NilError(t, err)
 	assert.Equal(t, string(b), `{"a":1}`)

@@ -101,6 +101,7 @@ func TestHashV1ContainerKeptOnUpgrade(t *testing.T) {
 	// Replace the container with one as the previous agent labelled it.
 	eff, err := e.a.conf().resolve(spec)
 	assert.NilError(t, err)
+	eff.User = e.a.knownUser("cid")
 	v1 := e.a.hash.sum(1, eff)
 	created, ok := e.fake.CreatedSpec(cur.ContainerID)
 	assert.Assert(t, ok)

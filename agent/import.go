@@ -57,7 +57,8 @@ type usersFileEntry struct {
 //     to write: it is walked through an os.Root, no symlink is followed
 //     and none is copied, and devices, fifos, sockets and files with
 //     more than one hard link are skipped (each reported); the copy goes
-//     into a temp dir beside the data dir, owned by instance.user (dirs
+//     into a temp dir beside the data dir, owned by the user's uid (its
+//     own from instance.uidRange, reserved now, or instance.user; dirs
 //     0700, files 0600, or 0700 when the source had an execute bit),
 //     mtimes kept, and is renamed into place only when complete. A user
 //     over the bounds on bytes or entries fails and nothing of it is
@@ -317,7 +318,7 @@ func (a *Agent) importUser(ctx context.Context, req ImportRequest, id string, e 
 	if !hasPort {
 		now := a.now().UnixMilli()
 		rec := registry.Record{UserID: id, ContainerName: containerName(id), Image: ic.Image,
-			State: StateMissing, CreatedAtMs: now, LastUsedAtMs: now}
+			UID: a.recordUID(id), State: StateMissing, CreatedAtMs: now, LastUsedAtMs: now}
 		if port, err = a.ports.claimFor(a.reg, rec, e.Port, lo, hi, usable); err != nil {
 			if copied {
 				// Not imported, so not kept: the next import copies anew.
@@ -443,7 +444,10 @@ func (a *Agent) copyUserData(src, dest, userID string, req ImportRequest) (copyS
 	if req.DryRun {
 		return st, cp.dir(".", 0)
 	}
-	uid, gid, _ := a.conf().Instance.UIDGID()
+	uid, gid, err := a.tenantUser(userID)
+	if err != nil {
+		return st, err
+	}
 	cp.uid, cp.gid = uid, gid
 	a.removeImportTemps(userID)
 	tmp, err := os.MkdirTemp(a.dataDir, importTempPrefix+userID+"-")

@@ -160,7 +160,16 @@ func TestImportPortsAndModes(t *testing.T) {
 	assert.Check(t, got["taken"].Port != 20000)
 	assert.Check(t, got["nope"].Port >= 20001 && got["nope"].Port <= 20099)
 
-	uid, gid, _ := e.cfg.Instance.UIDGID()
+	// Each imported user has a uid of its own, which owns its copy.
+	uids := map[int]string{}
+	for id := range got {
+		u, ok := e.reg.UID(id)
+		assert.Check(t, ok && u >= 200000 && u <= 299999, "%s: uid %d", id, u)
+		assert.Check(t, uids[u] == "", "%s and %s share uid %d", id, uids[u], u)
+		uids[u] = id
+	}
+	uid, _ := e.reg.UID("out")
+	gid := uid
 	for name, mode := range map[string]os.FileMode{"": 0o700 | os.ModeDir, "bin": 0o700 | os.ModeDir, "bin/run": 0o700, "notes.md": 0o600} {
 		fi, err := os.Lstat(filepath.Join(e.cfg.StateDir, "instances", "out", name))
 		assert.NilError(t, err)

@@ -388,7 +388,7 @@ func (a *Agent) adopt(userID string, ls liveState, old registry.Record, hasOld b
 		LastUsedAtMs:  now,
 	}
 	if hasOld {
-		rec.LastUsedAtMs = old.LastUsedAtMs
+		rec.LastUsedAtMs, rec.UID = old.LastUsedAtMs, old.UID
 	}
 	if rec.CreatedAtMs == 0 {
 		rec.CreatedAtMs = now

@@ -28,6 +28,7 @@ func (a *Agent) Reload(next Config) (needRestart, applied []string, err error) {
 	if next.Instance.Network != cur.Instance.Network {
 		a.netDone.Store(false)
 	}
+	a.warnFixedUser(cur, &next)
 	a.cfg.Store(&next)
 	return needRestart, applied, nil
 }

@@ -155,7 +155,7 @@ func (w *world) floorRun(ctx context.Context, name string, i int) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	uid, gid, _ := cfg.Instance.UIDGID()
+	uid, gid := baseline.User(cfg.Instance)
 	if err := os.Chown(dir, uid, gid); err != nil {
 		return err
 	}

@@ -148,6 +148,7 @@ func userOf(p *testenv.AgentProc, c containerInfo) string {
 type snapshot struct {
 	Records map[string]registry.Record
 	Ports   map[string]int
+	UIDs    map[string]int
 }
 
 // readRegistry decodes p's registry.json with the registry package itself,
@@ -156,7 +157,7 @@ type snapshot struct {
 func readRegistry(stateDir string) (snapshot, error) {
 	b, err := os.ReadFile(filepath.Join(stateDir, "registry.json"))
 	if os.IsNotExist(err) {
-		return snapshot{Records: map[string]registry.Record{}, Ports: map[string]int{}}, nil
+		return snapshot{Records: map[string]registry.Record{}, Ports: map[string]int{}, UIDs: map[string]int{}}, nil
 	}
 	if err != nil {
 		return snapshot{}, err
@@ -174,7 +175,7 @@ func readRegistry(stateDir string) (snapshot, error) {
 		return snapshot{}, fmt.Errorf("registry.json does not parse: %w", err)
 	}
 	defer r.Close()
-	s := snapshot{Records: map[string]registry.Record{}, Ports: r.Ports()}
+	s := snapshot{Records: map[string]registry.Record{}, Ports: r.Ports(), UIDs: r.UIDs()}
 	for _, rec := range r.List() {
 		s.Records[rec.UserID] = rec
 	}

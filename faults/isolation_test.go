@@ -110,8 +110,8 @@ func TestTenantIsolation(t *testing.T) {
 
 	t.Run("fork bombs stay within the PIDs limit", func(t *testing.T) {
 		// Enough bombs to pass any limit that several tenants would share
-		// (RLIMIT_NPROC counts a uid's tasks host-wide, and every instance
-		// runs as the same uid): 6 x 100 tasks.
+		// (RLIMIT_NPROC counts a uid's tasks host-wide, and with a fixed
+		// instance.user every instance runs as the same uid): 6 x 100 tasks.
 		var bombers []socketapi.Instance
 		var mu sync.Mutex
 		var wg sync.WaitGroup

@@ -48,7 +48,23 @@ func (s *state) encode(b []byte) []byte {
 	if len(s.portIDs) > 0 {
 		b = append(b, '\n')
 	}
-	return append(b, "}}\n"...)
+	b = append(b, '}')
+	if len(s.uidIDs) > 0 {
+		// Only when some user has one: a file without is read by agents
+		// that predate uids per tenant.
+		b = append(b, `,"uids":{`...)
+		for i, id := range s.uidIDs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '\n', '"')
+			b = append(b, id...)
+			b = append(b, '"', ':')
+			b = strconv.AppendInt(b, int64(s.uids[id]), 10)
+		}
+		b = append(b, '\n', '}')
+	}
+	return append(b, "}\n"...)
 }
 
 // fileAny is any registry file: registry.json (version, records, ports;
@@ -59,6 +75,7 @@ type fileAny struct {
 	Version *int            `json:"version"`
 	Records *[]fileRecord   `json:"records"`
 	Ports   *map[string]int `json:"ports"`
+	UIDs    map[string]int  `json:"uids"`
 	Entries json.RawMessage `json:"entries"`
 }
 
@@ -117,7 +134,7 @@ func decode(data []byte) (s *state, legacy bool, err error) {
 		s, err := decodeV1(&f)
 		return s, false, err
 	case f.Entries != nil:
-		if f.Records != nil || f.Ports != nil {
+		if f.Records != nil || f.Ports != nil || f.UIDs != nil {
 			return nil, false, errors.New(`"records" or "ports" without a "version" field`)
 		}
 		s, err := decodeLegacy(data, f.Entries)
@@ -151,10 +168,26 @@ func decodeV1(f *fileAny) (*state, error) {
 		s.portIDs = append(s.portIDs, id)
 	}
 	slices.Sort(s.portIDs)
+	for id, uid := range f.UIDs {
+		if !validUserID(id) {
+			return nil, fmt.Errorf("uids: invalid user id %q", id)
+		}
+		if uid < 1 || uid > MaxUID {
+			return nil, fmt.Errorf("uids: user %q: uid %d out of range", id, uid)
+		}
+		if other, ok := s.byUID[uid]; ok {
+			a, b := min(id, other), max(id, other)
+			return nil, fmt.Errorf("uids: uid %d is reserved by both %q and %q", uid, a, b)
+		}
+		s.uids[id] = uid
+		s.byUID[uid] = id
+		s.uidIDs = append(s.uidIDs, id)
+	}
+	slices.Sort(s.uidIDs)
 	for i, fr := range *f.Records {
 		rec := Record{
 			UserID: fr.UserID, ContainerName: fr.ContainerName, ContainerID: fr.ContainerID,
-			Image: fr.Image, Port: fr.Port, ConfigHash: fr.ConfigHash, HashVersion: fr.HashVersion,
+			Image: fr.Image, Port: fr.Port, UID: fr.UID, ConfigHash: fr.ConfigHash, HashVersion: fr.HashVersion,
 			DesiredHash: fr.DesiredHash, Renew: fr.Renew, State: fr.State, Labels: fr.Labels,
 			CreatedAtMs: fr.CreatedAtMs, LastUsedAtMs: fr.LastUsedAtMs,
 		}
@@ -167,6 +200,11 @@ func decodeV1(f *fileAny) (*state, error) {
 		if rec.Port != 0 {
 			if p, ok := s.ports[rec.UserID]; !ok || p != rec.Port {
 				return nil, fmt.Errorf("records[%d]: user %q has port %d, but its reservation is %s", i, rec.UserID, rec.Port, portText(p, ok))
+			}
+		}
+		if rec.UID != 0 {
+			if u, ok := s.uids[rec.UserID]; !ok || u != rec.UID {
+				return nil, fmt.Errorf("records[%d]: user %q has uid %d, but its reservation is %s", i, rec.UserID, rec.UID, portText(u, ok))
 			}
 		}
 		e := newEntry(rec)

@@ -24,7 +24,7 @@
 // in memory and the flusher retries every FlushInterval; a crash then also
 // loses the touches made since the failures began.
 //
-// Reads (Get, List, Port, Ports) load an immutable snapshot and never wait
+// Reads (Get, List, Port, Ports, UID, UIDs) load an immutable snapshot and never wait
 // for a write in progress.
 //
 // # The state dir
@@ -42,11 +42,14 @@
 //	{"userId":"alice","containerName":"zaki-user-alice",...,"lastUsedAtMs":1700000000000}
 //	],"ports":{
 //	"alice":18790
+//	},"uids":{
+//	"alice":200000
 //	}}
 //
 // One record per line, sorted by user ID; ports maps each user ID to its
-// host port. Record fields: userId, containerName, containerId, image,
-// port, configHash, hashVersion, desiredHash, renew, state, labels,
+// host port, uids (written only when some user has one) to its uid.
+// Record fields: userId, containerName, containerId, image,
+// port, uid (when not 0), configHash, hashVersion, desiredHash, renew, state, labels,
 // createdAtMs, lastUsedAtMs. A file with a newer version, an unknown field, a record
 // whose port is not its user's reservation, or a port reserved twice is
 // refused.
@@ -72,4 +75,11 @@
 // with ErrPortConflict. Only MovePort changes it: when another process on
 // the host holds the port, the user moves to a new one and the old one is
 // nobody's.
+//
+// # Uids
+//
+// A user's uid (ReserveUID, or a Put adopting a record's UID) is kept for
+// life in the same way, and never moves: the user's data on disk is owned
+// by it. A record's UID is 0 (the container runs as a fixed user) or its
+// user's reservation; anything else fails with ErrUIDConflict.
 package registry

@@ -17,6 +17,12 @@ var (
 	// ErrNoFreePort (errdefs.ErrResourceExhausted): every port of the
 	// requested range is reserved.
 	ErrNoFreePort = errdefs.Errorf(errdefs.ErrResourceExhausted, "no free port")
+	// ErrUIDConflict (errdefs.ErrConflict): a uid that belongs to another
+	// user, or a record whose uid is not the one its user has reserved.
+	ErrUIDConflict = errdefs.Errorf(errdefs.ErrConflict, "uid conflict")
+	// ErrNoFreeUID (errdefs.ErrResourceExhausted): every uid of the
+	// requested range is reserved or refused.
+	ErrNoFreeUID = errdefs.Errorf(errdefs.ErrResourceExhausted, "no free uid")
 	// ErrLocked (errdefs.ErrConflict): another process (or another
 	// Registry) holds the state dir.
 	ErrLocked = errdefs.Errorf(errdefs.ErrConflict, "state dir in use")

@@ -17,6 +17,10 @@ type Record struct {
 	// Port is the host port, which must be the user's reservation (see
 	// ReservePort); 0 when the record has none.
 	Port int
+	// UID is the uid (and gid) the container runs as, which must be the
+	// user's reservation (see ReserveUID); 0 when the container runs as
+	// the fixed instance.user (or was made before uids per tenant).
+	UID int
 	// ConfigHash is the hash of the spec the existing container was created
 	// with, HashVersion the version of the canonical encoding that produced
 	// it (0: imported from the legacy registry, encoding unknown).
@@ -75,6 +79,9 @@ func (rec *Record) validate() error {
 	if rec.Port < 0 || rec.Port > 65535 {
 		return errdefs.Errorf(ErrInvalid, "record %q: port %d out of range", rec.UserID, rec.Port)
 	}
+	if rec.UID < 0 || rec.UID > MaxUID {
+		return errdefs.Errorf(ErrInvalid, "record %q: uid %d out of range", rec.UserID, rec.UID)
+	}
 	if rec.HashVersion < 0 {
 		return errdefs.Errorf(ErrInvalid, "record %q: negative hash version %d", rec.UserID, rec.HashVersion)
 	}
@@ -102,6 +109,7 @@ type fileRecord struct {
 	ContainerID   string            `json:"containerId,omitempty"`
 	Image         string            `json:"image"`
 	Port          int               `json:"port"`
+	UID           int               `json:"uid,omitempty"`
 	ConfigHash    string            `json:"configHash,omitempty"`
 	HashVersion   int               `json:"hashVersion"`
 	DesiredHash   string            `json:"desiredHash,omitempty"`
@@ -124,7 +132,7 @@ func newEntry(rec Record) *entry {
 	rec.Labels = cloneLabels(rec.Labels)
 	b, err := json.Marshal(fileRecord{
 		UserID: rec.UserID, ContainerName: rec.ContainerName, ContainerID: rec.ContainerID,
-		Image: rec.Image, Port: rec.Port, ConfigHash: rec.ConfigHash, HashVersion: rec.HashVersion,
+		Image: rec.Image, Port: rec.Port, UID: rec.UID, ConfigHash: rec.ConfigHash, HashVersion: rec.HashVersion,
 		DesiredHash: rec.DesiredHash, Renew: rec.Renew, State: rec.State, Labels: rec.Labels, CreatedAtMs: rec.CreatedAtMs,
 	})
 	if err != nil {

@@ -259,6 +259,9 @@ func (r *Registry) Put(recs ...Record) error {
 		if err := st.claim(rec.UserID, rec.Port); err != nil {
 			return err
 		}
+		if err := st.claimUID(rec.UserID, rec.UID); err != nil {
+			return err
+		}
 		e := newEntry(rec)
 		old := cur.recs[rec.UserID]
 		if old != nil && bytes.Equal(old.prefix, e.prefix) {

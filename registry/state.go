@@ -15,10 +15,14 @@ type state struct {
 	ports   map[string]int
 	portIDs []string // keys of ports, sorted
 	byPort  map[int]string
+	uids    map[string]int // each user's uid, for life (see ReserveUID)
+	uidIDs  []string       // keys of uids, sorted
+	byUID   map[int]string
 }
 
 func emptyState() *state {
-	return &state{recs: map[string]*entry{}, ports: map[string]int{}, byPort: map[int]string{}}
+	return &state{recs: map[string]*entry{}, ports: map[string]int{}, byPort: map[int]string{},
+		uids: map[string]int{}, byUID: map[int]string{}}
 }
 
 func byUserID(a, b *entry) int { return cmp.Compare(a.rec.UserID, b.rec.UserID) }
@@ -29,6 +33,7 @@ type stage struct {
 	cur, next *state
 	changedID map[string]bool // records put or deleted
 	portsCopy bool
+	uidsCopy  bool
 }
 
 func newStage(cur *state) *stage {
@@ -49,6 +54,15 @@ func (st *stage) copyPorts() {
 		st.next.byPort = maps.Clone(st.cur.byPort)
 		st.next.portIDs = slices.Clone(st.cur.portIDs)
 		st.portsCopy = true
+	}
+}
+
+func (st *stage) copyUIDs() {
+	if !st.uidsCopy {
+		st.next.uids = maps.Clone(st.cur.uids)
+		st.next.byUID = maps.Clone(st.cur.byUID)
+		st.next.uidIDs = slices.Clone(st.cur.uidIDs)
+		st.uidsCopy = true
 	}
 }
 
@@ -76,8 +90,18 @@ func (st *stage) reserve(id string, port int) {
 	st.next.portIDs = slices.Insert(st.next.portIDs, i, id)
 }
 
+// reserveUID records uid as id's; the caller has checked that both are
+// free.
+func (st *stage) reserveUID(id string, uid int) {
+	st.copyUIDs()
+	st.next.uids[id] = uid
+	st.next.byUID[uid] = id
+	i, _ := slices.BinarySearch(st.next.uidIDs, id)
+	st.next.uidIDs = slices.Insert(st.next.uidIDs, i, id)
+}
+
 // changed reports whether the stage differs from the current state.
-func (st *stage) changed() bool { return st.changedID != nil || st.portsCopy }
+func (st *stage) changed() bool { return st.changedID != nil || st.portsCopy || st.uidsCopy }
 
 // done finishes the sorted list and returns the next state.
 func (st *stage) done() *state {

@@ -54,7 +54,9 @@ func TestEngineExec(t *testing.T) {
 		assert.Check(t, is.Equal(res.ExitCode, 3))
 		res, err = run(0, "id")
 		assert.NilError(t, err)
-		assert.Check(t, is.Equal(res.Stdout, "1000:1000\n"), "runs as the instance's user")
+		uid, ok := en.Registry.UID(u)
+		assert.Check(t, ok, "the user has a uid of its own")
+		assert.Check(t, is.Equal(res.Stdout, fmt.Sprintf("%d:%d\n", uid, uid)), "runs as the instance's user")
 	})
 
 	t.Run("output cap", func(t *testing.T) {

@@ -165,9 +165,6 @@ func TestEngineImport(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	c := en.Client
-	cfg := en.Agent.Config()
-	uid, gid, err := cfg.Instance.UIDGID()
-	assert.NilError(t, err)
 
 	// Names the sweep script knows: zaki-user-imp<x>-<pid>-<nanos>.
 	running, stopped, moved := testenv.UniqueName("impa"), testenv.UniqueName("impb"), testenv.UniqueName("impc")
@@ -241,7 +238,10 @@ func TestEngineImport(t *testing.T) {
 			assert.Check(t, is.Contains(sk, want))
 		}
 		// The data, equal; nothing hostile came over; owned by the
-		// instance's user.
+		// instance's user: a uid of the user's own.
+		uid, ok := en.Registry.UID(running)
+		assert.Check(t, ok, "the imported user has a uid of its own")
+		gid := uid
 		for _, name := range []string{".openclaw/openclaw.json", "workspace/SOUL.md", "workspace/MEMORY.md", "workspace/memory/2026-12-01.md"} {
 			want, err := os.ReadFile(filepath.Join(dir, name))
 			assert.NilError(t, err)

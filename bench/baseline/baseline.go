@@ -288,10 +288,7 @@ func (e *Engine) write(f *registryFile) error {
 // dataDir makes instances/<userId> for the container user and writes the
 // spec's files into it (plain writes).
 func (e *Engine) dataDir(userID string, files map[string]string) (string, error) {
-	uid, gid, err := e.cfg.Agent.Instance.UIDGID()
-	if err != nil {
-		return "", err
-	}
+	uid, gid := User(e.cfg.Agent.Instance)
 	dir := filepath.Join(e.cfg.Dir, "instances", userID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("data dir: %w", err)
@@ -353,6 +350,18 @@ func Labels(prefix, userID, hash string, port int, createdAtMs int64) map[string
 	}
 }
 
+// User is the uid:gid the baseline's (and the floor's) containers run
+// as: the config's fixed instance.user, else 1000:1000, the platform's
+// own. (The agent gives each tenant a uid of its own, reserved once per
+// user: nothing per call.)
+func User(in agent.InstanceConfig) (uid, gid int) {
+	if in.User == "" {
+		return 1000, 1000
+	}
+	uid, gid, _ = in.UIDGID()
+	return uid, gid
+}
+
 // RunArgs is the argv of `docker run -d` for one instance, with the flags
 // the agent's docker runtime gives `docker create` for the same config
 // (the defaults of packaging/config.toml), minus the env file and the image.
@@ -362,9 +371,8 @@ func RunArgs(cfg agent.Config, name string, port int, dataDir string, labels map
 	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		a = append(a, "--label="+k+"="+labels[k])
 	}
-	if in.User != "" {
-		a = append(a, "--user="+in.User)
-	}
+	uid, gid := User(in)
+	a = append(a, fmt.Sprintf("--user=%d:%d", uid, gid))
 	if in.Init {
 		a = append(a, "--init")
 	}

@@ -24,8 +24,8 @@ import (
 
 // agentUser is the uid:gid the agent test's instances run as. RLIMIT_NPROC
 // (the default ulimit nproc=512:1024) counts every thread of that uid on
-// the host, not per container: other tests' containers run as the
-// default 1000, and a few dozen of them exhaust it for everyone. The
+// the host, not per container: other tests' containers may run as a
+// fixed 1000, and a few dozen of them exhaust it for everyone. The
 // ulimits themselves are the agent's defaults, unchanged.
 const agentUser = "20781:20781"
 
