@@ -265,7 +265,7 @@ export interface paths {
         put?: never;
         /**
          * Bring the Zaki platform's existing users over
-         * @description Reads the router's users file (usersFile, default /var/zaki-platform/router/users.json: a JSON object, user ID to {"port", ...}) and data dirs (usersDir, default /var/zaki-platform/users, each user's at user-<id>/), and for each user (or only those of users): skips an invalid user ID; stops the unlabelled container zaki-user-<id> when it runs (the copy is of data at rest; it is started again should the user's import fail); copies the data dir into the agent's (never overwriting one that exists; the source is only read, walked without following symlinks; symlinks, devices, fifos, sockets and files with more than one hard link are skipped and listed; a user over maxBytes or maxFiles fails with nothing of it kept; the copy is owned by instance.user); keeps the user's port when no other user has it, it is not in instance.reservedPorts and nothing but the user's old container holds it (even outside instance.portRange), else takes the lowest free one of the range; then, only after the copy succeeded, removes the unlabelled container zaki-user-<id> and, when it was running, ensures the user's instance with the config's defaults. A user imported before is reported "exists": a second import changes nothing. dryRun reports what would be done and changes nothing. A user that fails is reported (action "failed") and the others go on.
+         * @description Reads the router's users file (usersFile, default /var/zaki-platform/router/users.json: a JSON object, user ID to {"port", ...}) and data dirs (usersDir, default /var/zaki-platform/users, each user's at user-<id>/), and for each user (or only those of users): skips an invalid user ID; stops the unlabelled container zaki-user-<id> when it runs (the copy is of data at rest; it is started again should the user's import fail); copies the data dir into the agent's (never overwriting one that exists; the source is only read, walked without following symlinks; symlinks, devices, fifos, sockets and files with more than one hard link are skipped and listed; a user over maxBytes or maxFiles fails with nothing of it kept; the copy is owned by the user's own uid from instance.uidRange, reserved then, or by instance.user when one is set); keeps the user's port when no other user has it, it is not in instance.reservedPorts and nothing but the user's old container holds it (even outside instance.portRange), else takes the lowest free one of the range; then, only after the copy succeeded, removes the unlabelled container zaki-user-<id> and, when it was running, ensures the user's instance with the config's defaults. A user imported before is reported "exists": a second import changes nothing. dryRun reports what would be done and changes nothing. A user that fails is reported (action "failed") and the others go on.
          */
         post: operations["import"];
         delete?: never;
@@ -291,30 +291,41 @@ export interface components {
         /** @description What a caller asks for; every field optional (defaults and ceilings come from the config). */
         InstanceSpec: {
             /**
-             * @description an image matching the config's allowedImages
+             * @description an image matching the config's allowedImages (empty: the config's image)
              * @example alpine/openclaw:latest
              */
             image?: string;
             /** @description environment variables (secret: never logged, never on a command line, never on disk: the engine gets them in an in-memory file). At most 256 variables, 256 KiB in all; a value holds no NUL or line break, and NAME=value is at most 65535 bytes (the engine clients' env-file line): else 400 invalid_argument naming the variable, never echoing its value */
-            env?: components["schemas"]["StringMap"];
+            env?: {
+                [key: string]: string;
+            };
             /** @description managed files, keyed by path relative to the user's data dir, sub-dirs included ("workspace/memory/2026-12-05.md"; no leading /, no . or .. elements, at most 8 levels; with instance.mounts set, inside a mounted sub-dir): written (mode 0600, atomically) at every create and recreate, never on a plain start; part of the config hash. At most 64 files with seedFiles, 256 KiB each, 4 MiB in all. A path through a symlink or a file in the data dir is refused (409) before anything is written */
-            files?: components["schemas"]["StringMap"];
+            files?: {
+                [key: string]: string;
+            };
             /**
              * @description files written only where no file is yet, never overwritten (the instance may edit them: they survive stops, starts and recreates), not part of the config hash; paths and limits as files, and a path may not be in both
              * @example {
              *       "workspace/MEMORY.md": "# Memory\n"
              *     }
              */
-            seedFiles?: components["schemas"]["StringMap"];
+            seedFiles?: {
+                [key: string]: string;
+            };
             resources?: components["schemas"]["Resources"];
-            /** @description extra container labels (not under the agent's prefix) */
-            labels?: components["schemas"]["StringMap"];
+            /** @description extra container labels (not under the agent's prefix); at most 32, a value at most 256 bytes */
+            labels?: {
+                [key: string]: string;
+            };
         };
         /** @description Limits a caller may lower, never raise past the configured ceilings. */
         Resources: {
             /** @example 1.5 */
             cpus?: number;
-            /** @example 1g */
+            /**
+             * @description empty: the default; else a size: a number with an optional unit k, m, g, t or p (powers of 1024, either case) and an optional b or ib ("512m", "2g", "1.5GiB"); at least 6m, at most the configured ceiling
+             * @example 1g
+             */
             memory?: string;
             /**
              * Format: int64
@@ -556,6 +567,17 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /** @description method_not_allowed: the path does not serve this method; Allow lists those it serves (HEAD wherever GET is). */
+        MethodNotAllowed: {
+            headers: {
+                /** @description the methods the path serves, e.g. "DELETE, GET, HEAD, PUT" */
+                Allow: string;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description not_found: no such instance (or its container is missing), or no such path. */
         NotFound: {
             headers: {
@@ -686,6 +708,7 @@ export interface operations {
             };
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
+            405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["Internal"];
             /** @description The runtime or its engine is unreachable; the document says why (runtime.error). */
             503: {
@@ -721,6 +744,7 @@ export interface operations {
             };
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
+            405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["Internal"];
         };
     };
@@ -748,6 +772,7 @@ export interface operations {
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["Internal"];
         };
     };
@@ -792,6 +817,7 @@ export interface operations {
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["Internal"];
@@ -825,6 +851,7 @@ export interface operations {
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["Internal"];
             503: components["responses"]["RuntimeUnavailable"];
             504: components["responses"]["Timeout"];
@@ -854,6 +881,7 @@ export interface operations {
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["Internal"];
         };
     };
@@ -881,6 +909,7 @@ export interface operations {
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["Internal"];
             503: components["responses"]["RuntimeUnavailable"];
             504: components["responses"]["Timeout"];
@@ -910,6 +939,7 @@ export interface operations {
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["Internal"];
             502: components["responses"]["InstanceFailed"];
             503: components["responses"]["RuntimeUnavailable"];
@@ -945,6 +975,7 @@ export interface operations {
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["RuntimeUnavailable"];
@@ -979,6 +1010,7 @@ export interface operations {
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            405: components["responses"]["MethodNotAllowed"];
             409: components["responses"]["NotRunning"];
             413: components["responses"]["TooLarge"];
             429: components["responses"]["TooManyRequests"];
@@ -1011,6 +1043,7 @@ export interface operations {
             };
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
+            405: components["responses"]["MethodNotAllowed"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["Internal"];
             503: components["responses"]["RuntimeUnavailable"];
@@ -1042,6 +1075,7 @@ export interface operations {
             };
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
+            405: components["responses"]["MethodNotAllowed"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["Internal"];
             502: components["responses"]["PullFailed"];
@@ -1069,6 +1103,7 @@ export interface operations {
             };
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
+            405: components["responses"]["MethodNotAllowed"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
         };
@@ -1093,6 +1128,7 @@ export interface operations {
             };
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
+            405: components["responses"]["MethodNotAllowed"];
         };
     };
     metrics: {
@@ -1115,6 +1151,7 @@ export interface operations {
             };
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
+            405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["Internal"];
         };
     };
@@ -1142,6 +1179,7 @@ export interface operations {
             };
             400: components["responses"]["InvalidArgument"];
             403: components["responses"]["Forbidden"];
+            405: components["responses"]["MethodNotAllowed"];
             413: components["responses"]["TooLarge"];
             500: components["responses"]["Internal"];
             503: components["responses"]["RuntimeUnavailable"];
