@@ -68,6 +68,11 @@ type Agent struct {
 	probe func(ctx context.Context, addr string) error
 	// portInUse tells whether another process holds a host port.
 	portInUse func(addr string, port int) bool
+	// freeSpace tells the free space of a file system (a field so that
+	// unit tests can stand in for a full disk); usage is the last
+	// measurement of each user's data (disk.go).
+	freeSpace func(path string) (uint64, error)
+	usage     diskUsage
 
 	locks  userLocks
 	ports  portHolds
@@ -130,6 +135,7 @@ func New(cfg Config, rt runtime.Runtime, reg *registry.Registry, opts Options) (
 		ready:    make(chan struct{}),
 		probe:    probe,
 	}
+	a.freeSpace = freeSpace
 	a.portInUse = opts.PortInUse
 	if a.portInUse == nil {
 		a.portInUse = portInUse
@@ -197,7 +203,9 @@ func (a *Agent) instance(rec registry.Record) Instance {
 	a.mu.RLock()
 	ls, ok := a.live[rec.UserID]
 	a.mu.RUnlock()
-	return instanceOf(rec, ls, ok, a.urlCache(), a.images.idsView())
+	in := instanceOf(rec, ls, ok, a.urlCache(), a.images.idsView())
+	in.DataBytes = a.usage.bytes(rec.UserID)
+	return in
 }
 
 // instanceOf is the Instance of rec, whose live state is ls (ok is false
@@ -281,6 +289,7 @@ func (a *Agent) EachInstance(state string, fn func(*Instance)) error {
 	a.reg.Each(func(rec registry.Record) bool {
 		ls, ok := a.live[rec.UserID]
 		in = instanceOf(rec, ls, ok, urls, ids)
+		in.DataBytes = a.usage.bytes(rec.UserID)
 		if state == "" || in.State == state {
 			fn(&in)
 		}
