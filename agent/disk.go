@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/zaki-platform/zaki-agent/internal/errdefs"
+	"github.com/zaki-platform/zaki-agent/registry"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
@@ -137,33 +138,54 @@ func (c *Config) minFree() int64 {
 	return n
 }
 
-// diskLoop measures the users' data dirs soon after start, then every
-// prune interval. It is not watched by the liveness check: a walk of a
-// large tree may take longer than its bound, and nothing else waits on it.
+// diskLoop measures the data dirs of the users the registry held at start
+// once the agent is ready (so that the quota holds across restarts), then
+// every user's every prune interval; a user made since start is measured
+// at the first interval. It is not watched by the liveness check: a walk
+// of a large tree may take longer than its bound, and nothing else waits
+// on it.
 func (a *Agent) diskLoop(ctx context.Context) {
+	known := a.reg.List()
 	select {
 	case <-a.ready:
 	case <-ctx.Done():
 		return
 	}
-	for {
+	a.measureUsers(ctx, known)
+	for sleepCtx(ctx, minutes(a.conf().Prune.IntervalMinutes)) {
 		a.measureAll(ctx)
-		if !sleepCtx(ctx, minutes(a.conf().Prune.IntervalMinutes)) {
-			return
-		}
 	}
 }
 
-// measureAll measures the data dir of every user with a record (a stopped
-// one only when it has not been measured since it ran), at most
-// measureWorkers at once, and stops the running instances over the quota.
+// measureAll measures the data dir of every user with a record (see
+// measureUsers), and forgets the users removed since.
 func (a *Agent) measureAll(ctx context.Context) {
 	recs := a.reg.List()
+	a.measureUsers(ctx, recs)
 	users := make(map[string]bool, len(recs))
+	for _, rec := range recs {
+		users[rec.UserID] = true
+	}
+	// Forget the users removed since (pruned, say), except those over
+	// the quota: their data is still there, and an ensure that makes
+	// their instance again is refused as before.
+	a.usage.m.Range(func(k, v any) bool {
+		if id := k.(string); !users[id] && !v.(dataUsage).Over {
+			if _, ok := a.reg.Get(id); !ok {
+				a.usage.drop(id)
+			}
+		}
+		return true
+	})
+}
+
+// measureUsers measures the data dirs of recs' users (a stopped one only
+// when it has not been measured since it ran), at most measureWorkers at
+// once, and stops the running instances over the quota.
+func (a *Agent) measureUsers(ctx context.Context, recs []registry.Record) {
 	sem := make(chan struct{}, measureWorkers)
 	var wg sync.WaitGroup
 	for _, rec := range recs {
-		users[rec.UserID] = true
 		running := a.liveOf(rec.UserID).running()
 		if u, ok := a.usage.get(rec.UserID); ok && !running && !u.Running {
 			continue
@@ -195,17 +217,6 @@ func (a *Agent) measureAll(ctx context.Context) {
 		}(rec.UserID)
 	}
 	wg.Wait()
-	// Forget the users removed since (pruned, say), except those over
-	// the quota: their data is still there, and an ensure that makes
-	// their instance again is refused as before.
-	a.usage.m.Range(func(k, v any) bool {
-		if id := k.(string); !users[id] && !v.(dataUsage).Over {
-			if _, ok := a.reg.Get(id); !ok {
-				a.usage.drop(id)
-			}
-		}
-		return true
-	})
 }
 
 // measureUser measures userID's data dir now and records the result.

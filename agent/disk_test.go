@@ -340,3 +340,16 @@ func scrape(t *testing.T, a *Agent) string {
 	promhttp.HandlerFor(a.metrics.Gatherer(), promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	return rec.Body.String()
 }
+
+// The users the registry holds at start are measured once the agent is
+// ready: a restart does not lift the quota for a prune interval.
+func TestDataQuotaAfterRestart(t *testing.T) {
+	e := newFakeEnv(t, func(c *Config) { c.Instance.DataQuota = "1m" })
+	e.ensure("quota-dave", InstanceSpec{})
+	writeBytes(t, filepath.Join(e.userDir("quota-dave"), "big"), 2<<20)
+	e.restart()
+	e.waitState("quota-dave", StateStopped)
+	in, err := e.a.Get(context.Background(), "quota-dave")
+	assert.NilError(t, err)
+	assert.Check(t, in.DataBytes > 2<<20, "dataBytes %d", in.DataBytes)
+}
