@@ -39,7 +39,7 @@ const maxWalkDepth = 256
 // dataUsage is one measurement of a user's data dir.
 type dataUsage struct {
 	Bytes int64 // allocated blocks (st_blocks*512), each hard-linked inode once
-	AtMs  int64 // when it was taken
+	AtMs  int64 // when it was begun
 	// Running says the container ran when it was taken: a stopped
 	// instance measured since it stopped is not measured again (nothing
 	// writes in its dir) until it runs.
@@ -50,7 +50,8 @@ type dataUsage struct {
 	Over bool
 }
 
-// diskUsage holds the last measurement of each user with a record.
+// diskUsage holds the last measurement of each user with a record, and of
+// each user without one (removed without purge) found over the quota.
 type diskUsage struct {
 	m    sync.Map // userID -> dataUsage
 	over atomic.Int64
@@ -70,13 +71,27 @@ func (d *diskUsage) bytes(userID string) int64 {
 	return u.Bytes
 }
 
+// put records u unless a measurement begun later is recorded already
+// (the background walk and an ensure's may overlap).
 func (d *diskUsage) put(userID string, u dataUsage) {
-	prev, loaded := d.m.Swap(userID, u)
-	if loaded && prev.(dataUsage).Over {
-		d.over.Add(-1)
-	}
-	if u.Over {
-		d.over.Add(1)
+	for {
+		prev, loaded := d.m.Load(userID)
+		if !loaded {
+			if _, loaded = d.m.LoadOrStore(userID, u); loaded {
+				continue
+			}
+		} else if prev.(dataUsage).AtMs > u.AtMs {
+			return
+		} else if !d.m.CompareAndSwap(userID, prev, u) {
+			continue
+		}
+		if loaded && prev.(dataUsage).Over {
+			d.over.Add(-1)
+		}
+		if u.Over {
+			d.over.Add(1)
+		}
+		return
 	}
 }
 
@@ -222,6 +237,7 @@ func (a *Agent) measureUsers(ctx context.Context, recs []registry.Record) {
 // measureUser measures userID's data dir now and records the result.
 func (a *Agent) measureUser(ctx context.Context, userID string) (dataUsage, error) {
 	running := a.liveOf(userID).running()
+	begun := a.now().UnixMilli()
 	n, complete, err := dirUsage(ctx, filepath.Join(a.dataDir, userID))
 	if err != nil {
 		return dataUsage{}, err
@@ -231,7 +247,7 @@ func (a *Agent) measureUser(ctx context.Context, userID string) (dataUsage, erro
 			"user", userID, "maxDepth", maxWalkDepth)
 	}
 	q := a.conf().dataQuota()
-	u := dataUsage{Bytes: n, AtMs: a.now().UnixMilli(), Running: running, Over: q > 0 && n > q}
+	u := dataUsage{Bytes: n, AtMs: begun, Running: running, Over: q > 0 && n > q}
 	a.usage.put(userID, u)
 	return u, nil
 }

@@ -353,3 +353,22 @@ func TestDataQuotaAfterRestart(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, in.DataBytes > 2<<20, "dataBytes %d", in.DataBytes)
 }
+
+// A measurement begun before the one recorded is dropped (an ensure's and
+// the loop's may overlap); the count of users over the quota follows.
+func TestDiskUsagePut(t *testing.T) {
+	var d diskUsage
+	d.put("u", dataUsage{Bytes: 10, AtMs: 2, Over: true})
+	assert.Check(t, d.isOver("u"))
+	d.put("u", dataUsage{Bytes: 1, AtMs: 1})
+	assert.Check(t, d.isOver("u"), "an older measurement replaced a newer one")
+	d.put("u", dataUsage{Bytes: 1, AtMs: 3})
+	assert.Check(t, !d.isOver("u"))
+	d.put("v", dataUsage{Bytes: 5, AtMs: 1, Over: true})
+	bytes, over := d.totals()
+	assert.Check(t, is.Equal(bytes, int64(6)))
+	assert.Check(t, is.Equal(over, int64(1)))
+	d.drop("v")
+	_, over = d.totals()
+	assert.Check(t, is.Equal(over, int64(0)))
+}
