@@ -75,6 +75,11 @@ type Agent struct {
 	portInUse func(addr string, port int) bool
 	// accountsDir is where the host's account files are (see uids.go).
 	accountsDir string
+	// freeSpace tells the free space of a file system (a field so that
+	// unit tests can stand in for a full disk); usage is the last
+	// measurement of each user's data (disk.go).
+	freeSpace func(path string) (uint64, error)
+	usage     diskUsage
 
 	locks  userLocks
 	ports  portHolds
@@ -140,6 +145,7 @@ func New(cfg Config, rt runtime.Runtime, reg *registry.Registry, opts Options) (
 		ready:    make(chan struct{}),
 		probe:    probe,
 	}
+	a.freeSpace = freeSpace
 	a.portInUse = opts.PortInUse
 	if a.portInUse == nil {
 		a.portInUse = portInUse
@@ -221,7 +227,9 @@ func (a *Agent) instance(rec registry.Record) Instance {
 	a.mu.RLock()
 	ls, ok := a.live[rec.UserID]
 	a.mu.RUnlock()
-	return instanceOf(rec, ls, ok || !a.reconciled(), a.urlCache(), a.images.idsView())
+	in := instanceOf(rec, ls, ok || !a.reconciled(), a.urlCache(), a.images.idsView())
+	in.DataBytes = a.usage.bytes(rec.UserID)
+	return in
 }
 
 // instanceOf is the Instance of rec, whose live state is ls (ok is false
@@ -323,6 +331,7 @@ func (a *Agent) EachInstance(state string, fn func(*Instance)) error {
 	a.reg.Each(func(rec registry.Record) bool {
 		ls, ok := a.live[rec.UserID]
 		in = instanceOf(rec, ls, ok || pending, urls, ids)
+		in.DataBytes = a.usage.bytes(rec.UserID)
 		if state == "" || in.State == state {
 			fn(&in)
 		}

@@ -23,6 +23,9 @@ type Config struct {
 	MaxEngineOps int `toml:"maxEngineOps" help:"engine operations in flight at once, across users"`
 	// CallTimeoutSeconds bounds one runtime call (image pulls have their own bounds).
 	CallTimeoutSeconds float64 `toml:"callTimeoutSeconds" help:"bound on one runtime call, in seconds"`
+	// MinFreeSpace is the free space the state dir's file system keeps:
+	// under it, new instances are refused (see disk.go).
+	MinFreeSpace string `toml:"minFreeSpace" help:"new instances are refused while the state dir's file system has less free space than this, e.g. 1g (\"\" or 0 = off)"`
 
 	Instance InstanceConfig `toml:"instance"`
 	Prune    PruneConfig    `toml:"prune"`
@@ -53,6 +56,7 @@ type InstanceConfig struct {
 	LabelPrefix             string   `toml:"labelPrefix" help:"prefix of the labels the agent puts on containers"`
 	LogMaxSize              string   `toml:"logMaxSize" help:"size at which a container's log file is rotated, e.g. 10m (\"\" = the engine's default: unbounded for docker)"`
 	LogMaxFiles             int      `toml:"logMaxFiles" help:"log files kept per container, the live one included (docker; podman keeps one, emptied at logMaxSize)"`
+	DataQuota               string   `toml:"dataQuota" help:"most disk space one user's data dir may use, e.g. 10g; over it the instance is stopped, data kept (\"\" or 0 = off)"`
 
 	Resources ResourcesConfig `toml:"resources"`
 	Security  SecurityConfig  `toml:"security"`
@@ -97,6 +101,7 @@ func DefaultConfig() Config {
 	return Config{
 		MaxEngineOps:       8,
 		CallTimeoutSeconds: 60,
+		MinFreeSpace:       "1g",
 		Instance: InstanceConfig{
 			Image:                   "alpine/openclaw:latest",
 			AllowedImages:           []string{"alpine/openclaw:*"},
@@ -120,6 +125,7 @@ func DefaultConfig() Config {
 			LabelPrefix:             "zaki",
 			LogMaxSize:              "10m",
 			LogMaxFiles:             3,
+			DataQuota:               "10g",
 			Resources: ResourcesConfig{
 				CPUs:      2,
 				Memory:    "2g",
@@ -149,6 +155,7 @@ func DefaultConfig() Config {
 func (c *Config) Validate() error {
 	var p problems
 	c.checkEngineBounds(&p)
+	c.checkDisk(&p)
 	c.Instance.checkPlacement(&p)
 	c.Instance.checkTimings(&p)
 	c.Instance.checkLog(&p)

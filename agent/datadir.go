@@ -305,5 +305,6 @@ func (a *Agent) purgeDataDir(userID string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("purge data of user %q: %w", userID, err)
 	}
+	a.usage.drop(userID)
 	return nil
 }

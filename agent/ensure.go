@@ -42,6 +42,11 @@ type EnsureOptions struct {
 // (imagePuller's cache, kept fresh by the engine's image events): a tag
 // rebuilt or pulled anew is a changed spec.
 //
+// A user whose data was last found over instance.dataQuota is measured
+// again and, while still over, refused (ErrQuotaExceeded; a running
+// instance is stopped); a new user is refused while the state dir's file
+// system has less free space than minFreeSpace (ErrResourceExhausted).
+//
 // Calls for one user are serialised; other users proceed in parallel. A
 // failure after the container was created removes the container but keeps
 // the user's port and data; a start refused because another process holds
@@ -105,6 +110,11 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 	// and gets its uid when its instance is made anew.
 	e.User = a.knownUser(userID)
 
+	// A user whose data was found over its quota is not run (one atomic
+	// load for everyone else).
+	if err := a.checkQuota(ctx, userID); err != nil {
+		return Instance{}, err
+	}
 	if ls.exists() {
 		// An existing instance: its data dir's mode again (one lstat when
 		// it is right; create sets it with the owner).
@@ -181,6 +191,14 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 			return Instance{}, fmt.Errorf("remove the outdated container of user %q: %w", userID, err)
 		}
 		return a.create(ctx, userID, e, OutcomeRecreated, opts)
+	}
+	if !hasRec {
+		// A new instance needs room the host may not have: refused under
+		// the free-space floor (an existing one, even one whose container
+		// is missing, is made again).
+		if err := a.checkFreeSpace(); err != nil {
+			return Instance{}, err
+		}
 	}
 	return a.create(ctx, userID, e, OutcomeCreated, opts)
 }

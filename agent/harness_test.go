@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,6 +47,8 @@ type fakeEnv struct {
 	clock  *clock
 	cancel context.CancelFunc
 	done   chan struct{}
+	// fault, when set, fails the registry's writes (registry.Options.Fault).
+	fault atomic.Pointer[func(file string, step registry.WriteStep) error]
 }
 
 // envConfig is the agent's config and the state dir the daemon would
@@ -95,7 +98,13 @@ func (e *fakeEnv) start() {
 func (e *fakeEnv) startNoWait() {
 	t := e.t
 	t.Helper()
-	reg, err := registry.Open(e.cfg.StateDir, registry.Options{Logger: slog.New(slog.DiscardHandler)})
+	reg, err := registry.Open(e.cfg.StateDir, registry.Options{Logger: slog.New(slog.DiscardHandler),
+		Fault: func(file string, step registry.WriteStep) error {
+			if f := e.fault.Load(); f != nil {
+				return (*f)(file, step)
+			}
+			return nil
+		}})
 	assert.NilError(t, err)
 	e.reg = reg
 	a, err := New(e.cfg.Config, e.fake, reg, Options{StateDir: e.cfg.StateDir, Now: e.clock.Now})

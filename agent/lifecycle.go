@@ -66,6 +66,9 @@ func (a *Agent) Restart(ctx context.Context, userID string) (Instance, error) {
 	if !ls.exists() {
 		return Instance{}, fmt.Errorf("restart instance of user %q: %w", userID, runtime.Errorf(runtime.ErrNotFound, "its container is missing; ensure it instead"))
 	}
+	if err := a.checkQuota(ctx, userID); err != nil {
+		return Instance{}, err
+	}
 	release, err := a.acquire(ctx)
 	if err != nil {
 		return Instance{}, err
@@ -87,6 +90,14 @@ func (a *Agent) Restart(ctx context.Context, userID string) (Instance, error) {
 // Remove removes userID's container and registry entry. The user's data
 // dir is deleted only when purge is set; the user's port stays theirs.
 // With purge, a user without an instance but with data is not an error.
+//
+// With purge the data dir goes before the entry, so that on a full disk
+// the space is freed before the registry is written (which needs some).
+// A crash (or a failed write) between the two leaves the entry without
+// data: the instance shows as missing, a retried purge finishes the job,
+// and an ensure instead makes the instance again on an empty data dir
+// (the files of its spec written anew), its port kept. Purging is what
+// the caller asked, so nothing is lost that was to be kept.
 func (a *Agent) Remove(ctx context.Context, userID string, purge bool) error {
 	if err := validateUserID(userID); err != nil {
 		return err
@@ -114,14 +125,18 @@ func (a *Agent) Remove(ctx context.Context, userID string, purge bool) error {
 		return fmt.Errorf("remove instance of user %q: %w", userID, err)
 	}
 	a.dropLive(userID, "")
-	if hasRec {
-		if err := a.reg.Delete(userID); err != nil {
-			return fmt.Errorf("remove instance of user %q: container removed, entry kept: %w", userID, err)
-		}
-	}
 	if purge {
 		if err := a.purgeDataDir(userID); err != nil {
 			return err
+		}
+	}
+	if hasRec {
+		if err := a.reg.Delete(userID); err != nil {
+			what := "container removed"
+			if purge {
+				what = "container and data removed"
+			}
+			return fmt.Errorf("remove instance of user %q: %s, entry kept: %w", userID, what, err)
 		}
 	}
 	id := rec.ContainerID

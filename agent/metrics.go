@@ -77,6 +77,12 @@ func (m *Metrics) attach(a *Agent) {
 			return float64(c.Missing)
 		}))
 	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "zaki_data_bytes", Help: "Disk space the users' data dirs take, summed over the users measured (instance.dataQuota applies to each).",
+	}, func() float64 { b, _ := a.usage.totals(); return float64(b) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "zaki_instances_over_quota", Help: "Users whose data was over instance.dataQuota when last measured (their instances are stopped).",
+	}, func() float64 { _, n := a.usage.totals(); return float64(n) }))
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "zaki_plugin_restarts_total", Help: "Relaunches of the runtime plugin.",
 	}, func() float64 { return float64(a.restarts()) }))
@@ -124,6 +130,8 @@ func className(err error) string {
 		return "data_loss"
 	case errdefs.ErrInstanceFailed:
 		return "instance_failed"
+	case errdefs.ErrQuotaExceeded:
+		return "quota_exceeded"
 	}
 	return "internal"
 }

@@ -104,14 +104,16 @@ func (a *Agent) liveFromContainer(c runtime.Container) (string, liveState, bool)
 	return userID, ls, ok
 }
 
-// Run runs the agent's loops (runtime events, resyncs, pruning) until ctx
+// Run runs the agent's loops (runtime events, resyncs, pruning, the
+// measurement of the users' data) until ctx
 // ends. Ready is closed after the first successful reconciliation. Running
 // instances are left alone when Run returns.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.bgCancel()
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); a.eventLoop(ctx) }()
+	go func() { defer wg.Done(); a.diskLoop(ctx) }()
 	go func() { defer wg.Done(); a.images.refreshLoop(ctx) }()
 	go func() { defer wg.Done(); a.pruneLoop(ctx) }()
 	wg.Wait()

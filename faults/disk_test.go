@@ -25,7 +25,10 @@ import (
 // TestFullDisk runs the agent on a small tmpfs and fills it: every write
 // fails with an error that says the disk is full, the API never shows what
 // is not on disk, nothing on disk is corrupted or left half-written, the
-// agent stays up, and it recovers once space is freed.
+// agent stays up, and it recovers once space is freed. Meanwhile new
+// instances are refused by the free-space floor (minFreeSpace), the other
+// tenants' instances are read, reused and started, and a purge works: it
+// frees the tenant's data before it writes the registry.
 func TestFullDisk(t *testing.T) {
 	testenv.RequireDocker(t)
 	l := newLedger(t, "full disk under the state dir")
@@ -42,12 +45,21 @@ func TestFullDisk(t *testing.T) {
 			exec.Command("umount", "-l", state).Run()
 		}
 	})
-	p := testenv.StartAgent(t, testenv.AgentOptions{StateDir: state, Args: loadTolerant})
+	// A floor of half the file system: met at first, not once it is
+	// filled, nor after the purge below frees 1 MiB of it.
+	p := testenv.StartAgent(t, testenv.AgentOptions{StateDir: state, Args: append([]string{"--min-free-space=2m"}, loadTolerant...)})
 	ctx := context.Background()
 	for _, u := range []string{"full-a", "full-b"} {
 		_, err := p.Client.Ensure(ctx, u, socketapi.InstanceSpec{Files: map[string]string{"openclaw.json": u + "-v1"}})
 		assert.NilError(t, err)
 	}
+	// full-p, to be purged, writes 1 MiB from inside its container.
+	purged, err := p.Client.Ensure(ctx, "full-p", socketapi.InstanceSpec{})
+	assert.NilError(t, err)
+	resp, err := http.Post(purged.URL+"/files/big", "application/octet-stream", strings.NewReader(strings.Repeat("p", 1<<20)))
+	assert.NilError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, resp.StatusCode, http.StatusOK)
 
 	// consistent checks that the API shows exactly what is on disk (the
 	// last-used times aside: touches are written within a second, by
@@ -94,10 +106,19 @@ func TestFullDisk(t *testing.T) {
 			"%s on a full disk: want 503 resource_exhausted saying \"no space left on device\", got %v", what, err)
 	}
 
+	// underFloor checks the refusal of a new instance by the floor.
+	underFloor := func(t *testing.T, what string, err error) {
+		t.Helper()
+		var apiErr *socketapi.Error
+		l.checkT(t, errors.As(err, &apiErr) && apiErr.Status == http.StatusServiceUnavailable && apiErr.Code == socketapi.CodeResourceExhausted &&
+			strings.Contains(apiErr.Message, "under minFreeSpace 2m"),
+			"%s under the floor: want 503 resource_exhausted naming minFreeSpace, got %v", what, err)
+	}
+
 	t.Run("while the disk is full", func(t *testing.T) {
 		_, err := p.Client.Ensure(ctx, "full-c", socketapi.InstanceSpec{Files: map[string]string{"openclaw.json": "full-c-v1"}})
 		t.Logf("ensure on a full disk: %v", err)
-		diskFull(t, "ensure a new user", err)
+		underFloor(t, "ensure a new user", err)
 		_, err = p.Client.Get(ctx, "full-c")
 		l.checkT(t, errors.Is(err, socketapi.ErrNotFound), "full-c after its failed ensure: %v", err)
 		n := 0
@@ -119,12 +140,41 @@ func TestFullDisk(t *testing.T) {
 		l.checkT(t, err == nil && in.Outcome == socketapi.OutcomeReused, "hot ensure on a full disk: %+v %v", in, err)
 		_, err = p.Client.Touch(ctx, "full-b")
 		l.checkT(t, err == nil, "touch on a full disk: %v", err)
+		// Reads of the other tenants.
+		for _, u := range []string{"full-a", "full-b", "full-p"} {
+			in, err := p.Client.Get(ctx, u)
+			l.checkT(t, err == nil && in.State == socketapi.StateRunning, "get %s on a full disk: %+v %v", u, in, err)
+		}
+		list, err := p.Client.List(ctx, "")
+		l.checkT(t, err == nil && len(list) == 3, "list on a full disk: %d instances, %v", len(list), err)
+		// An existing instance, stopped, starts again: the floor is for
+		// new instances only.
+		_, err = p.Client.Stop(ctx, "full-b")
+		l.checkT(t, err == nil, "stop on a full disk: %v", err)
+		in, err = p.Client.Ensure(ctx, "full-b", socketapi.InstanceSpec{Files: map[string]string{"openclaw.json": "full-b-v1"}})
+		l.checkT(t, err == nil && in.Outcome == socketapi.OutcomeStarted, "start a stopped instance on a full disk: %+v %v", in, err)
 
 		// Remove: the container goes, the entry cannot: it stays, in memory
 		// as on disk.
 		err = p.Client.Remove(ctx, "full-b", false)
 		diskFull(t, "remove", err)
 		consistent(t, "after a failed remove")
+
+		// A purge frees the tenant's data first, so that the registry
+		// write that follows finds room: the user is gone, on disk too.
+		err = p.Client.Remove(ctx, "full-p", true)
+		l.checkT(t, err == nil, "purge on a full disk: %v", err)
+		_, err = p.Client.Get(ctx, "full-p")
+		l.checkT(t, errors.Is(err, socketapi.ErrNotFound), "full-p after its purge: %v", err)
+		_, err = os.Lstat(filepath.Join(state, "instances", "full-p"))
+		l.checkT(t, errors.Is(err, fs.ErrNotExist), "full-p's data after its purge: %v", err)
+		disk, err := readRegistry(state)
+		_, kept := disk.Records["full-p"]
+		l.checkT(t, err == nil && !kept, "full-p's entry after its purge: kept %v, %v", kept, err)
+		consistent(t, "after a purge on a full disk")
+		// Still under the floor.
+		_, err = p.Client.Ensure(ctx, "full-c", socketapi.InstanceSpec{Files: map[string]string{"openclaw.json": "full-c-v1"}})
+		underFloor(t, "ensure a new user after the purge", err)
 
 		h, err := p.Client.Health(ctx)
 		l.checkT(t, err == nil && h.Status == socketapi.HealthOK, "health on a full disk: %+v %v", h, err)

@@ -15,7 +15,10 @@
 //     own and the state is resynced;
 //   - a full disk under the state dir (a small tmpfs): writes fail with an
 //     error that says so (503 resource_exhausted), memory never runs ahead of the disk, nothing is
-//     corrupted, and the agent recovers once space is freed;
+//     corrupted, and the agent recovers once space is freed; meanwhile
+//     new instances are refused by the minFreeSpace floor, the others are
+//     read, reused and started, and a purge frees its data before it
+//     writes the registry;
 //   - an engine that never answers (a docker CLI stand-in on PATH): every
 //     call ends within its bound and the agent keeps serving other users;
 //   - CIS Docker Benchmark v1.6 section 5, one test per item, read back

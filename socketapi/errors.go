@@ -8,7 +8,7 @@ import (
 	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 )
 
-// The error classes of the API, tested with errors.Is. The first eleven
+// The error classes of the API, tested with errors.Is. The first twelve
 // are the agent's own (package internal/errdefs); the others arise in the
 // API layer alone. The agent's errdefs.ErrDataLoss (a corrupt file of its
 // own) is answered as internal.
@@ -27,6 +27,9 @@ var (
 	ErrForbidden       = errdefs.ErrForbidden
 	ErrPullFailed      = errdefs.ErrPullFailed
 	ErrTooManyRequests = errdefs.ErrTooManyRequests
+	// ErrQuotaExceeded: the user's data is over instance.dataQuota; the
+	// instance is stopped (data kept) until it is under.
+	ErrQuotaExceeded = errdefs.ErrQuotaExceeded
 	// ErrTooLarge: the request body is larger than the agent accepts.
 	ErrTooLarge = errors.New("too large")
 	// ErrMethodNotAllowed: the path exists, the method does not.
@@ -48,6 +51,7 @@ const (
 	CodeInstanceFailed     = "instance_failed"
 	CodePullFailed         = "pull_failed"
 	CodeTooManyRequests    = "too_many_requests"
+	CodeQuotaExceeded      = "quota_exceeded"
 	CodeTimeout            = "timeout"
 	CodeInternal           = "internal"
 )
@@ -75,6 +79,7 @@ var errorKinds = []errorKind{
 	{ErrUnavailable, CodeRuntimeUnavailable, http.StatusServiceUnavailable},
 	{ErrResourceExhausted, CodeResourceExhausted, http.StatusServiceUnavailable},
 	{ErrTooManyRequests, CodeTooManyRequests, http.StatusTooManyRequests},
+	{ErrQuotaExceeded, CodeQuotaExceeded, http.StatusInsufficientStorage},
 	{ErrInstanceFailed, CodeInstanceFailed, http.StatusBadGateway},
 	{ErrPullFailed, CodePullFailed, http.StatusBadGateway},
 	{ErrTimeout, CodeTimeout, http.StatusGatewayTimeout},

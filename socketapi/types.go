@@ -48,6 +48,11 @@ type Instance struct {
 	ConfigHash   string            `json:"configHash"`
 	Stale        bool              `json:"stale"`
 	Labels       map[string]string `json:"labels,omitempty"`
+	// DataBytes is the disk space the user's data dir takes (its
+	// allocated blocks, each hard-linked file once), as last measured in
+	// the background (every prune interval); absent (0) until it is first
+	// measured.
+	DataBytes int64 `json:"dataBytes,omitempty"`
 	// Outcome is set by ensure only: reused, started, created or recreated.
 	Outcome string `json:"outcome,omitempty"`
 }

@@ -47,12 +47,15 @@ var (
 	// ErrTooManyRequests: the caller already runs as many of these at
 	// once as allowed (execs); retry when one ends.
 	ErrTooManyRequests = errors.New("too many requests")
+	// ErrQuotaExceeded: the user's data takes more disk space than its
+	// quota allows; the instance is not run until it takes less.
+	ErrQuotaExceeded = errors.New("quota exceeded")
 )
 
 // classes lists the error classes, most specific first.
 var classes = []error{
 	ErrInvalidArgument, ErrForbidden, ErrPullFailed, ErrNotFound, ErrAlreadyExists, ErrConflict,
-	ErrTooManyRequests, ErrResourceExhausted, ErrDataLoss, ErrInstanceFailed, ErrTimeout, ErrUnavailable,
+	ErrTooManyRequests, ErrQuotaExceeded, ErrResourceExhausted, ErrDataLoss, ErrInstanceFailed, ErrTimeout, ErrUnavailable,
 }
 
 // Errorf returns an error of class class whose text is the formatted

@@ -120,6 +120,10 @@ func appendInstance(b []byte, in *socketapi.Instance) []byte {
 		}
 		b = append(b, '}')
 	}
+	if in.DataBytes != 0 {
+		b = append(b, `,"dataBytes":`...)
+		b = strconv.AppendInt(b, in.DataBytes, 10)
+	}
 	if in.Outcome != "" {
 		b = append(b, `,"outcome":`...)
 		b = appendString(b, in.Outcome)

@@ -24,6 +24,7 @@ func TestAppendInstancesMatchesMarshal(t *testing.T) {
 			UserID: "u" + s, ContainerName: s, ContainerID: s, Image: s, ImageID: s, State: s, Health: s,
 			Port: 18790 + i, URL: s, CreatedAtMs: int64(i) * 1e12, LastUsedAtMs: -int64(i), ConfigHash: s,
 			Stale: i%2 == 0, Labels: map[string]string{s: s, "b": "2", "a" + s: "1"}, Outcome: s,
+			DataBytes: int64(i) * 40961,
 		})
 	}
 	ins = append(ins, socketapi.Instance{}, socketapi.Instance{Labels: map[string]string{}})
@@ -73,7 +74,7 @@ func TestAppendInstanceKnowsEveryField(t *testing.T) {
 		"UserID string userId", "ContainerName string containerName", "ContainerID string containerId,omitempty",
 		"Image string image", "ImageID string imageId,omitempty", "State string state", "Health string health,omitempty", "Port int port", "URL string url",
 		"CreatedAtMs int64 createdAtMs", "LastUsedAtMs int64 lastUsedAtMs", "ConfigHash string configHash",
-		"Stale bool stale", "Labels map[string]string labels,omitempty", "Outcome string outcome,omitempty",
+		"Stale bool stale", "Labels map[string]string labels,omitempty", "DataBytes int64 dataBytes,omitempty", "Outcome string outcome,omitempty",
 	}
 	assert.Equal(t, strings.Join(fields, "\n"), strings.Join(want, "\n"))
 }

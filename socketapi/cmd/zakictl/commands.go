@@ -113,7 +113,8 @@ var lsCmd = &command{
 	summary: "list the instances",
 	help: `
 Columns: USER, STATE (running, stopped or missing), PORT, IMAGE, AGE (since
-created), IDLE (since last used), STALE ("yes" when the running container's
+created), IDLE (since last used), DATA (the disk space its data dir takes,
+as last measured by the agent; "-" until then), STALE ("yes" when the running container's
 config differs from the last ensured one; it is recreated at its next cold
 ensure).
 

@@ -15,16 +15,37 @@ import (
 // writeTable prints instances as a table, like docker ps.
 func writeTable(w io.Writer, ins []socketapi.Instance, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "USER\tSTATE\tPORT\tIMAGE\tAGE\tIDLE\tSTALE")
+	fmt.Fprintln(tw, "USER\tSTATE\tPORT\tIMAGE\tAGE\tIDLE\tDATA\tSTALE")
 	for _, in := range ins {
 		stale := ""
 		if in.Stale {
 			stale = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", in.UserID, in.State, in.Port, in.Image,
-			since(now, in.CreatedAtMs), since(now, in.LastUsedAtMs), stale)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", in.UserID, in.State, in.Port, in.Image,
+			since(now, in.CreatedAtMs), since(now, in.LastUsedAtMs), sizeText(in.DataBytes), stale)
 	}
 	return tw.Flush()
+}
+
+// sizeText is a size in bytes, short and binary: 512B, 4.0K, 340M, 1.2G;
+// "-" when not known (0: not measured yet).
+func sizeText(n int64) string {
+	if n <= 0 {
+		return "-"
+	}
+	const units = "KMGTPE"
+	if n < 1024 {
+		return fmt.Sprintf("%dB", n)
+	}
+	f, i := float64(n)/1024, 0
+	for f >= 1024 && i < len(units)-1 {
+		f /= 1024
+		i++
+	}
+	if f < 10 {
+		return fmt.Sprintf("%.1f%c", f, units[i])
+	}
+	return fmt.Sprintf("%.0f%c", f, units[i])
 }
 
 // since is the time from ms (unix milliseconds) to now, short: 45s, 12m,

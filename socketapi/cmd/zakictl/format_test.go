@@ -18,8 +18,8 @@ func TestWriteTable(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	ago := func(d time.Duration) int64 { return now.Add(-d).UnixMilli() }
 	ins := []socketapi.Instance{
-		{UserID: "alice", State: "running", Port: 18790, Image: "alpine/openclaw:latest", CreatedAtMs: ago(3*24*time.Hour + time.Hour), LastUsedAtMs: ago(42 * time.Second), Stale: true},
-		{UserID: "bob.smith_2", State: "stopped", Port: 18791, Image: "zaki/gateway-stub:latest", CreatedAtMs: ago(5 * time.Hour), LastUsedAtMs: ago(59 * time.Minute)},
+		{UserID: "alice", State: "running", Port: 18790, Image: "alpine/openclaw:latest", CreatedAtMs: ago(3*24*time.Hour + time.Hour), LastUsedAtMs: ago(42 * time.Second), Stale: true, DataBytes: 1536 << 20},
+		{UserID: "bob.smith_2", State: "stopped", Port: 18791, Image: "zaki/gateway-stub:latest", CreatedAtMs: ago(5 * time.Hour), LastUsedAtMs: ago(59 * time.Minute), DataBytes: 4096},
 		{UserID: "c", State: "missing", Port: 28789, Image: "alpine/openclaw:2026.1", CreatedAtMs: ago(47 * time.Hour), LastUsedAtMs: 0},
 	}
 	var b bytes.Buffer
@@ -38,6 +38,12 @@ func TestWritePrune(t *testing.T) {
 		Failed: []socketapi.PruneItem{{UserID: "carol", Reason: "idle", IdleMinutes: 1500, AgeDays: 2, Error: "engine gone"}},
 	})
 	golden.Assert(t, b.String(), "prune-table.golden")
+}
+
+func TestSizeText(t *testing.T) {
+	for n, want := range map[int64]string{0: "-", 512: "512B", 1024: "1.0K", 4096: "4.0K", 340 << 20: "340M", 1536 << 20: "1.5G", 12 << 40: "12T"} {
+		assert.Check(t, is.Equal(sizeText(n), want), "%d", n)
+	}
 }
 
 func TestSince(t *testing.T) {
