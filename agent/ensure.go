@@ -250,7 +250,15 @@ func (a *Agent) create(ctx context.Context, userID string, e effectiveSpec, outc
 		return Instance{}, err
 	}
 	// The user's uid (reserved now for a user with none), which owns the
-	// data dir and which the container runs as.
+	// data dir and which the container runs as. Reserving one is a
+	// registry write: only once the engine has answered (the image and
+	// the network may have come from memory), so that an ensure while it
+	// is down writes nothing.
+	if _, has := a.reg.UID(userID); !has && !a.conf().Instance.fixedUser() {
+		if _, err := a.rt.Info(ctx); err != nil {
+			return Instance{}, err
+		}
+	}
 	uid, gid, err := a.tenantUser(userID)
 	if err != nil {
 		return Instance{}, err

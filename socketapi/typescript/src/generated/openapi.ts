@@ -61,7 +61,7 @@ export interface paths {
         post?: never;
         /**
          * Remove the container and the registry entry
-         * @description The user's data dir is kept unless purge=true; the user's port stays reserved. With purge, a user who has data but no instance is not an error.
+         * @description The user's data dir is kept unless purge=true; the user's port stays reserved. With purge, a user who has data but no instance is not an error. A purge deletes the data dir before the registry entry, so that on a full disk it frees space before it writes; should the agent crash between the two, the entry remains (missing): a retried purge finishes, an ensure makes the instance again on an empty data dir.
          */
         delete: operations["removeInstance"];
         options?: never;
@@ -281,7 +281,7 @@ export interface components {
         Error: {
             error: {
                 /** @enum {string} */
-                code: "invalid_argument" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "too_large" | "too_many_requests" | "runtime_unavailable" | "resource_exhausted" | "instance_failed" | "pull_failed" | "timeout" | "internal";
+                code: "invalid_argument" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "too_large" | "too_many_requests" | "quota_exceeded" | "runtime_unavailable" | "resource_exhausted" | "instance_failed" | "pull_failed" | "timeout" | "internal";
                 message: string;
             };
         };
@@ -364,6 +364,11 @@ export interface components {
             stale: boolean;
             labels?: components["schemas"]["StringMap"];
             /**
+             * Format: int64
+             * @description the disk space the user's data dir takes (allocated blocks, each hard-linked file once, symlinks not followed, other file systems mounted in it not counted), as last measured in the background (every prune.intervalMinutes); absent until first measured
+             */
+            dataBytes?: number;
+            /**
              * @description ensure only
              * @enum {string}
              */
@@ -377,6 +382,7 @@ export interface components {
             image?: string;
             /** @enum {string} */
             outcome?: "reused" | "started" | "created" | "recreated";
+            /** @description a status line (image.pull), a reason or an error; instance.stopped says why: idle (pruning), over-quota (the user's data went over instance.dataQuota: container and data kept) */
             message?: string;
             /** @description instance.port_changed: the user's new host port */
             port?: number;
@@ -632,7 +638,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description runtime_unavailable: the runtime plugin or the engine does not answer (retry later). resource_exhausted: the host ran out of something: a new user needs a port and every port of instance.portRange is reserved (a user keeps its port for life, so this lasts until the range is widened), or the state dir's file system is full or over quota (no space left on device). Place the user on another host meanwhile. */
+        /** @description runtime_unavailable: the runtime plugin or the engine does not answer (retry later). resource_exhausted: the host ran out of something: a new user needs a port and every port of instance.portRange is reserved (a user keeps its port for life, so this lasts until the range is widened), or the state dir's file system is full or over quota (no space left on device), or a new user's instance is refused while that file system has less free space than minFreeSpace. Place the user on another host meanwhile. */
         Unavailable: {
             headers: {
                 [name: string]: unknown;
@@ -670,6 +676,15 @@ export interface components {
         };
         /** @description conflict: the instance is not running (stopped, or its container is missing); ensure it first. */
         NotRunning: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description quota_exceeded: the user's data dir was found over instance.dataQuota (measured in the background, and again at this call): the instance is stopped, its container and data kept, and not run until its data is under the quota again (data deleted on the host, DELETE with purge=true, or the quota raised). */
+        QuotaExceeded: {
             headers: {
                 [name: string]: unknown;
             };
@@ -824,6 +839,7 @@ export interface operations {
             502: components["responses"]["PullFailed"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
+            507: components["responses"]["QuotaExceeded"];
         };
     };
     removeInstance: {
@@ -944,6 +960,7 @@ export interface operations {
             502: components["responses"]["InstanceFailed"];
             503: components["responses"]["RuntimeUnavailable"];
             504: components["responses"]["Timeout"];
+            507: components["responses"]["QuotaExceeded"];
         };
     };
     instanceLogs: {
