@@ -294,13 +294,13 @@ func testGoClient(t *testing.T, en *engine) {
 	assert.NilError(t, err)
 	assert.Check(t, touched.LastUsedAtMs >= in.LastUsedAtMs)
 
-	rc, err := c.Logs(ctx, u, socketapi.LogOptions{Tail: 10})
+	rc, err := c.Logs(ctx, u, socketapi.LogOptions{Tail: new(10)})
 	assert.NilError(t, err)
 	_, err = io.ReadAll(rc)
 	rc.Close()
 	assert.NilError(t, err)
 	// Following, the stream ends when the container stops.
-	rc, err = c.Logs(ctx, u, socketapi.LogOptions{Follow: true, Tail: 1})
+	rc, err = c.Logs(ctx, u, socketapi.LogOptions{Follow: true, Tail: new(1)})
 	assert.NilError(t, err)
 	followDone := make(chan error, 1)
 	go func() { _, err := io.Copy(io.Discard, rc); followDone <- err }()

@@ -82,6 +82,14 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, c call) error {
 	if err != nil {
 		return err
 	}
+	since, err := socketapi.ParseSince(c.query["since"], time.Now())
+	if err != nil {
+		return err
+	}
+	timestamps, err := parseBool("timestamps", c.query["timestamps"])
+	if err != nil {
+		return err
+	}
 	if follow {
 		// Each follower is a `docker logs -f` of its own: bounded.
 		release, err := s.followSlots.acquire(c.userID)
@@ -99,7 +107,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, c call) error {
 		case <-ctx.Done():
 		}
 	}()
-	rd, err := s.cfg.Agent.Logs(ctx, c.userID, socketapi.LogOptions{Tail: tail, Follow: follow})
+	rd, err := s.cfg.Agent.Logs(ctx, c.userID, socketapi.LogOptions{Tail: tail, Since: since, Follow: follow, Timestamps: timestamps})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -263,17 +264,34 @@ var logsCmd = &command{
 	name: "logs", args: "USER", nargs: 1,
 	summary: "print USER's container output",
 	help: `
+As docker logs: --tail N keeps the last N lines (0: none, so that with -f
+only new output shows; all, the default, keeps every line); --since keeps
+the lines from a time on: an RFC 3339 time (2026-12-05T08:00:00Z), Unix
+seconds (1764921600) or a duration back from now (10m, 2h, 1h30m).
+
 Examples:
   zakictl logs alice --tail 100
-  zakictl logs alice -f`,
+  zakictl logs alice -f --tail 0
+  zakictl logs alice --since 10m -t`,
 	setup: func(c *cli, fs *pflag.FlagSet) func(context.Context, []string) error {
 		follow := fs.BoolP("follow", "f", false, "keep printing new output until interrupted or the container stops")
-		tail := fs.Int("tail", 0, "only the last `N` lines (default: all)")
+		tail := fs.StringP("tail", "n", "all", "only the last `N` lines (0: none), or all")
+		since := fs.String("since", "", "only the lines from `TIME` on: RFC 3339, Unix seconds, or a duration back from now (10m)")
+		timestamps := fs.BoolP("timestamps", "t", false, "prefix each line with its time (RFC 3339)")
 		return func(ctx context.Context, args []string) error {
-			if *tail < 0 {
-				return fmt.Errorf("--tail %d: want a positive number of lines", *tail)
+			opts := socketapi.LogOptions{Follow: *follow, Timestamps: *timestamps}
+			if *tail != "all" {
+				n, err := strconv.Atoi(*tail)
+				if err != nil || n < 0 {
+					return fmt.Errorf("--tail %q: want a number of lines (0 or more) or all", *tail)
+				}
+				opts.Tail = &n
 			}
-			rc, err := c.client.Logs(ctx, args[0], socketapi.LogOptions{Tail: *tail, Follow: *follow})
+			var err error
+			if opts.Since, err = socketapi.ParseSince(*since, time.Now()); err != nil {
+				return fmt.Errorf("--since: %w", err)
+			}
+			rc, err := c.client.Logs(ctx, args[0], opts)
 			if err != nil {
 				return err
 			}
