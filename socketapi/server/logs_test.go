@@ -111,7 +111,9 @@ func TestLogsOptionsRefused(t *testing.T) {
 	} {
 		r := raw(t, e.Socket, "GET", "/v1/instances/mona/logs?"+tc.query, "")
 		assert.Check(t, is.Equal(r.status, 400), tc.query)
-		var body struct{ Error struct{ Code, Message string } }
+		var body struct {
+			Error struct{ Code, Message string }
+		}
 		assert.NilError(t, json.Unmarshal([]byte(r.body), &body), tc.query)
 		assert.Check(t, is.Equal(body.Error.Code, "invalid_argument"), tc.query)
 		assert.Check(t, is.Contains(body.Error.Message, tc.contains), tc.query)
