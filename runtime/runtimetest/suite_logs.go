@@ -210,6 +210,22 @@ func (s *suite) testLogsSince(t *testing.T, name string) {
 	}) && (err != nil || len(got) != 0) {
 		t.Errorf("logs %s follow tail 0 of a stopped container: got %q, %v; want nothing", name, got, err)
 	}
+	// Followed, with Since (and a Tail), on the stopped container: the
+	// same lines, and the stream ends.
+	final, err := s.readLogs(ctx, name, runtime.LogOptions{})
+	if err != nil || len(final) == 0 {
+		t.Fatalf("logs %s: %q, %v", name, final, err)
+	}
+	if within(t, s.cfg.Timeout, "logs "+name+" follow since", func() {
+		got, err = s.readLogs(ctx, name, runtime.LogOptions{Since: since, Follow: true})
+	}) && (err != nil || len(got) < len(want) || !slices.Equal(got[:len(want)], want)) {
+		t.Errorf("logs %s follow since %v of a stopped container: got %q, %v; want %q first", name, since, got, err, want)
+	}
+	if within(t, s.cfg.Timeout, "logs "+name+" follow since tail 1", func() {
+		got, err = s.readLogs(ctx, name, runtime.LogOptions{Since: since, Tail: new(1), Follow: true})
+	}) && (err != nil || len(got) != 1 || got[0] != final[len(final)-1]) {
+		t.Errorf("logs %s follow since %v tail 1 of a stopped container: got %q, %v; want [%q]", name, since, got, err, final[len(final)-1])
+	}
 }
 
 // stampedLine is a line of output read with Timestamps.
