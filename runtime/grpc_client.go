@@ -187,12 +187,14 @@ func (s *eventStream) Close() error {
 
 func (c *grpcClient) Logs(ctx context.Context, ref string, opts LogOptions) (io.ReadCloser, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	stream, err := c.client.Logs(ctx, &pb.LogsRequest{
-		Ref:        ref,
-		Tail:       int64(opts.Tail),
-		Follow:     opts.Follow,
-		Timestamps: opts.Timestamps,
-	})
+	req := &pb.LogsRequest{Ref: ref, Follow: opts.Follow, Timestamps: opts.Timestamps}
+	if opts.Tail != nil {
+		req.Tail = new(int64(*opts.Tail))
+	}
+	if !opts.Since.IsZero() {
+		req.SinceUnixNs = opts.Since.UnixNano()
+	}
+	stream, err := c.client.Logs(ctx, req)
 	if err != nil {
 		err = fromStatus(ctx, c.conn, err)
 	} else {

@@ -153,11 +153,14 @@ const logChunk = 32 << 10
 
 func (s *grpcServer) Logs(req *pb.LogsRequest, stream pb.Runtime_LogsServer) error {
 	ctx := stream.Context()
-	rc, err := s.impl.Logs(ctx, req.GetRef(), LogOptions{
-		Tail:       int(req.GetTail()),
-		Follow:     req.GetFollow(),
-		Timestamps: req.GetTimestamps(),
-	})
+	opts := LogOptions{Follow: req.GetFollow(), Timestamps: req.GetTimestamps()}
+	if req.Tail != nil {
+		opts.Tail = new(int(req.GetTail()))
+	}
+	if ns := req.GetSinceUnixNs(); ns != 0 {
+		opts.Since = time.Unix(0, ns)
+	}
+	rc, err := s.impl.Logs(ctx, req.GetRef(), opts)
 	if err != nil {
 		return toStatus(err)
 	}

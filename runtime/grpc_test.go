@@ -513,7 +513,7 @@ func TestShimLogs(t *testing.T) {
 		rt, _ := shim(t, impl)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		opts := runtime.LogOptions{Tail: 10, Follow: true, Timestamps: true}
+		opts := runtime.LogOptions{Tail: new(10), Since: time.Unix(1764921600, 5), Follow: true, Timestamps: true}
 		rc, err := rt.Logs(ctx, "c1", opts)
 		assert.NilError(t, err)
 		assert.DeepEqual(t, impl.received(), []any{"c1", opts})
@@ -540,6 +540,19 @@ func TestShimLogs(t *testing.T) {
 		assert.NilError(t, err) // io.EOF: a clean end
 		assert.Equal(t, string(got), "hello\n")
 		waitClosed(t, impl.closed)
+	})
+
+	t.Run("tail 0 and none", func(t *testing.T) {
+		// A tail of 0 (no lines) is not lost as "all", nor "all" as 0.
+		for _, opts := range []runtime.LogOptions{{Tail: new(0)}, {}} {
+			impl := &scripted{logs: "x\n", closed: make(chan struct{})}
+			rt, _ := shim(t, impl)
+			rc, err := rt.Logs(context.Background(), "c1", opts)
+			assert.NilError(t, err)
+			assert.Check(t, is.DeepEqual(impl.received(), []any{"c1", opts}))
+			assert.NilError(t, rc.Close())
+			waitClosed(t, impl.closed)
+		}
 	})
 
 	t.Run("open error", func(t *testing.T) {

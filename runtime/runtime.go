@@ -352,7 +352,12 @@ type Event struct {
 
 // LogOptions tune Logs.
 type LogOptions struct {
-	Tail       int  // last N lines; 0 or less means all
+	// Tail, when set, keeps the last *Tail lines of what is there (0: none,
+	// so that with Follow only what comes after the call is streamed); nil
+	// means all of them.
+	Tail *int
+	// Since, when set, keeps only the lines written at or after it.
+	Since      time.Time
 	Follow     bool // keep streaming until ctx ends or the container stops
-	Timestamps bool
+	Timestamps bool // prefix each line with its RFC 3339 time and a space
 }

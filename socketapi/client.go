@@ -372,18 +372,31 @@ func (c *Client) Remove(ctx context.Context, userID string, purge bool) error {
 
 // LogOptions tune Logs.
 type LogOptions struct {
-	Tail   int  // the last Tail lines; 0 means all
-	Follow bool // keep streaming until ctx ends or the container stops
+	// Tail, when set, keeps the last *Tail lines (0: none, so that with
+	// Follow only new output comes, as docker logs --tail 0 -f); nil means
+	// all of them.
+	Tail *int
+	// Since, when set, keeps the lines written at or after it (ParseSince
+	// reads docker's forms).
+	Since      time.Time
+	Follow     bool // keep streaming until ctx ends or the container stops
+	Timestamps bool // prefix each line with its RFC 3339 time and a space
 }
 
 // Logs streams userID's container output. Close the reader when done.
 func (c *Client) Logs(ctx context.Context, userID string, opts LogOptions) (io.ReadCloser, error) {
 	q := url.Values{}
-	if opts.Tail > 0 {
-		q.Set("tail", strconv.Itoa(opts.Tail))
+	if opts.Tail != nil {
+		q.Set("tail", strconv.Itoa(*opts.Tail))
+	}
+	if !opts.Since.IsZero() {
+		q.Set("since", opts.Since.UTC().Format(time.RFC3339Nano))
 	}
 	if opts.Follow {
 		q.Set("follow", "true")
+	}
+	if opts.Timestamps {
+		q.Set("timestamps", "true")
 	}
 	resp, err := c.request(ctx, http.MethodGet, instancePath(userID, "logs"), q, nil)
 	if err != nil {

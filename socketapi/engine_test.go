@@ -294,16 +294,42 @@ func testGoClient(t *testing.T, en *engine) {
 	assert.NilError(t, err)
 	assert.Check(t, touched.LastUsedAtMs >= in.LastUsedAtMs)
 
-	rc, err := c.Logs(ctx, u, socketapi.LogOptions{Tail: 10})
+	rc, err := c.Logs(ctx, u, socketapi.LogOptions{Tail: new(10)})
 	assert.NilError(t, err)
 	_, err = io.ReadAll(rc)
 	rc.Close()
 	assert.NilError(t, err)
-	// Following, the stream ends when the container stops.
-	rc, err = c.Logs(ctx, u, socketapi.LogOptions{Follow: true, Tail: 1})
+	// Docker's tail 0, since and timestamps, through the agent and the
+	// plugin to the engine.
+	readLogs := func(opts socketapi.LogOptions) string {
+		t.Helper()
+		rc, err := c.Logs(ctx, u, opts)
+		assert.NilError(t, err)
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		assert.NilError(t, err)
+		return string(b)
+	}
+	stamped := strings.Split(strings.TrimSuffix(readLogs(socketapi.LogOptions{Timestamps: true}), "\n"), "\n")
+	assert.Assert(t, len(stamped) > 0 && stamped[0] != "", "no output from the instance")
+	lastTS, lastText, _ := strings.Cut(stamped[len(stamped)-1], " ")
+	last, err := time.Parse(time.RFC3339Nano, lastTS)
+	assert.NilError(t, err, "timestamped line %q", stamped[len(stamped)-1])
+	assert.Check(t, is.Equal(readLogs(socketapi.LogOptions{Tail: new(0)}), ""))
+	assert.Check(t, is.Equal(readLogs(socketapi.LogOptions{Tail: new(1)}), lastText+"\n"))
+	assert.Check(t, strings.HasSuffix(readLogs(socketapi.LogOptions{Since: last}), lastText+"\n"))
+	assert.Check(t, is.Equal(readLogs(socketapi.LogOptions{Since: last.Add(time.Nanosecond)}), ""))
+	// Following, the stream ends when the container stops; a tail of 0
+	// follows only what comes after the call.
+	rc, err = c.Logs(ctx, u, socketapi.LogOptions{Follow: true, Tail: new(1)})
 	assert.NilError(t, err)
 	followDone := make(chan error, 1)
 	go func() { _, err := io.Copy(io.Discard, rc); followDone <- err }()
+	rc0, err := c.Logs(ctx, u, socketapi.LogOptions{Follow: true, Tail: new(0), Timestamps: true})
+	assert.NilError(t, err)
+	defer rc0.Close()
+	follow0 := make(chan string, 1)
+	go func() { b, _ := io.ReadAll(rc0); follow0 <- string(b) }()
 
 	stopped, err := c.Stop(ctx, u)
 	assert.NilError(t, err)
@@ -318,6 +344,21 @@ func testGoClient(t *testing.T, en *engine) {
 		t.Error("logs follow did not end when the container stopped")
 	}
 	rc.Close()
+	select {
+	case out := <-follow0:
+		// Only lines written after the call (docker may attach after the
+		// stop, and then see none).
+		for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+			if l == "" {
+				continue
+			}
+			ts, _, _ := strings.Cut(l, " ")
+			tm, err := time.Parse(time.RFC3339Nano, ts)
+			assert.Check(t, err == nil && tm.After(last), "follow with tail 0: %q is not from after the call (last line before: %s)", l, lastTS)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("logs follow with tail 0 did not end when the container stopped")
+	}
 
 	// Cold now, with another spec: made anew.
 	re, err := c.Ensure(ctx, u, specB)

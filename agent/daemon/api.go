@@ -42,7 +42,7 @@ func pullProgress(fn func(socketapi.PullProgress)) func(runtime.PullProgress) {
 }
 
 func (x apiAgent) Logs(ctx context.Context, userID string, opts socketapi.LogOptions) (io.ReadCloser, error) {
-	return x.Agent.Logs(ctx, userID, runtime.LogOptions{Tail: opts.Tail, Follow: opts.Follow})
+	return x.Agent.Logs(ctx, userID, runtime.LogOptions{Tail: opts.Tail, Since: opts.Since, Follow: opts.Follow, Timestamps: opts.Timestamps})
 }
 
 func (x apiAgent) Subscribe(buf int) (events <-chan socketapi.Event, cancel func()) {

@@ -155,7 +155,7 @@ func TestAgent(t *testing.T) {
 		assert.NilError(t, err)
 		assert.Equal(t, len(list), 2)
 
-		rc, err := c.Logs(ctx, "pa", socketapi.LogOptions{Tail: 50})
+		rc, err := c.Logs(ctx, "pa", socketapi.LogOptions{Tail: new(50)})
 		assert.NilError(t, err)
 		logs, err := io.ReadAll(rc)
 		rc.Close()

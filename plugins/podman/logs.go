@@ -19,10 +19,12 @@ const tailMargin = 1000
 // would push the ones it wrote after the call out of a --tail): the last
 // Tail lines up to now (`podman logs --until=now`, read from Tail+1000
 // lines back, as podman applies --tail before --until), then everything
-// after now (`podman logs --follow --since=now`).
+// after now (`podman logs --follow --since=now`). A Since of the call's
+// own bounds the first half, and the second when it is later than now.
+// opts.Tail must be set and positive.
 func (p *Podman) followTail(ctx context.Context, id string, opts runtime.LogOptions) (io.ReadCloser, error) {
 	now := time.Now().UTC()
-	head, err := p.LogStream(ctx, id, runtime.LogOptions{Tail: opts.Tail + tailMargin, Timestamps: opts.Timestamps}, "--until="+now.Format(time.RFC3339Nano))
+	head, err := p.LogStream(ctx, id, runtime.LogOptions{Tail: new(*opts.Tail + tailMargin), Since: opts.Since, Timestamps: opts.Timestamps}, "--until="+now.Format(time.RFC3339Nano))
 	if err != nil {
 		return nil, err
 	}
@@ -31,11 +33,15 @@ func (p *Podman) followTail(ctx context.Context, id string, opts runtime.LogOpti
 	if err != nil {
 		return nil, err
 	}
-	rest, err := p.LogStream(ctx, id, runtime.LogOptions{Follow: true, Timestamps: opts.Timestamps}, "--since="+now.Add(time.Nanosecond).Format(time.RFC3339Nano))
+	since := now.Add(time.Nanosecond)
+	if opts.Since.After(since) {
+		since = opts.Since
+	}
+	rest, err := p.LogStream(ctx, id, runtime.LogOptions{Follow: true, Since: since, Timestamps: opts.Timestamps})
 	if err != nil {
 		return nil, err
 	}
-	return &tailThenFollow{r: io.MultiReader(bytes.NewReader(lastLines(b, opts.Tail)), rest), rest: rest}, nil
+	return &tailThenFollow{r: io.MultiReader(bytes.NewReader(lastLines(b, *opts.Tail)), rest), rest: rest}, nil
 }
 
 // lastLines returns the last n lines of b.

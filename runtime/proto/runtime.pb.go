@@ -2443,9 +2443,10 @@ func (x *EventsResponse) GetEvent() *Event {
 type LogsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
-	Tail          int64                  `protobuf:"varint,2,opt,name=tail,proto3" json:"tail,omitempty"`
+	Tail          *int64                 `protobuf:"varint,2,opt,name=tail,proto3,oneof" json:"tail,omitempty"` // absent: all lines; 0: none
 	Follow        bool                   `protobuf:"varint,3,opt,name=follow,proto3" json:"follow,omitempty"`
 	Timestamps    bool                   `protobuf:"varint,4,opt,name=timestamps,proto3" json:"timestamps,omitempty"`
+	SinceUnixNs   int64                  `protobuf:"varint,5,opt,name=since_unix_ns,json=sinceUnixNs,proto3" json:"since_unix_ns,omitempty"` // 0: from the start
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2488,8 +2489,8 @@ func (x *LogsRequest) GetRef() string {
 }
 
 func (x *LogsRequest) GetTail() int64 {
-	if x != nil {
-		return x.Tail
+	if x != nil && x.Tail != nil {
+		return *x.Tail
 	}
 	return 0
 }
@@ -2506,6 +2507,13 @@ func (x *LogsRequest) GetTimestamps() bool {
 		return x.Timestamps
 	}
 	return false
+}
+
+func (x *LogsRequest) GetSinceUnixNs() int64 {
+	if x != nil {
+		return x.SinceUnixNs
+	}
+	return 0
 }
 
 // LogsResponse carries a chunk of the container's output; the first
@@ -2889,14 +2897,16 @@ const file_runtime_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\">\n" +
 	"\x0eEventsResponse\x12,\n" +
-	"\x05event\x18\x01 \x01(\v2\x16.zaki.runtime.v1.EventR\x05event\"k\n" +
+	"\x05event\x18\x01 \x01(\v2\x16.zaki.runtime.v1.EventR\x05event\"\x9d\x01\n" +
 	"\vLogsRequest\x12\x10\n" +
-	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x12\n" +
-	"\x04tail\x18\x02 \x01(\x03R\x04tail\x12\x16\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x17\n" +
+	"\x04tail\x18\x02 \x01(\x03H\x00R\x04tail\x88\x01\x01\x12\x16\n" +
 	"\x06follow\x18\x03 \x01(\bR\x06follow\x12\x1e\n" +
 	"\n" +
 	"timestamps\x18\x04 \x01(\bR\n" +
-	"timestamps\"\"\n" +
+	"timestamps\x12\"\n" +
+	"\rsince_unix_ns\x18\x05 \x01(\x03R\vsinceUnixNsB\a\n" +
+	"\x05_tail\"\"\n" +
 	"\fLogsResponse\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"o\n" +
 	"\vExecRequest\x12\x10\n" +
@@ -3073,6 +3083,7 @@ func file_runtime_proto_init() {
 	if File_runtime_proto != nil {
 		return
 	}
+	file_runtime_proto_msgTypes[40].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -20,8 +20,9 @@ type logLine struct {
 // timestampFormat is docker's log timestamp: RFC 3339 with nanoseconds.
 const timestampFormat = "2006-01-02T15:04:05.000000000Z07:00"
 
-// Logs streams a container's output: what it holds (its last opts.Tail
-// lines when Tail > 0), then, with Follow, new lines until ctx ends, the
+// Logs streams a container's output: what it holds (its last *opts.Tail
+// lines when Tail is set; those from opts.Since on when it is), then, with
+// Follow, new lines until ctx ends, the
 // reader is closed, or the container stops or is removed (io.EOF), or the
 // engine goes down (ErrUnavailable).
 func (f *Fake) Logs(ctx context.Context, ref string, opts runtime.LogOptions) (io.ReadCloser, error) {
@@ -35,8 +36,11 @@ func (f *Fake) Logs(ctx context.Context, ref string, opts runtime.LogOptions) (i
 		return nil, fmt.Errorf("logs %q: %w", ref, err)
 	}
 	next := 0
-	if opts.Tail > 0 && len(c.logs) > opts.Tail {
-		next = len(c.logs) - opts.Tail
+	for next < len(c.logs) && c.logs[next].time.Before(opts.Since) {
+		next++
+	}
+	if opts.Tail != nil && len(c.logs)-next > max(*opts.Tail, 0) {
+		next = len(c.logs) - max(*opts.Tail, 0)
 	}
 	return &logReader{
 		f: f, c: c, next: next, opts: opts, ctx: ctx,
@@ -101,6 +105,9 @@ func (r *logReader) Read(p []byte) (int, error) {
 			l := r.c.logs[r.next]
 			r.next++
 			r.f.mu.Unlock()
+			if l.time.Before(r.opts.Since) {
+				continue
+			}
 			r.pending = r.format(l)
 			break
 		}

@@ -414,16 +414,16 @@ func TestFakeLogs(t *testing.T) {
 		return string(b)
 	}
 	assert.Equal(t, read(runtime.LogOptions{}), "fake: web started\none\ntwo\nthree\n")
-	assert.Equal(t, read(runtime.LogOptions{Tail: 2}), "two\nthree\n")
-	assert.Equal(t, read(runtime.LogOptions{Tail: 100}), "fake: web started\none\ntwo\nthree\n")
-	stamped := read(runtime.LogOptions{Tail: 1, Timestamps: true})
+	assert.Equal(t, read(runtime.LogOptions{Tail: new(2)}), "two\nthree\n")
+	assert.Equal(t, read(runtime.LogOptions{Tail: new(100)}), "fake: web started\none\ntwo\nthree\n")
+	stamped := read(runtime.LogOptions{Tail: new(1), Timestamps: true})
 	ts, text, _ := strings.Cut(stamped, " ")
 	_, err := time.Parse(time.RFC3339Nano, ts)
 	assert.NilError(t, err)
 	assert.Equal(t, text, "three\n")
 
 	t.Run("Follow", func(t *testing.T) {
-		rc, err := f.Logs(t.Context(), id, runtime.LogOptions{Follow: true, Tail: 1})
+		rc, err := f.Logs(t.Context(), id, runtime.LogOptions{Follow: true, Tail: new(1)})
 		assert.NilError(t, err)
 		defer rc.Close()
 		sc := bufio.NewScanner(rc)
@@ -438,7 +438,7 @@ func TestFakeLogs(t *testing.T) {
 	})
 	t.Run("FollowClose", func(t *testing.T) {
 		assert.NilError(t, f.Start(t.Context(), id))
-		rc, err := f.Logs(t.Context(), id, runtime.LogOptions{Follow: true, Tail: 1})
+		rc, err := f.Logs(t.Context(), id, runtime.LogOptions{Follow: true, Tail: new(1)})
 		assert.NilError(t, err)
 		_, err = io.ReadFull(rc, make([]byte, len("fake: web started\n")))
 		assert.NilError(t, err)

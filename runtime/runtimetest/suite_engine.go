@@ -117,7 +117,7 @@ func (s *suite) testEngine(t *testing.T) {
 		// A request the stand-in logs reaches a follower.
 		fctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		rc, err := s.rt.Logs(fctx, name, runtime.LogOptions{Follow: true, Tail: 1})
+		rc, err := s.rt.Logs(fctx, name, runtime.LogOptions{Follow: true, Tail: new(1)})
 		if err != nil {
 			t.Fatalf("logs %s follow: %v", name, err)
 		}

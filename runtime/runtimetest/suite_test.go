@@ -83,6 +83,14 @@ var broken = map[string]struct {
 		wrap:    func(f *runtimetest.Fake) runtime.Runtime { return logsIgnoreTail{f} },
 		subtest: "Logs", messages: []string{"tail 1"},
 	},
+	"logs-ignore-since": {
+		wrap:    func(f *runtimetest.Fake) runtime.Runtime { return logsIgnoreSince{f} },
+		subtest: "Logs/SinceAndTail0", messages: []string{"since"},
+	},
+	"logs-tail0-all": {
+		wrap:    func(f *runtimetest.Fake) runtime.Runtime { return logsTail0All{f} },
+		subtest: "Logs/SinceAndTail0", messages: []string{"tail 0"},
+	},
 	"ignores-ctx": {
 		wrap:    func(f *runtimetest.Fake) runtime.Runtime { return ignoresCtx{f} },
 		subtest: "Context/Canceled", messages: []string{"Info with a done ctx: got no error"},
@@ -235,7 +243,24 @@ type logsIgnoreTail struct{ *runtimetest.Fake }
 
 func (r logsIgnoreTail) Logs(ctx context.Context, ref string, opts runtime.LogOptions) (io.ReadCloser, error) {
 	r.WriteLog(ref, "another line") // so that "all" differs from "the last one"
-	opts.Tail = 0
+	opts.Tail = nil
+	return r.Fake.Logs(ctx, ref, opts)
+}
+
+type logsIgnoreSince struct{ *runtimetest.Fake }
+
+func (r logsIgnoreSince) Logs(ctx context.Context, ref string, opts runtime.LogOptions) (io.ReadCloser, error) {
+	opts.Since = time.Time{}
+	return r.Fake.Logs(ctx, ref, opts)
+}
+
+// logsTail0All reads a tail of 0 as all, as zakictl and the API once did.
+type logsTail0All struct{ *runtimetest.Fake }
+
+func (r logsTail0All) Logs(ctx context.Context, ref string, opts runtime.LogOptions) (io.ReadCloser, error) {
+	if opts.Tail != nil && *opts.Tail == 0 {
+		opts.Tail = nil
+	}
 	return r.Fake.Logs(ctx, ref, opts)
 }
 

@@ -320,15 +320,16 @@ func parseBool(name, v string) (bool, error) {
 // maxTail is the largest tail a caller may ask for.
 const maxTail = 1000000
 
-// parseTail parses the tail query parameter: a number of lines from 1 to
-// maxTail, or all ("" = all, returned as 0).
-func parseTail(v string) (int, error) {
+// parseTail parses the tail query parameter: a number of lines from 0 to
+// maxTail (0: none, only what follows), or all ("" = all, returned as
+// nil).
+func parseTail(v string) (*int, error) {
 	if v == "" || v == "all" {
-		return 0, nil
+		return nil, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > maxTail || strconv.Itoa(n) != v {
-		return 0, socketapi.Errorf(socketapi.ErrInvalidArgument, "invalid tail %q: want a number of lines from 1 to %d, or all", v, maxTail)
+	if err != nil || n < 0 || n > maxTail || strconv.Itoa(n) != v {
+		return nil, socketapi.Errorf(socketapi.ErrInvalidArgument, "invalid tail %q: want a number of lines from 0 to %d, or all", v, maxTail)
 	}
-	return n, nil
+	return &n, nil
 }

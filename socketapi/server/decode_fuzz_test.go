@@ -3,8 +3,10 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/zaki-platform/zaki-agent/socketapi"
 )
@@ -73,24 +75,33 @@ func checkDecode[T any](t *testing.T, body []byte) {
 // FuzzParseLogsQuery fuzzes the query of GET .../logs: no panic, and what
 // is accepted is in range.
 func FuzzParseLogsQuery(f *testing.F) {
-	for _, s := range []string{"", "tail=10", "tail=all&follow=true", "follow=false", "tail=0", "tail=1000000", "x=1", "tail=1&tail=2", "%zz"} {
+	for _, s := range []string{"", "tail=10", "tail=all&follow=true", "follow=false", "tail=0", "tail=1000000", "x=1", "tail=1&tail=2", "%zz",
+		"since=10m&timestamps=true", "since=2026-12-05T08:00:00.5%2B01:00", "since=1764921600.123", "since=-1h", "since=99999999999"} {
 		f.Add(s)
 	}
+	now := time.Now()
 	f.Fuzz(func(t *testing.T, raw string) {
-		q, err := parseQuery(raw, "tail", "follow")
+		q, err := parseQuery(raw, "tail", "since", "follow", "timestamps")
 		if err != nil {
 			return
 		}
 		for k := range q {
-			if k != "tail" && k != "follow" {
+			if k != "tail" && k != "since" && k != "follow" && k != "timestamps" {
 				t.Fatalf("accepted unknown key %q", k)
 			}
 		}
-		if n, err := parseTail(q["tail"]); err == nil && (n < 0 || n > maxTail) {
-			t.Fatalf("tail %d out of range", n)
+		if n, err := parseTail(q["tail"]); err == nil && n != nil && (*n < 0 || *n > maxTail) {
+			t.Fatalf("tail %d out of range", *n)
 		}
 		if _, err := parseBool("follow", q["follow"]); err == nil && q["follow"] != "" && q["follow"] != "true" && q["follow"] != "false" {
 			t.Fatalf("accepted follow %q", q["follow"])
+		}
+		since, err := socketapi.ParseSince(q["since"], now)
+		if err == nil && q["since"] != "" && (since.Before(time.Unix(0, 0)) || since.After(now.AddDate(11, 0, 0))) {
+			t.Fatalf("since %q accepted as %v, out of range", q["since"], since)
+		}
+		if err != nil && !errors.Is(err, socketapi.ErrInvalidArgument) {
+			t.Fatalf("since %q: %v, want an invalid_argument", q["since"], err)
 		}
 	})
 }

@@ -188,7 +188,8 @@ func newMalformed(rng *rand.Rand) *malformed {
 		}
 	case 7:
 		qs := []string{"/v1/instances?state=" + url.QueryEscape(junk(rng, 8)) + "x", "/v1/instances?foo=bar",
-			"/v1/instances/" + user + "/logs?tail=" + []string{"0", "-1", "abc", "1e3", "2000000"}[rng.IntN(5)],
+			"/v1/instances/" + user + "/logs?tail=" + []string{"-0", "-1", "abc", "1e3", "2000000"}[rng.IntN(5)],
+			"/v1/instances/" + user + "/logs?since=" + []string{"-1s", "1e9", "87601h", "tomorrow", "0x10"}[rng.IntN(5)],
 			"/v1/instances/" + user + "/logs?follow=" + []string{"yes", "1", "TRUE", "on"}[rng.IntN(4)],
 			"/v1/instances/" + user + "?purge=" + []string{"1", "no", "True"}[rng.IntN(3)],
 			"/v1/health?x=1", "/v1/events?since=0", "/v1/instances?state=running&state=running"}

@@ -35,7 +35,7 @@ var routes = map[string]map[string]handler{
 	"/v1/instances/{userId}/touch":   {http.MethodPost: {serve: (*Server).touch}},
 	"/v1/instances/{userId}/stop":    {http.MethodPost: {serve: (*Server).stop}},
 	"/v1/instances/{userId}/restart": {http.MethodPost: {serve: (*Server).restart}},
-	"/v1/instances/{userId}/logs":    {http.MethodGet: {serve: (*Server).logs, query: []string{"tail", "follow"}}},
+	"/v1/instances/{userId}/logs":    {http.MethodGet: {serve: (*Server).logs, query: []string{"tail", "since", "follow", "timestamps"}}},
 	"/v1/instances/{userId}/exec":    {http.MethodPost: {serve: (*Server).exec, body: true}},
 	"/v1/prune":                      {http.MethodPost: {serve: (*Server).prune, body: true}},
 	"/v1/images/pull":                {http.MethodPost: {serve: (*Server).pull, body: true}},

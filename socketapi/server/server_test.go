@@ -98,7 +98,7 @@ func TestClientEveryRoute(t *testing.T) {
 	assert.Check(t, touched.LastUsedAtMs >= in.LastUsedAtMs)
 
 	assert.NilError(t, e.Fake.WriteLog("zaki-user-alice", "line one", "line two", "line three"))
-	rc, err := c.Logs(ctx, "alice", socketapi.LogOptions{Tail: 2})
+	rc, err := c.Logs(ctx, "alice", socketapi.LogOptions{Tail: new(2)})
 	assert.NilError(t, err)
 	logs, err := io.ReadAll(rc)
 	rc.Close()

@@ -85,6 +85,14 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, c call) error {
 	if err != nil {
 		return err
 	}
+	since, err := socketapi.ParseSince(c.query["since"], time.Now())
+	if err != nil {
+		return err
+	}
+	timestamps, err := parseBool("timestamps", c.query["timestamps"])
+	if err != nil {
+		return err
+	}
 	if follow {
 		// Each follower is a `docker logs -f` of its own: bounded.
 		release, err := s.followSlots.acquire(c.userID)
@@ -102,9 +110,10 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, c call) error {
 		case <-ctx.Done():
 		}
 	}()
-	opts := socketapi.LogOptions{Tail: tail, Follow: follow}
+	opts := socketapi.LogOptions{Tail: tail, Since: since, Follow: follow, Timestamps: timestamps}
 	if r.Method == http.MethodHead {
-		opts = socketapi.LogOptions{Tail: 1}
+		one := 1
+		opts = socketapi.LogOptions{Tail: &one}
 	}
 	rd, err := s.cfg.Agent.Logs(ctx, c.userID, opts)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/zaki-platform/zaki-agent/plugins/internal/cli"
 	"github.com/zaki-platform/zaki-agent/runtime"
@@ -27,7 +28,7 @@ func (e *Engine) Logs(ctx context.Context, ref string, opts runtime.LogOptions) 
 		return nil, fmt.Errorf("logs %q: %w", ref, err)
 	}
 	var s io.ReadCloser
-	if e.d.FollowTail != nil && opts.Follow && opts.Tail > 0 {
+	if e.d.FollowTail != nil && opts.Follow && opts.Tail != nil && *opts.Tail > 0 {
 		s, err = e.d.FollowTail(ctx, id, opts)
 	} else {
 		s, err = e.LogStream(ctx, id, opts)
@@ -52,11 +53,15 @@ func (e *Engine) ContainerID(ctx context.Context, ref string) (string, error) {
 }
 
 // LogStream starts one `logs` of the container id, with the extra options
-// before the "--".
+// before the "--". Since goes in RFC 3339 with nanoseconds, in UTC, which
+// docker and podman both read to the nanosecond.
 func (e *Engine) LogStream(ctx context.Context, id string, opts runtime.LogOptions, extra ...string) (*cli.Stream, error) {
 	args := []string{"logs"}
-	if opts.Tail > 0 {
-		args = append(args, "--tail="+strconv.Itoa(opts.Tail))
+	if opts.Tail != nil {
+		args = append(args, "--tail="+strconv.Itoa(max(*opts.Tail, 0)))
+	}
+	if !opts.Since.IsZero() {
+		args = append(args, "--since="+opts.Since.UTC().Format(time.RFC3339Nano))
 	}
 	if opts.Follow {
 		args = append(args, "--follow")

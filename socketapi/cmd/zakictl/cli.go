@@ -71,10 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "zakictl %s\n", version.Version)
 		return nil
 	case *help || len(rest) == 0:
+		// As docker: no command prints the help and succeeds.
 		c.usage(stdout, global)
-		if len(rest) == 0 && !*help {
-			return fmt.Errorf("no command given (see zakictl --help)")
-		}
 		return nil
 	case rest[0] == "help":
 		if len(rest) > 1 {
@@ -157,7 +155,9 @@ Flags (before or after the command):
   -v, --version       print zakictl's version
 
 Errors print as "zakictl: <message>" on standard error and exit 1
-(exec exits with its command's exit code).
+(exec exits with its command's exit code). Commands that take USER...
+run for each user in turn: a failure is printed and the next user run,
+and zakictl exits 1 if any failed.
 `)
 }
 
@@ -171,6 +171,57 @@ func (c *cli) commandUsage(w io.Writer, cmd *command, fs *pflag.FlagSet) {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(cmd.help))
 	}
 	fmt.Fprintf(w, "\nFlags:\n%s", fs.FlagUsagesWrapped(100))
+}
+
+// eachUser runs op for each of users in turn, as docker does for several
+// containers: a failure is printed ("zakictl: <message>") and the next
+// user is run, and errReported is returned at the end if any failed (one
+// user's error is returned as it is). text prints a result as it comes;
+// with --json, one user's result prints as an object, several users' as
+// an array of those that succeeded.
+func (c *cli) eachUser(ctx context.Context, users []string, op func(ctx context.Context, user string) (any, error), text func(v any)) error {
+	if len(users) == 1 {
+		v, err := op(ctx, users[0])
+		if err != nil {
+			return err
+		}
+		if c.json {
+			return c.printJSON(v)
+		}
+		text(v)
+		return nil
+	}
+	results := []any{}
+	failed := false
+	for _, u := range users {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		v, err := op(ctx, u)
+		if err != nil {
+			failed = true
+			msg := err.Error()
+			if !strings.Contains(msg, `"`+u+`"`) {
+				msg = u + ": " + msg
+			}
+			fmt.Fprintf(c.stderr, "zakictl: %s\n", msg)
+			continue
+		}
+		if c.json {
+			results = append(results, v)
+		} else {
+			text(v)
+		}
+	}
+	if c.json {
+		if err := c.printJSON(results); err != nil {
+			return err
+		}
+	}
+	if failed {
+		return errReported
+	}
+	return nil
 }
 
 // printJSON prints v as indented JSON.

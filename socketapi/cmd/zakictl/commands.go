@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,11 +18,12 @@ import (
 )
 
 var ensureCmd = &command{
-	name: "ensure", args: "USER", nargs: 1,
+	name: "ensure", args: "USER...", nargs: -1,
 	summary: "make USER's instance exist, run and accept connections",
 	help: `
 Waits until the gateway accepts connections on its port, then prints the
 user, the outcome (created, started, reused or recreated) and the URL.
+Several users are ensured in turn, each with the same flags.
 While an image is pulled its progress goes to standard error: a progress
 bar on a terminal (layers done of layers seen), one line per status
 otherwise.
@@ -32,7 +34,8 @@ command line, where other users of the host can read it.
 
 An instance in use (hot) whose spec changed, or whose image tag was
 rebuilt or pulled anew, is kept and marked stale until its next cold
-ensure; --force recreates it now (a same-spec instance is still reused).
+ensure, and the line says so ("reused ... (stale: ...)"); --force
+recreates it now (a same-spec instance is still reused).
 
 Examples:
   zakictl ensure alice
@@ -93,17 +96,19 @@ Examples:
 				}
 				spec.Labels[k] = v
 			}
-			p := newProgress(c.stderr)
-			in, err := c.client.EnsureWith(ctx, args[0], spec, socketapi.ClientEnsureOptions{Force: *force, Progress: p.show})
-			p.end()
-			if err != nil {
-				return err
-			}
-			if c.json {
-				return c.printJSON(in)
-			}
-			fmt.Fprintf(c.stdout, "%s %s %s\n", in.UserID, in.Outcome, in.URL)
-			return nil
+			return c.eachUser(ctx, args, func(ctx context.Context, user string) (any, error) {
+				p := newProgress(c.stderr)
+				in, err := c.client.EnsureWith(ctx, user, spec, socketapi.ClientEnsureOptions{Force: *force, Progress: p.show})
+				p.end()
+				return in, err
+			}, func(v any) {
+				in := v.(socketapi.Instance)
+				fmt.Fprintf(c.stdout, "%s %s %s", in.UserID, in.Outcome, in.URL)
+				if in.Stale {
+					fmt.Fprint(c.stdout, " (stale: its spec or image changed while in use; applied at its next cold ensure, or now with --force)")
+				}
+				fmt.Fprintln(c.stdout)
+			})
 		}
 	},
 }
@@ -118,12 +123,17 @@ as last measured by the agent; "-" until then), STALE ("yes" when the running co
 config differs from the last ensured one; it is recreated at its next cold
 ensure).
 
+Every instance is listed, whatever its state (as docker ps -a). -q prints
+only the user IDs, one a line, for a shell loop.
+
 Examples:
   zakictl ls
   zakictl ls --state running
+  zakictl ls -q --state stopped
   zakictl ls --json`,
 	setup: func(c *cli, fs *pflag.FlagSet) func(context.Context, []string) error {
 		state := fs.String("state", "", "only instances in this `STATE`: running, stopped or missing")
+		quiet := fs.BoolP("quiet", "q", false, "print only the user IDs")
 		return func(ctx context.Context, _ []string) error {
 			ins, err := c.client.List(ctx, *state)
 			if err != nil {
@@ -132,24 +142,34 @@ Examples:
 			if c.json {
 				return c.printJSON(ins)
 			}
+			if *quiet {
+				for _, in := range ins {
+					fmt.Fprintln(c.stdout, in.UserID)
+				}
+				return nil
+			}
 			return writeTable(c.stdout, ins, time.Now())
 		}
 	},
 }
 
 var inspectCmd = &command{
-	name: "inspect", args: "USER", nargs: 1,
+	name: "inspect", args: "USER...", nargs: -1,
 	summary: "print USER's instance as JSON",
 	help: `
+One user's instance prints as a JSON object; several users' as an array of
+those found (each user not found is an error on standard error, and
+zakictl exits 1).
+
 Examples:
-  zakictl inspect alice`,
+  zakictl inspect alice
+  zakictl inspect alice bob | jq '.[].port'`,
 	setup: func(c *cli, fs *pflag.FlagSet) func(context.Context, []string) error {
 		return func(ctx context.Context, args []string) error {
-			in, err := c.client.Get(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return c.printJSON(in)
+			c.json = true
+			return c.eachUser(ctx, args, func(ctx context.Context, user string) (any, error) {
+				return c.client.Get(ctx, user)
+			}, nil)
 		}
 	},
 }
@@ -157,18 +177,15 @@ Examples:
 // instanceCmd makes touch, stop and restart.
 func instanceCmd(name, summary, help string, op func(*socketapi.Client) func(context.Context, string) (socketapi.Instance, error)) *command {
 	return &command{
-		name: name, args: "USER", nargs: 1, summary: summary, help: help,
+		name: name, args: "USER...", nargs: -1, summary: summary, help: help,
 		setup: func(c *cli, fs *pflag.FlagSet) func(context.Context, []string) error {
 			return func(ctx context.Context, args []string) error {
-				in, err := op(c.client)(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				if c.json {
-					return c.printJSON(in)
-				}
-				fmt.Fprintf(c.stdout, "%s %s\n", in.UserID, in.State)
-				return nil
+				return c.eachUser(ctx, args, func(ctx context.Context, user string) (any, error) {
+					return op(c.client)(ctx, user)
+				}, func(v any) {
+					in := v.(socketapi.Instance)
+					fmt.Fprintf(c.stdout, "%s %s\n", in.UserID, in.State)
+				})
 			}
 		},
 	}
@@ -182,37 +199,51 @@ var stopCmd = instanceCmd("stop", "stop USER's instance, keeping its container",
 The next ensure starts it again.
 
 Examples:
-  zakictl stop alice`, func(c *socketapi.Client) func(context.Context, string) (socketapi.Instance, error) { return c.Stop })
+  zakictl stop alice
+  zakictl stop alice bob`, func(c *socketapi.Client) func(context.Context, string) (socketapi.Instance, error) { return c.Stop })
 
 var restartCmd = instanceCmd("restart", "restart USER's instance and wait until it is ready", `
 Examples:
   zakictl restart alice`, func(c *socketapi.Client) func(context.Context, string) (socketapi.Instance, error) { return c.Restart })
 
 var rmCmd = &command{
-	name: "rm", args: "USER", nargs: 1,
+	name: "rm", args: "USER...", nargs: -1,
 	summary: "remove USER's container and registry entry",
 	help: `
-The user's data (their OpenClaw state) is kept unless --purge is given; the
-user keeps their port.
+A running instance is removed too (stopped first), with or without
+-f/--force. As with docker rm -f, --force also makes a user with no
+instance no error (nothing is printed for it). The user's data (their
+OpenClaw state) is kept unless --purge is given; the user keeps their port.
 
 Examples:
   zakictl rm alice
-  zakictl rm alice --purge`,
+  zakictl rm -f alice bob
+  zakictl rm alice --purge
+  zakictl rm $(zakictl ls -q --state stopped)`,
 	setup: func(c *cli, fs *pflag.FlagSet) func(context.Context, []string) error {
 		purge := fs.Bool("purge", false, "delete the user's data too")
+		force := fs.BoolP("force", "f", false, "no error for a user with no instance (a running one is removed either way)")
 		return func(ctx context.Context, args []string) error {
-			if err := c.client.Remove(ctx, args[0], *purge); err != nil {
-				return err
-			}
-			if c.json {
-				return c.printJSON(map[string]any{"userId": args[0], "removed": true, "purged": *purge})
-			}
-			if *purge {
-				fmt.Fprintf(c.stdout, "removed %s (data purged)\n", args[0])
-			} else {
-				fmt.Fprintf(c.stdout, "removed %s (data kept)\n", args[0])
-			}
-			return nil
+			return c.eachUser(ctx, args, func(ctx context.Context, user string) (any, error) {
+				err := c.client.Remove(ctx, user, *purge)
+				if *force && errors.Is(err, socketapi.ErrNotFound) {
+					return map[string]any{"userId": user, "removed": false, "purged": false}, nil
+				}
+				if err != nil {
+					return nil, err
+				}
+				return map[string]any{"userId": user, "removed": true, "purged": *purge}, nil
+			}, func(v any) {
+				if !v.(map[string]any)["removed"].(bool) {
+					return
+				}
+				user := v.(map[string]any)["userId"]
+				if *purge {
+					fmt.Fprintf(c.stdout, "removed %s (data purged)\n", user)
+				} else {
+					fmt.Fprintf(c.stdout, "removed %s (data kept)\n", user)
+				}
+			})
 		}
 	},
 }
@@ -264,17 +295,34 @@ var logsCmd = &command{
 	name: "logs", args: "USER", nargs: 1,
 	summary: "print USER's container output",
 	help: `
+As docker logs: --tail N keeps the last N lines (0: none, so that with -f
+only new output shows; all, the default, keeps every line); --since keeps
+the lines from a time on: an RFC 3339 time (2026-12-05T08:00:00Z), Unix
+seconds (1764921600) or a duration back from now (10m, 2h, 1h30m).
+
 Examples:
   zakictl logs alice --tail 100
-  zakictl logs alice -f`,
+  zakictl logs alice -f --tail 0
+  zakictl logs alice --since 10m -t`,
 	setup: func(c *cli, fs *pflag.FlagSet) func(context.Context, []string) error {
 		follow := fs.BoolP("follow", "f", false, "keep printing new output until interrupted or the container stops")
-		tail := fs.Int("tail", 0, "only the last `N` lines (default: all)")
+		tail := fs.StringP("tail", "n", "all", "only the last `N` lines (0: none), or all")
+		since := fs.String("since", "", "only the lines from `TIME` on: RFC 3339, Unix seconds, or a duration back from now (10m)")
+		timestamps := fs.BoolP("timestamps", "t", false, "prefix each line with its time (RFC 3339)")
 		return func(ctx context.Context, args []string) error {
-			if *tail < 0 {
-				return fmt.Errorf("--tail %d: want a positive number of lines", *tail)
+			opts := socketapi.LogOptions{Follow: *follow, Timestamps: *timestamps}
+			if *tail != "all" {
+				n, err := strconv.Atoi(*tail)
+				if err != nil || n < 0 {
+					return fmt.Errorf("--tail %q: want a number of lines (0 or more) or all", *tail)
+				}
+				opts.Tail = &n
 			}
-			rc, err := c.client.Logs(ctx, args[0], socketapi.LogOptions{Tail: *tail, Follow: *follow})
+			var err error
+			if opts.Since, err = socketapi.ParseSince(*since, time.Now()); err != nil {
+				return err // it names since and the forms
+			}
+			rc, err := c.client.Logs(ctx, args[0], opts)
 			if err != nil {
 				return err
 			}

@@ -45,6 +45,8 @@ func TestZakictl(t *testing.T) {
 
 	// Another spec while alice is hot: kept, and marked stale.
 	c.Golden("ensure-hot-stale", "ensure", "alice", "--json")
+	// In text, the line says so.
+	c.Golden("ensure-hot-stale-text", "ensure", "alice", "--label", "plan=pro")
 	c.Golden("ensure-bob", "ensure", "bob", "--image", testenv.StubImage, "--cpus", "1", "--memory", "512m", "--pids", "50")
 	c.Golden("stop", "stop", "bob")
 	c.Golden("ls", "ls")
@@ -61,6 +63,25 @@ func TestZakictl(t *testing.T) {
 	assert.NilError(t, e.Fake.WriteLog("zaki-user-alice", "gateway listening", "request served"))
 	c.Golden("logs-tail", "logs", "alice", "--tail", "2")
 	c.Golden("logs-json", "logs", "alice", "--json")
+	// As docker logs: --tail 0 prints nothing, --tail all everything;
+	// --since and -t.
+	c.Golden("logs-tail-0", "logs", "alice", "--tail", "0")
+	all := c.Run("logs", "alice", "--tail", "all")
+	all.Assert(t, icmd.Success)
+	assert.Check(t, is.Equal(all.Stdout(), c.Run("logs", "alice").Stdout()))
+	assert.Check(t, is.Contains(all.Stdout(), "gateway listening\nrequest served\n"))
+	stamped := c.Run("logs", "alice", "-t", "--since", "1h", "-n", "2")
+	stamped.Assert(t, icmd.Success)
+	assert.Check(t, regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z gateway listening\n\S+ request served\n$`).MatchString(stamped.Stdout()), stamped.Stdout())
+	ts, _, _ := strings.Cut(stamped.Stdout(), " ")
+	last := strings.Split(strings.TrimSpace(stamped.Stdout()), "\n")[1]
+	lastTS, _, _ := strings.Cut(last, " ")
+	since := c.Run("logs", "alice", "--since", lastTS)
+	since.Assert(t, icmd.Success)
+	assert.Check(t, is.Equal(since.Stdout(), "request served\n"), "since %s (first line at %s)", lastTS, ts)
+	c.Golden("logs-since-now", "logs", "alice", "--since", "0s")
+	c.Golden("err-logs-bad-since", "logs", "alice", "--since", "yesterday")
+	c.Golden("err-logs-bad-tail", "logs", "alice", "--tail", "-1")
 	c.Golden("prune-dry-run", "prune", "--dry-run", "--idle-hours", "0.0000001", "--max-age-days", "0")
 	c.Golden("prune-nothing", "prune", "--idle-hours", "0", "--max-age-days", "0", "--idle-stop-minutes", "0")
 	c.Golden("health", "health")
@@ -100,16 +121,23 @@ func TestZakictl(t *testing.T) {
 	c.Golden("err-env-unset", "ensure", "carol", "--env", "NOT_SET_ANYWHERE")
 	c.Golden("err-unknown-command", "frobnicate")
 	c.Golden("err-missing-user", "ensure")
-	c.Golden("err-extra-args", "stop", "a", "b")
+	c.Golden("err-extra-args", "logs", "a", "b")
 	c.Golden("err-bad-flag", "ls", "--all")
 	c.Golden("err-no-agent", "--socket", "/nonexistent/agent.sock", "ls")
 
 	// Help.
 	c.Golden("help", "--help")
+	// No command: the help, and success (as docker).
+	noArgs := c.Run()
+	noArgs.Assert(t, icmd.Success)
+	assert.Check(t, is.Equal(noArgs.Stdout(), c.Run("--help").Stdout()))
+	assert.Check(t, is.Equal(noArgs.Stderr(), ""))
+	c.Golden("help-rm", "rm", "--help")
+	c.Golden("help-logs", "help", "logs")
 	c.Golden("help-ensure", "ensure", "--help")
 	c.Golden("help-prune", "help", "prune")
 	c.Golden("help-pull", "pull", "--help")
-	for _, cmd := range []string{"pull", "ls", "inspect", "touch", "stop", "restart", "rm", "logs", "exec", "events", "health", "version"} {
+	for _, cmd := range []string{"ensure", "pull", "ls", "inspect", "touch", "stop", "restart", "rm", "prune", "import", "logs", "exec", "events", "health", "version"} {
 		res := c.Run(cmd, "--help")
 		res.Assert(t, icmd.Success)
 		assert.Check(t, is.Contains(res.Stdout(), "Usage: zakictl "+cmd))
@@ -185,4 +213,24 @@ func TestZakictlStreams(t *testing.T) {
 	for _, l := range strings.Split(strings.TrimSpace(events.Stdout()), "\n") {
 		assert.Check(t, regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [a-z]+\.[a-z]+ `).MatchString(l), "event line %q", l)
 	}
+}
+
+// TestZakictlSeveralUsers: the commands docker runs for several containers
+// (rm, stop, restart, inspect; ensure for docker start) take several
+// users: each is run, each result printed, each failure printed without
+// stopping the others, and the exit code is 1 if any failed. ls -q lists
+// the user IDs; rm -f is quiet about a user with no instance.
+func TestZakictlSeveralUsers(t *testing.T) {
+	e := apitest.Start(t, apitest.Options{})
+	c := apitest.NewCLI(t, e)
+	c.Golden("several-ensure", "ensure", "ann", "ben", "--image", testenv.StubImage)
+	c.Golden("several-stop", "stop", "ann", "nobody", "ben")
+	c.Golden("several-ls-q", "ls", "-q", "--state", "stopped")
+	c.Golden("several-restart", "restart", "ann", "ben")
+	c.Golden("several-touch-json", "touch", "ann", "ben", "--json")
+	c.Golden("several-inspect", "inspect", "ann", "nobody")
+	c.Golden("several-rm", "rm", "ann", "nobody")
+	c.Golden("several-rm-force", "rm", "-f", "ben", "nobody")
+	c.Golden("several-ls-q-empty", "ls", "-q")
+	c.Golden("err-several-missing", "stop")
 }

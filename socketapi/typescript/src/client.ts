@@ -69,7 +69,7 @@ export interface RemoveOptions extends CallOptions {
 
 /** Options of logs and followLogs. */
 export interface LogsOptions extends CallOptions {
-  /** The last N lines (1 to 1000000), or "all" (the default). */
+  /** The last N lines (0 to 1000000; 0: none of those already written), or "all" (the default). */
   tail?: number | "all";
 }
 

@@ -49,7 +49,7 @@ describe("errors", { skip }, () => {
       ["a bad user ID", () => c.get("not a valid id!")],
       ["a bad state", () => c.list({ state: "paused" as "running" })],
       ["resources past the ceiling", () => c.ensure(user("cpu"), { resources: { cpus: 64 } })],
-      ["a bad tail", () => c.logs(user("tail"), { tail: 0 })],
+      ["a bad tail", () => c.logs(user("tail"), { tail: -1 })],
       ["a negative prune threshold", () => c.prune({ idleHours: -1 })],
     ] as const) {
       const err = await fails(call());
