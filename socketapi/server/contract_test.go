@@ -96,7 +96,11 @@ func TestContractEveryRoute(t *testing.T) {
 		{"GET /v1/instances/{userId}/logs", []call{
 			{path: "/v1/instances/alice/logs?tail=1", status: 200},
 			{path: "/v1/instances/alice/logs?follow=true", status: 200, stream: true},
-			{path: "/v1/instances/alice/logs?tail=0", status: 400},
+			{path: "/v1/instances/alice/logs?tail=0", status: 200},
+			{path: "/v1/instances/alice/logs?tail=all&since=10m&timestamps=true", status: 200},
+			{path: "/v1/instances/alice/logs?tail=-1", status: 400},
+			{path: "/v1/instances/alice/logs?since=yesterday", status: 400},
+			{path: "/v1/instances/alice/logs?timestamps=maybe", status: 400},
 			{path: "/v1/instances/nobody/logs", status: 404},
 		}},
 		{"POST /v1/instances/{userId}/exec", []call{

@@ -71,6 +71,14 @@ export interface RemoveOptions extends CallOptions {
 export interface LogsOptions extends CallOptions {
   /** The last N lines (0 to 1000000; 0: none of those already written), or "all" (the default). */
   tail?: number | "all";
+  /**
+   * Only the lines written from this time on: a Date, or a string in
+   * `docker logs --since`' forms (an RFC 3339 time, Unix seconds, or a
+   * duration back from now such as "10m" or "2h").
+   */
+  since?: Date | string;
+  /** Prefix each line with the time it was written (RFC 3339, UTC) and a space. */
+  timestamps?: boolean;
 }
 
 /**
@@ -180,7 +188,7 @@ export class AgentClient {
 
   /** The container's output so far (the last opts.tail lines). */
   async logs(userId: string, opts: LogsOptions = {}): Promise<string> {
-    return callText(this.#t, { method: "GET", path: instancePath(userId, "logs"), query: { tail: tailOf(opts.tail) } }, opts);
+    return callText(this.#t, { method: "GET", path: instancePath(userId, "logs"), query: logsQuery(opts) }, opts);
   }
 
   /**
@@ -190,7 +198,7 @@ export class AgentClient {
    * stream is closed.
    */
   async followLogs(userId: string, opts: LogsOptions = {}): Promise<AgentStream<string>> {
-    const { call, res } = await openStream(this.#t, { method: "GET", path: instancePath(userId, "logs"), query: { tail: tailOf(opts.tail), follow: "true" } }, opts);
+    const { call, res } = await openStream(this.#t, { method: "GET", path: instancePath(userId, "logs"), query: { ...logsQuery(opts), follow: "true" } }, opts);
     return new AgentStream(call, res, lines);
   }
 
@@ -266,6 +274,11 @@ function instancePath(userId: string, action?: string): string {
   return "/v1/instances/" + encodeURIComponent(userId) + (action ? "/" + action : "");
 }
 
-function tailOf(tail: LogsOptions["tail"]): string | undefined {
-  return tail === undefined ? undefined : String(tail);
+function logsQuery(opts: LogsOptions): Record<string, string | undefined> {
+  const since = opts.since instanceof Date ? opts.since.toISOString() : opts.since;
+  return {
+    tail: opts.tail === undefined ? undefined : String(opts.tail),
+    since,
+    timestamps: opts.timestamps === undefined ? undefined : String(opts.timestamps),
+  };
 }

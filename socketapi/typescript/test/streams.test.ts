@@ -108,6 +108,13 @@ describe("streams", { skip }, () => {
     assert.equal(last.trim().split("\n").length, 1);
     assert.match(last, /GET \/two/);
     assert.equal(await c.logs(id, { tail: "all" }), all);
+    // docker logs' habits: tail 0 is none, since a time to come is none,
+    // timestamps prefix each line.
+    assert.equal(await c.logs(id, { tail: 0 }), "");
+    assert.equal(await c.logs(id, { since: new Date(Date.now() + 3600_000) }), "");
+    assert.equal(await c.logs(id, { since: "1h" }), all);
+    const stamped = await c.logs(id, { tail: 1, timestamps: true });
+    assert.match(stamped, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z GET \/two/);
   });
 
   it("followLogs: lines as they come; an abort mid-stream ends it cleanly", async (t) => {

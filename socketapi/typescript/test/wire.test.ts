@@ -228,6 +228,8 @@ describe("wire", () => {
     await c.prune({ dryRun: true, idleHours: 0.5 });
     await c.list({ state: "stopped" });
     await c.logs("u1", { tail: 5 });
+    await c.logs("u1", { tail: 0, since: new Date(Date.UTC(2026, 11, 5, 8)), timestamps: true });
+    await c.logs("u1", { since: "10m" });
     await c.touch("u1");
     assert.deepEqual(
       seen.map((s) => [s.method, s.url, s.type ?? "", s.body]),
@@ -238,6 +240,8 @@ describe("wire", () => {
         ["POST", "/v1/prune", "application/json", '{"dryRun":true,"idleHours":0.5}'],
         ["GET", "/v1/instances?state=stopped", "", ""],
         ["GET", "/v1/instances/u1/logs?tail=5", "", ""],
+        ["GET", "/v1/instances/u1/logs?tail=0&since=2026-12-05T08%3A00%3A00.000Z&timestamps=true", "", ""],
+        ["GET", "/v1/instances/u1/logs?since=10m", "", ""],
         ["POST", "/v1/instances/u1/touch", "", ""],
       ],
     );

@@ -129,7 +129,7 @@ export interface paths {
         };
         /**
          * Container output (stdout and stderr), streamed
-         * @description Raw text, flushed as it arrives. With follow=true the stream goes on until the container stops or the caller hangs up. Followers are bounded (2 per user, 32 in all): one more is 429 too_many_requests.
+         * @description Raw text, flushed as it arrives. With follow=true the stream goes on until the container stops or the caller hangs up. Followers are bounded (2 per user, 32 in all): one more is 429 too_many_requests. As docker logs: tail=0 sends none of the lines already written (with follow=true, only new ones), since keeps the lines from a time on, and both apply together.
          */
         get: operations["instanceLogs"];
         put?: never;
@@ -966,8 +966,15 @@ export interface operations {
     instanceLogs: {
         parameters: {
             query?: {
-                /** @description the last N lines (1 to 1000000), or all (the default) */
+                /** @description the last N lines (0 to 1000000; 0: none of those already written), or all (the default). Before 0 was allowed, tail=0 was refused (400); absent, or all, is still the whole log. */
                 tail?: string;
+                /**
+                 * @description only the lines written from this time on, in the forms of docker logs --since: an RFC 3339 time (2026-12-05T08:00:00Z, fractions and offsets allowed), Unix seconds (1764921600 or 1764921600.5), or a duration back from now (10m, 2h, 1h30m: Go's units, ns to h). The time must lie between 1970-01-01T00:00:00Z and ten years from now, a duration within ten years: anything else is 400 invalid_argument.
+                 * @example 10m
+                 */
+                since?: string;
+                /** @description prefix each line with the time it was written (RFC 3339, nanoseconds, UTC) and a space */
+                timestamps?: boolean;
                 /** @description keep streaming */
                 follow?: boolean;
             };
