@@ -41,6 +41,7 @@ type InstanceConfig struct {
 	Network                 string   `toml:"network" help:"bridge network of the instances (inter-container traffic off)"`
 	User                    string   `toml:"user" help:"uid:gid the container runs as; owns the data dir"`
 	Init                    bool     `toml:"init" help:"run an init process as PID 1 (--init)"`
+	OCIRuntime              string   `toml:"ociRuntime" help:"the engine's OCI runtime the instances run under, e.g. runsc (gVisor; registered with the engine first) (\"\" = the engine's default)"`
 	Restart                 string   `toml:"restart" help:"engine restart policy, e.g. on-failure:5"`
 	ReadinessTimeoutSeconds float64  `toml:"readinessTimeoutSeconds" help:"how long ensure waits for the port to accept connections"`
 	StopTimeoutSeconds      float64  `toml:"stopTimeoutSeconds" help:"grace period on stop before the engine kills"`
@@ -248,6 +249,9 @@ func (c *InstanceConfig) checkPlacement(p *problems) {
 	}
 	if _, err := parseRestart(c.Restart); err != nil {
 		p.add("instance.restart: %v", err)
+	}
+	if err := runtime.ValidateOCIRuntime(c.OCIRuntime); err != nil {
+		p.add("instance.ociRuntime: %v", err)
 	}
 	if c.LabelPrefix == "" || strings.ContainsAny(c.LabelPrefix, "= \n") {
 		p.add("instance.labelPrefix %q is not a label prefix", c.LabelPrefix)

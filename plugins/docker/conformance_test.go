@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zaki-platform/zaki-agent/internal/testenv"
 	"github.com/zaki-platform/zaki-agent/runtime"
 	"github.com/zaki-platform/zaki-agent/runtime/runtimetest"
 )
@@ -112,3 +113,31 @@ func (k *killer) kill() {
 		t.Errorf("info after the relaunch: %v", err)
 	}
 }
+
+// ociRuntimeRunsc is gVisor's runtime, as scripts/ensure-runsc.sh
+// registers it with the engine.
+const ociRuntimeRunsc = "runsc"
+
+// TestConformanceRunsc runs the suite with every container under gVisor
+// (ContainerSpec.OCIRuntime "runsc"), which the engine must have
+// registered (scripts/ensure-runsc.sh; with ZAKI_REQUIRE_DOCKER=1 a
+// missing one fails). make test runs the subtests of runscSubset (the spec
+// read back, lifecycle, exec, logs and the engine checks: what gVisor
+// changes); ZAKI_RUNSC_FULL=1 (make faults) runs the whole suite.
+func TestConformanceRunsc(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the engine checks chown a data dir: run as root")
+	}
+	testenv.RequireDockerRuntime(t, ociRuntimeRunsc)
+	t.Parallel()
+	prefix := engine(t)
+	cfg := suiteConfig(t, prefix, func(t *testing.T) runtime.Runtime { return launch(t) })
+	cfg.OCIRuntime = ociRuntimeRunsc
+	if os.Getenv("ZAKI_RUNSC_FULL") != "1" {
+		cfg.Only = runscSubset
+	}
+	runtimetest.Run(t, cfg)
+}
+
+// runscSubset is what make test runs of the suite under gVisor.
+var runscSubset = []string{"OCIRuntime", "FullSpec", "Lifecycle", "Exec", "Logs", "Engine"}
