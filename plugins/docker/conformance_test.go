@@ -133,6 +133,7 @@ func TestConformanceRunsc(t *testing.T) {
 	prefix := engine(t)
 	cfg := suiteConfig(t, prefix, func(t *testing.T) runtime.Runtime { return launch(t) })
 	cfg.OCIRuntime = ociRuntimeRunsc
+	cfg.ReadOnlyEACCES = true // gVisor's kernel checks permissions first
 	if os.Getenv("ZAKI_RUNSC_FULL") != "1" {
 		cfg.Only = runscSubset
 	}

@@ -71,6 +71,11 @@ type Config struct {
 	// such as "runsc": the suite then checks that the engine lists it
 	// (Info.OCIRuntimes) and that it reads back.
 	OCIRuntime string
+	// ReadOnlyEACCES says that the engine's kernel checks a file's
+	// permissions before the read-only root (gVisor's does): a write to the
+	// root by the container's user fails with EACCES rather than EROFS (the
+	// read-only root is then shown by the spec read back alone).
+	ReadOnlyEACCES bool
 	// Only, when not empty, names the subtests of Run to run (its
 	// top-level names: "FullSpec", "Exec", ...); the others are not run.
 	Only []string
