@@ -121,9 +121,8 @@ const ociRuntimeRunsc = "runsc"
 // TestConformanceRunsc runs the suite with every container under gVisor
 // (ContainerSpec.OCIRuntime "runsc"), which the engine must have
 // registered (scripts/ensure-runsc.sh; with ZAKI_REQUIRE_DOCKER=1 a
-// missing one fails). make test runs the subtests of runscSubset (the spec
-// read back, lifecycle, exec, logs and the engine checks: what gVisor
-// changes); ZAKI_RUNSC_FULL=1 (make faults) runs the whole suite.
+// missing one fails). make test runs runtimetest.GVisorSubset of it;
+// ZAKI_RUNSC_FULL=1 (make faults) runs the whole suite.
 func TestConformanceRunsc(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the engine checks chown a data dir: run as root")
@@ -135,10 +134,7 @@ func TestConformanceRunsc(t *testing.T) {
 	cfg.OCIRuntime = ociRuntimeRunsc
 	cfg.ReadOnlyEACCES = true // gVisor's kernel checks permissions first
 	if os.Getenv("ZAKI_RUNSC_FULL") != "1" {
-		cfg.Only = runscSubset
+		cfg.Only = runtimetest.GVisorSubset
 	}
 	runtimetest.Run(t, cfg)
 }
-
-// runscSubset is what make test runs of the suite under gVisor.
-var runscSubset = []string{"OCIRuntime", "FullSpec", "Lifecycle", "Exec", "Logs", "Engine"}

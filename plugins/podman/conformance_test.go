@@ -72,7 +72,7 @@ func TestConformanceRunsc(t *testing.T) {
 	cfg.OCIRuntime = "runsc"
 	cfg.ReadOnlyEACCES = true // gVisor's kernel checks permissions first
 	if os.Getenv("ZAKI_RUNSC_FULL") != "1" {
-		cfg.Only = []string{"OCIRuntime", "FullSpec", "Lifecycle", "Exec", "Logs", "Engine"}
+		cfg.Only = runtimetest.GVisorSubset
 	}
 	runtimetest.Run(t, cfg)
 }

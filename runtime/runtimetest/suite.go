@@ -81,6 +81,13 @@ type Config struct {
 	Only []string
 }
 
+// GVisorSubset are the subtests of Run that make test runs under gVisor
+// (Config.OCIRuntime "runsc"), where the whole suite costs about four
+// minutes: the runtime named and refused, the spec read back, exec (whose
+// processes gVisor keeps from the host) and the engine checks (a
+// container started, answering, hardened, logging).
+var GVisorSubset = []string{"OCIRuntime", "FullSpec", "Exec", "Engine"}
+
 // subtestBudget is how many Timeouts the calls of one subtest may take
 // together.
 const subtestBudget = 4
