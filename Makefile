@@ -37,6 +37,7 @@ stub-image: build docker ## build the gateway stand-in image (FROM scratch)
 
 test: stub-image podman ## run every test, engine tests included, podman's too (the README's test command)
 	@scripts/ensure-tools.sh
+	@scripts/ensure-runsc.sh
 	@scripts/sweep-test-leftovers.sh
 	ZAKI_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout 20m ./...
 	@ZAKI_BIN_DIR=$(BIN) scripts/test-typescript.sh
@@ -74,6 +75,7 @@ e2e: stub-image packages ## install the .deb in a Debian 12 systemd container an
 
 .PHONY: faults
 
-faults: stub-image ## the fault-injection suite: agent/plugin kills, dockerd restart, full disk, hung engine, CIS, isolation, then FuzzHTTP for 60 s (~16 min; stops and starts dockerd)
+faults: stub-image ## the fault-injection suite: agent/plugin kills, dockerd restart, full disk, hung engine, CIS, isolation (also under gVisor), the conformance suite under gVisor, then FuzzHTTP for 60 s (~20 min; stops and starts dockerd)
+	@scripts/ensure-runsc.sh
 	@scripts/sweep-test-leftovers.sh
 	@ZAKI_BIN_DIR=$(BIN) scripts/faults.sh

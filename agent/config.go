@@ -46,6 +46,7 @@ type InstanceConfig struct {
 	User                    string   `toml:"user" help:"a fixed uid:gid every container runs as, owning every data dir (\"\" = a uid per tenant from uidRange)"`
 	UIDRange                string   `toml:"uidRange" help:"uids handed to tenants, one per user for life (gid = uid), skipping those with a host account"`
 	Init                    bool     `toml:"init" help:"run an init process as PID 1 (--init)"`
+	OCIRuntime              string   `toml:"ociRuntime" help:"the engine's OCI runtime the instances run under, e.g. runsc (gVisor; registered with the engine first) (\"\" = the engine's default)"`
 	Restart                 string   `toml:"restart" help:"engine restart policy, e.g. on-failure:5"`
 	ReadinessTimeoutSeconds float64  `toml:"readinessTimeoutSeconds" help:"how long ensure waits for the port to accept connections"`
 	StopTimeoutSeconds      float64  `toml:"stopTimeoutSeconds" help:"grace period on stop before the engine kills"`
@@ -263,6 +264,9 @@ func (c *InstanceConfig) checkPlacement(p *problems) {
 	}
 	if _, err := parseRestart(c.Restart); err != nil {
 		p.add("instance.restart: %v", err)
+	}
+	if err := runtime.ValidateOCIRuntime(c.OCIRuntime); err != nil {
+		p.add("instance.ociRuntime: %v", err)
 	}
 	if c.LabelPrefix == "" || strings.ContainsAny(c.LabelPrefix, "= \n") {
 		p.add("instance.labelPrefix %q is not a label prefix", c.LabelPrefix)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -572,11 +574,25 @@ func (a *Agent) markMissing(userID, id string) {
 }
 
 // learnImageEvents asks the runtime whether it streams image events; when
-// it cannot tell, what was known stands.
+// it cannot tell, what was known stands. The same answer says whether the
+// engine knows instance.ociRuntime (checkOCIRuntime).
 func (a *Agent) learnImageEvents(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, seconds(a.conf().CallTimeoutSeconds))
 	defer cancel()
 	if info, err := a.rt.Info(ctx); err == nil {
 		a.imageEvents.Store(info.ImageEvents)
+		a.checkOCIRuntime(info)
 	}
+}
+
+// checkOCIRuntime logs an error when the engine, which lists its OCI
+// runtimes, lacks instance.ociRuntime: every create would then fail (with
+// runtime.UnknownOCIRuntime's error) until it is registered.
+func (a *Agent) checkOCIRuntime(info runtime.Info) {
+	name := a.conf().Instance.OCIRuntime
+	if name == "" || info.OCIRuntimes == nil || slices.Contains(info.OCIRuntimes, name) {
+		return
+	}
+	a.log.Error("the engine has no OCI runtime of instance.ociRuntime: no instance can be created until it is registered with the engine (see the README's Runtimes section)",
+		"ociRuntime", name, "engineRuntimes", strings.Join(info.OCIRuntimes, ","))
 }

@@ -52,6 +52,10 @@ type effectiveSpec struct {
 	// data dir at DataMountPath), so that the hashes of instances made
 	// before mounts existed are unchanged.
 	Mounts []mount `json:"mounts,omitempty"`
+	// OCIRuntime is the engine's OCI runtime ("runsc"); omitted when
+	// empty (the engine's default), so that the hashes of instances made
+	// before it existed are unchanged.
+	OCIRuntime string `json:"ociRuntime,omitempty"`
 	// SeedFiles are written only where absent: not part of the hash.
 	SeedFiles map[string]string `json:"-"`
 	// ImageID is what Image resolves to in the engine, set by the agent
@@ -99,6 +103,7 @@ func (c *InstanceConfig) defaultSpec() (effectiveSpec, error) {
 	}
 	return effectiveSpec{
 		Mounts:         mounts,
+		OCIRuntime:     c.OCIRuntime,
 		SeedFiles:      map[string]string{},
 		Image:          c.Image,
 		Env:            map[string]string{},
@@ -326,7 +331,8 @@ func (a *Agent) containerSpec(userID string, e effectiveSpec, hash string, port 
 		StopTimeout: seconds(a.conf().Instance.StopTimeoutSeconds),
 		// Not in the config hash: a changed bound applies as containers
 		// are made anew (create, recreate, the age rule's renewal).
-		Log: a.conf().Instance.logConfig(),
+		Log:        a.conf().Instance.logConfig(),
+		OCIRuntime: e.OCIRuntime,
 	}
 	for _, m := range e.mountList() {
 		spec.Mounts = append(spec.Mounts, runtime.Mount{Source: filepath.Join(dataDir, m.Dir), Target: m.Target})

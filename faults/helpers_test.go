@@ -86,6 +86,7 @@ type containerInfo struct {
 		DeviceCgroupRules []string
 		Tmpfs             map[string]string
 		Init              *bool
+		Runtime           string
 		Ulimits           []struct {
 			Name       string
 			Soft, Hard int64

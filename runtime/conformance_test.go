@@ -14,16 +14,19 @@ const fakePullRef = "127.0.0.1:5000/zaki/gateway-stub:pull"
 
 // TestConformanceThroughShim runs the engine-independent conformance suite
 // against the fake, in-process, through the gRPC client and server shims:
-// whatever the fake passes on its own, it passes across the boundary.
+// whatever the fake passes on its own, it passes across the boundary. Its
+// containers ask for the OCI runtime "runsc" (which the fake knows), so
+// that the runtime's name crosses it both ways.
 func TestConformanceThroughShim(t *testing.T) {
 	runtimetest.Run(t, runtimetest.Config{
 		New: func(t *testing.T) runtime.Runtime {
 			rt, _ := shim(t, runtimetest.NewFake(runtimetest.WithPullable(fakePullRef)))
 			return rt
 		},
-		Image:   testenv.StubImage,
-		PullRef: fakePullRef,
-		Timeout: 10 * time.Second,
+		Image:      testenv.StubImage,
+		PullRef:    fakePullRef,
+		Timeout:    10 * time.Second,
+		OCIRuntime: "runsc",
 	})
 }
 

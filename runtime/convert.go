@@ -61,6 +61,7 @@ func infoToPB(i Info) *pb.InfoResponse {
 		CgroupVersion:   i.CgroupVersion,
 		SecurityOptions: sliceOrNil(i.SecurityOptions),
 		ImageEvents:     i.ImageEvents,
+		OciRuntimes:     sliceOrNil(i.OCIRuntimes),
 	}
 }
 
@@ -74,6 +75,7 @@ func infoFromPB(i *pb.InfoResponse) Info {
 		CgroupVersion:   i.GetCgroupVersion(),
 		SecurityOptions: sliceOrNil(i.GetSecurityOptions()),
 		ImageEvents:     i.GetImageEvents(),
+		OCIRuntimes:     sliceOrNil(i.GetOciRuntimes()),
 	}
 }
 
@@ -124,6 +126,7 @@ func specToPB(s ContainerSpec) *pb.ContainerSpec {
 			return &pb.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}
 		}),
 		StopTimeoutNs: int64(s.StopTimeout),
+		OciRuntime:    s.OCIRuntime,
 	}
 	if s.Log != (LogConfig{}) {
 		out.Log = &pb.LogConfig{MaxSize: s.Log.MaxSize, MaxFiles: int64(s.Log.MaxFiles)}
@@ -181,6 +184,7 @@ func specFromPB(s *pb.ContainerSpec) ContainerSpec {
 		}),
 		StopTimeout: time.Duration(s.GetStopTimeoutNs()),
 		Log:         LogConfig{MaxSize: s.GetLog().GetMaxSize(), MaxFiles: int(s.GetLog().GetMaxFiles())},
+		OCIRuntime:  s.GetOciRuntime(),
 	}
 	if h := s.GetHealthcheck(); h != nil {
 		out.Healthcheck = &Healthcheck{

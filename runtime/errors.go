@@ -34,6 +34,14 @@ func Errorf(class error, format string, args ...any) error {
 // err belongs to none. A context deadline counts as ErrTimeout.
 func Class(err error) error { return errdefs.Class(err) }
 
+// UnknownOCIRuntime is the error of a container asking for an OCI runtime
+// (ContainerSpec.OCIRuntime) that engine does not know: ErrUnavailable,
+// since the host must be set up first (registered with the engine, for
+// docker in daemon.json's "runtimes") before any container can run there.
+func UnknownOCIRuntime(engine, name string) error {
+	return Errorf(ErrUnavailable, "the OCI runtime %q is not registered with %s on this host: register it with the engine (see the README's Runtimes section), or run the instance on a host that has it", name, engine)
+}
+
 // BatchError reports the containers of a batch operation (Stop, Remove)
 // that failed, by the reference the caller gave. errors.Is sees through it
 // to each failure.

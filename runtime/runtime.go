@@ -116,6 +116,9 @@ type Info struct {
 	CgroupVersion string `json:"cgroupVersion,omitempty"`
 	// SecurityOptions lists what the engine enforces ("seccomp", "apparmor", ...).
 	SecurityOptions []string `json:"securityOptions,omitempty"`
+	// OCIRuntimes are the OCI runtimes the engine knows by name
+	// (ContainerSpec.OCIRuntime), sorted; nil when it does not say.
+	OCIRuntimes []string `json:"ociRuntimes,omitempty"`
 	// ImageEvents says that Events streams image events when asked
 	// (EventOptions.Images). Without them, the agent cannot hear of a tag
 	// rebuilt behind its back and resolves the tag at each cold ensure.
@@ -164,6 +167,13 @@ type ContainerSpec struct {
 	// Log bounds the container's output kept by the engine (what Logs
 	// reads); zero leaves the engine's default, unbounded for docker.
 	Log LogConfig
+
+	// OCIRuntime names the engine's OCI runtime the container runs under
+	// (`--runtime`), such as "runsc" (gVisor), which the engine must know
+	// (Info.OCIRuntimes); empty: the engine's default. Read back as the
+	// engine names it, so a container made with "" reads back as the
+	// engine's default ("runc").
+	OCIRuntime string
 }
 
 // LogConfig bounds a container's log files. Engines that keep a single

@@ -16,6 +16,8 @@ import (
 var (
 	// nameRE is the engine's own rule for container and network names.
 	nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+	// ociRuntimeRE is the name of an engine's OCI runtime ("runsc").
+	ociRuntimeRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
 	// refRE accepts container IDs and names.
 	refRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 	// imageRE is a permissive image reference: [registry[:port]/]path[:tag][@digest].
@@ -43,6 +45,16 @@ func invalid(format string, args ...any) error {
 func ValidateName(name string) error {
 	if !nameRE.MatchString(name) {
 		return invalid("invalid name %q: want [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 128 characters", name)
+	}
+	return nil
+}
+
+// ValidateOCIRuntime checks the name of an engine's OCI runtime
+// (ContainerSpec.OCIRuntime): letters, digits, '.', '_' and '-', not a
+// path; empty is the engine's default.
+func ValidateOCIRuntime(name string) error {
+	if name != "" && !ociRuntimeRE.MatchString(name) {
+		return invalid("invalid OCI runtime %q: want a name the engine knows, [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 64 characters (not a path)", name)
 	}
 	return nil
 }
@@ -284,6 +296,9 @@ func (s *ContainerSpec) Validate() error {
 	}
 	if s.StopTimeout < 0 {
 		return invalid("negative stop timeout")
+	}
+	if err := ValidateOCIRuntime(s.OCIRuntime); err != nil {
+		return err
 	}
 	return s.Log.Validate()
 }

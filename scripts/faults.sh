@@ -4,8 +4,9 @@
 # agent 100 times (ZAKI_FAULTS_KILLS), kills the plugin, stops and starts
 # dockerd (the machine's own, or the one ZAKI_FAULTS_DOCKERD_PIDFILE names,
 # with DOCKER_HOST), fills a tmpfs under the state dir (needs root) and
-# hangs the docker CLI; then the hardening, isolation and hostile-input
-# tests; then FuzzHTTP over the whole HTTP layer for ZAKI_FAULTS_FUZZTIME (60s). It prints each test's outcome, every violation, and the table of
+# hangs the docker CLI; then the hardening, isolation (also under gVisor)
+# and hostile-input tests; then the whole conformance suite under gVisor
+# (TestConformanceRunsc with ZAKI_RUNSC_FULL=1); then FuzzHTTP over the whole HTTP layer for ZAKI_FAULTS_FUZZTIME (60s). It prints each test's outcome, every violation, and the table of
 # faults injected, invariant checks run and violations found (also in
 # .run/faults.txt; the full log is .run/faults.log).
 set -euo pipefail
@@ -19,6 +20,13 @@ start=$(date +%s)
 
 status=0
 ZAKI_FAULTS_TABLE="$table" "${GO:-go}" test -tags faults -count=1 -timeout 60m -v ./faults/ >"$log" 2>&1 || status=$?
+
+# The whole conformance suite under gVisor (make test runs a subset of it).
+echo "faults: the conformance suite under gVisor (runsc)" >&2
+if ! ZAKI_RUNSC_FULL=1 "${GO:-go}" test -count=1 -timeout 20m -v -run '^TestConformanceRunsc$' ./plugins/docker/ >>"$log" 2>&1; then
+	echo "faults: TestConformanceRunsc FAILED" >&2
+	status=1
+fi
 
 # The whole HTTP layer fuzzed with raw bytes for a bounded time (no panic,
 # an answer or a close, the error envelope, no goroutine left).

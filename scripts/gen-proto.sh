@@ -18,13 +18,21 @@ fi
 # tool_version BIN: the version a protoc plugin reports ("protoc-gen-go v1.36.12").
 tool_version() { "$1" --version 2>/dev/null | awk '{print $NF}'; }
 
+# install PKG@VERSION into $TOOLS: through GOPROXY, else (offline) from
+# the module cache alone, which holds it once it was fetched.
+install() {
+	GOBIN="$TOOLS" go install "$1" 2>/dev/null && return 0
+	echo "gen-proto: go install $1 failed through GOPROXY; trying the module cache" >&2
+	GOBIN="$TOOLS" GOPROXY="file://$(go env GOMODCACHE)/cache/download" GOSUMDB=off go install "$1"
+}
+
 mkdir -p "$TOOLS"
 if [ "$(tool_version "$TOOLS/protoc-gen-go")" != "$PROTOC_GEN_GO_VERSION" ]; then
-	GOBIN="$TOOLS" go install "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO_VERSION"
+	install "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO_VERSION"
 fi
 if [ "$(tool_version "$TOOLS/protoc-gen-go-grpc")" != "${PROTOC_GEN_GO_GRPC_VERSION#v}" ] &&
 	[ "$(tool_version "$TOOLS/protoc-gen-go-grpc")" != "$PROTOC_GEN_GO_GRPC_VERSION" ]; then
-	GOBIN="$TOOLS" go install "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$PROTOC_GEN_GO_GRPC_VERSION"
+	install "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$PROTOC_GEN_GO_GRPC_VERSION"
 fi
 
 PATH="$TOOLS:$PATH" protoc \

@@ -7,6 +7,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -43,6 +44,26 @@ func RequireDocker(t testing.TB) {
 			t.Fatalf("ZAKI_REQUIRE_DOCKER=1 but no Docker engine answers: %v (run scripts/ensure-docker.sh)", err)
 		}
 		t.Skipf("no Docker engine: %v (run scripts/ensure-docker.sh, or make test)", err)
+	}
+}
+
+// RequireDockerRuntime is RequireDocker, and also skips t (or fails it
+// when ZAKI_REQUIRE_DOCKER=1) when the engine does not list the OCI
+// runtime name (`docker info`'s Runtimes): scripts/ensure-runsc.sh
+// registers "runsc" (gVisor).
+func RequireDockerRuntime(t testing.TB, name string) {
+	t.Helper()
+	RequireDocker(t)
+	var runtimes map[string]json.RawMessage
+	out := Docker(t, "info", "--format", "{{json .Runtimes}}")
+	if err := json.Unmarshal([]byte(out), &runtimes); err != nil {
+		t.Fatalf("docker info: runtimes %q: %v", out, err)
+	}
+	if _, ok := runtimes[name]; !ok {
+		if os.Getenv("ZAKI_REQUIRE_DOCKER") == "1" {
+			t.Fatalf("ZAKI_REQUIRE_DOCKER=1 but the engine has no OCI runtime %q (run scripts/ensure-runsc.sh)", name)
+		}
+		t.Skipf("the engine has no OCI runtime %q (run scripts/ensure-runsc.sh, or make test)", name)
 	}
 }
 

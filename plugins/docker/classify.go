@@ -7,6 +7,14 @@ import (
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
+// unknownOCIRuntime is what the engine says of a --runtime it does not
+// know (one that daemon.json's "runtimes" lacks): the host is not set up
+// for it, so ErrUnavailable.
+const unknownOCIRuntime = `unknown runtime specified`
+
+// unknownOCIRuntimeRE is Dialect.UnknownOCIRuntime.
+var unknownOCIRuntimeRE = regexp.MustCompile(`(?i)` + unknownOCIRuntime)
+
 // The docker client's error output, sorted into the runtime's error
 // classes. The samples under testdata/stderr are what docker 28 said to
 // engine 20.10.
@@ -18,7 +26,8 @@ var stderrClasses = clirt.Classes{
 		`|permission denied while trying to connect to the docker daemon` +
 		`|dial unix [^ ]+: connect: (connection refused|no such file or directory)` +
 		`|connect: connection refused` +
-		`|i/o timeout`)},
+		`|i/o timeout` +
+		`|` + unknownOCIRuntime)},
 	{Class: runtime.ErrNotFound, RE: regexp.MustCompile(`(?i)` +
 		`no such (container|image|object|network)` +
 		`|network [^ ]+ not found` +

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zaki-platform/zaki-agent/internal/testenv"
 	"github.com/zaki-platform/zaki-agent/runtime"
 	"github.com/zaki-platform/zaki-agent/runtime/runtimetest"
 )
@@ -111,4 +112,29 @@ func (k *killer) kill() {
 	if _, err := k.Info(ctx); err != nil {
 		t.Errorf("info after the relaunch: %v", err)
 	}
+}
+
+// ociRuntimeRunsc is gVisor's runtime, as scripts/ensure-runsc.sh
+// registers it with the engine.
+const ociRuntimeRunsc = "runsc"
+
+// TestConformanceRunsc runs the suite with every container under gVisor
+// (ContainerSpec.OCIRuntime "runsc"), which the engine must have
+// registered (scripts/ensure-runsc.sh; with ZAKI_REQUIRE_DOCKER=1 a
+// missing one fails). make test runs runtimetest.GVisorSubset of it;
+// ZAKI_RUNSC_FULL=1 (make faults) runs the whole suite.
+func TestConformanceRunsc(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the engine checks chown a data dir: run as root")
+	}
+	testenv.RequireDockerRuntime(t, ociRuntimeRunsc)
+	t.Parallel()
+	prefix := engine(t)
+	cfg := suiteConfig(t, prefix, func(t *testing.T) runtime.Runtime { return launch(t) })
+	cfg.OCIRuntime = ociRuntimeRunsc
+	cfg.ReadOnlyEACCES = true // gVisor's kernel checks permissions first
+	if os.Getenv("ZAKI_RUNSC_FULL") != "1" {
+		cfg.Only = runtimetest.GVisorSubset
+	}
+	runtimetest.Run(t, cfg)
 }

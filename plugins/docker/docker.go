@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,7 +48,8 @@ func (d *Docker) dialect() clirt.Dialect {
 		Classify: classify,
 		Output:   clirt.JSONLines,
 
-		CreateArgs: d.createArgs,
+		CreateArgs:        d.createArgs,
+		UnknownOCIRuntime: unknownOCIRuntimeRE,
 
 		Timeout:     func(seconds int) []string { return []string{"-t", strconv.Itoa(seconds)} },
 		ForceRemove: []string{"--force"},
@@ -117,6 +120,7 @@ func (d *Docker) Info(ctx context.Context) (runtime.Info, error) {
 		CgroupVersion   string
 		SecurityOptions []string
 		ServerErrors    []string
+		Runtimes        map[string]json.RawMessage // the OCI runtimes, by name
 	}
 	if err := json.Unmarshal(infoRes.Stdout, &info); err != nil {
 		return runtime.Info{}, fmt.Errorf("docker info: parse: %w", err)
@@ -132,6 +136,7 @@ func (d *Docker) Info(ctx context.Context) (runtime.Info, error) {
 		Arch:          ver.Server.Arch,
 		CgroupVersion: info.CgroupVersion,
 		ImageEvents:   true, // the dialect's ImageEvents
+		OCIRuntimes:   slices.Sorted(maps.Keys(info.Runtimes)),
 	}
 	// "name=seccomp,profile=default" -> "seccomp"
 	for _, opt := range info.SecurityOptions {

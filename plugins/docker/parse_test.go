@@ -134,12 +134,13 @@ func TestParseInspect(t *testing.T) {
 			Interval: time.Second, Timeout: 3 * time.Second, StartPeriod: 2 * time.Second, Retries: 3,
 		},
 		StopTimeout: 5 * time.Second,
+		OCIRuntime:  "runc", // the engine's default, as HostConfig.Runtime names it
 	}
 	assert.DeepEqual(t, c.Spec, want)
 
 	m := readInspect(t, "inspect-minimal.json")
 	assert.Equal(t, m.Name, "zsample-min")
-	assert.DeepEqual(t, m.Spec, runtime.ContainerSpec{Name: "zsample-min", Image: "zaki/gateway-stub:latest"})
+	assert.DeepEqual(t, m.Spec, runtime.ContainerSpec{Name: "zsample-min", Image: "zaki/gateway-stub:latest", OCIRuntime: "runc"})
 }
 
 // TestParseEvents reads a real `docker events --format '{{json .}}'`

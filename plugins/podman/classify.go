@@ -8,6 +8,14 @@ import (
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
+// unknownOCIRuntime is what podman says of a --runtime it does not know
+// (one that containers.conf's [engine.runtimes] lacks): the host is not
+// set up for it, so ErrUnavailable, ahead of "not found".
+const unknownOCIRuntime = `OCI runtime "[^"]*" not found`
+
+// unknownOCIRuntimeRE is Dialect.UnknownOCIRuntime.
+var unknownOCIRuntimeRE = regexp.MustCompile(`(?i)` + unknownOCIRuntime)
+
 // Podman's error output, sorted into the runtime's error classes. The
 // samples under testdata/stderr are what podman 4.3 (Debian 12) said.
 var stderrClasses = clirt.Classes{
@@ -17,7 +25,8 @@ var stderrClasses = clirt.Classes{
 		`|dial unix [^ ]+: connect: (connection refused|no such file or directory)` +
 		`|connect: connection refused` +
 		`|i/o timeout` +
-		`|no route to host`)},
+		`|no route to host` +
+		`|` + unknownOCIRuntime)},
 	{Class: runtime.ErrNotFound, RE: regexp.MustCompile(`(?i)` +
 		`no such (container|image|object|network)` +
 		`|no container with name or id` +

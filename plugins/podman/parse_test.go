@@ -155,6 +155,7 @@ func TestInspectFull(t *testing.T) {
 		Mounts:      []runtime.Mount{{Source: "/tmp/zaki-pdrt-data", Target: "/home/node/.openclaw"}},
 		Healthcheck: &runtime.Healthcheck{Test: []string{"/gateway-stub", "-probe"}, Interval: time.Second, Timeout: 3 * time.Second, StartPeriod: 2 * time.Second, Retries: 3},
 		StopTimeout: 5 * time.Second,
+		OCIRuntime:  "runc", // podman's default
 	}
 	assert.DeepEqual(t, c.Spec, want)
 }

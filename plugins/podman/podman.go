@@ -78,6 +78,7 @@ func (p *Podman) dialect() clirt.Dialect {
 		Output:   clirt.JSONArray,
 		Classify: classify,
 
+		UnknownOCIRuntime: unknownOCIRuntimeRE,
 		CreateArgs: func(_ context.Context, spec runtime.ContainerSpec) ([]string, error) {
 			return createArgs(spec, processUlimits)
 		},

@@ -204,6 +204,7 @@ type InfoResponse struct {
 	CgroupVersion   string                 `protobuf:"bytes,6,opt,name=cgroup_version,json=cgroupVersion,proto3" json:"cgroup_version,omitempty"`
 	SecurityOptions []string               `protobuf:"bytes,7,rep,name=security_options,json=securityOptions,proto3" json:"security_options,omitempty"`
 	ImageEvents     bool                   `protobuf:"varint,8,opt,name=image_events,json=imageEvents,proto3" json:"image_events,omitempty"` // Events streams image events when asked
+	OciRuntimes     []string               `protobuf:"bytes,9,rep,name=oci_runtimes,json=ociRuntimes,proto3" json:"oci_runtimes,omitempty"`  // empty: the engine does not say
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -292,6 +293,13 @@ func (x *InfoResponse) GetImageEvents() bool {
 		return x.ImageEvents
 	}
 	return false
+}
+
+func (x *InfoResponse) GetOciRuntimes() []string {
+	if x != nil {
+		return x.OciRuntimes
+	}
+	return nil
 }
 
 type ImageExistsRequest struct {
@@ -1277,7 +1285,8 @@ type ContainerSpec struct {
 	Mounts        []*Mount               `protobuf:"bytes,13,rep,name=mounts,proto3" json:"mounts,omitempty"`
 	Healthcheck   *Healthcheck           `protobuf:"bytes,14,opt,name=healthcheck,proto3" json:"healthcheck,omitempty"` // absent: none
 	StopTimeoutNs int64                  `protobuf:"varint,15,opt,name=stop_timeout_ns,json=stopTimeoutNs,proto3" json:"stop_timeout_ns,omitempty"`
-	Log           *LogConfig             `protobuf:"bytes,16,opt,name=log,proto3" json:"log,omitempty"` // absent: the engine's default
+	Log           *LogConfig             `protobuf:"bytes,16,opt,name=log,proto3" json:"log,omitempty"`                                 // absent: the engine's default
+	OciRuntime    string                 `protobuf:"bytes,17,opt,name=oci_runtime,json=ociRuntime,proto3" json:"oci_runtime,omitempty"` // empty: the engine's default
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1422,6 +1431,13 @@ func (x *ContainerSpec) GetLog() *LogConfig {
 		return x.Log
 	}
 	return nil
+}
+
+func (x *ContainerSpec) GetOciRuntime() string {
+	if x != nil {
+		return x.OciRuntime
+	}
+	return ""
 }
 
 type LogConfig struct {
@@ -2716,7 +2732,7 @@ const file_runtime_proto_rawDesc = "" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x121\n" +
 	"\x05class\x18\x02 \x01(\x0e2\x1b.zaki.runtime.v1.ErrorClassR\x05class\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\"\r\n" +
-	"\vInfoRequest\"\x89\x02\n" +
+	"\vInfoRequest\"\xac\x02\n" +
 	"\fInfoResponse\x12\x18\n" +
 	"\aruntime\x18\x01 \x01(\tR\aruntime\x12%\n" +
 	"\x0eengine_version\x18\x02 \x01(\tR\rengineVersion\x12\x1f\n" +
@@ -2726,7 +2742,8 @@ const file_runtime_proto_rawDesc = "" +
 	"\x04arch\x18\x05 \x01(\tR\x04arch\x12%\n" +
 	"\x0ecgroup_version\x18\x06 \x01(\tR\rcgroupVersion\x12)\n" +
 	"\x10security_options\x18\a \x03(\tR\x0fsecurityOptions\x12!\n" +
-	"\fimage_events\x18\b \x01(\bR\vimageEvents\"&\n" +
+	"\fimage_events\x18\b \x01(\bR\vimageEvents\x12!\n" +
+	"\foci_runtimes\x18\t \x03(\tR\vociRuntimes\"&\n" +
 	"\x12ImageExistsRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"=\n" +
 	"\x13ImageExistsResponse\x12\x16\n" +
@@ -2797,7 +2814,7 @@ const file_runtime_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ns\x18\x03 \x01(\x03R\ttimeoutNs\x12&\n" +
 	"\x0fstart_period_ns\x18\x04 \x01(\x03R\rstartPeriodNs\x12\x18\n" +
-	"\aretries\x18\x05 \x01(\x03R\aretries\"\xa4\x06\n" +
+	"\aretries\x18\x05 \x01(\x03R\aretries\"\xc5\x06\n" +
 	"\rContainerSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x10\n" +
@@ -2815,7 +2832,9 @@ const file_runtime_proto_rawDesc = "" +
 	"\x06mounts\x18\r \x03(\v2\x16.zaki.runtime.v1.MountR\x06mounts\x12>\n" +
 	"\vhealthcheck\x18\x0e \x01(\v2\x1c.zaki.runtime.v1.HealthcheckR\vhealthcheck\x12&\n" +
 	"\x0fstop_timeout_ns\x18\x0f \x01(\x03R\rstopTimeoutNs\x12,\n" +
-	"\x03log\x18\x10 \x01(\v2\x1a.zaki.runtime.v1.LogConfigR\x03log\x1a6\n" +
+	"\x03log\x18\x10 \x01(\v2\x1a.zaki.runtime.v1.LogConfigR\x03log\x12\x1f\n" +
+	"\voci_runtime\x18\x11 \x01(\tR\n" +
+	"ociRuntime\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +

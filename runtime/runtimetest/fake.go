@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	goruntime "runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -33,7 +34,10 @@ import (
 //     counts ("2147483648"), Env dropped, tmpfs sorted by path, an empty
 //     port protocol as "tcp", a memory limit without a swap limit with
 //     twice as much memory plus swap (docker's default); other unset
-//     fields stay unset;
+//     fields stay unset, but for the OCI runtime, which reads back as
+//     "runc" (the default) when none was asked for;
+//   - it knows the OCI runtimes FakeOCIRuntimes; a container asking for
+//     another is ErrUnavailable at Create, as the CLI plugins answer;
 //   - Start writes "fake: <name> started" to the container's log and, with
 //     a healthcheck, makes it "healthy" at once (there is nothing to probe);
 //     Stop makes the process exit 0; a forced Remove of a running container
@@ -66,6 +70,10 @@ var _ runtime.Runtime = (*Fake)(nil)
 
 // FakeOption configures NewFake.
 type FakeOption func(*Fake)
+
+// FakeOCIRuntimes are the OCI runtimes a Fake knows (Info.OCIRuntimes),
+// the first its default.
+var FakeOCIRuntimes = []string{"runc", "runsc"}
 
 // DefaultFakeImages are the images a Fake holds unless WithImages says
 // otherwise: the gateway stand-in.
@@ -149,6 +157,7 @@ func (f *Fake) Info(ctx context.Context) (runtime.Info, error) {
 		CgroupVersion:   "2",
 		SecurityOptions: []string{"seccomp", "no-new-privileges"},
 		ImageEvents:     !f.noImageEvents,
+		OCIRuntimes:     slices.Clone(FakeOCIRuntimes),
 	}, nil
 }
 
@@ -267,6 +276,9 @@ func readBack(spec runtime.ContainerSpec) runtime.ContainerSpec {
 	if s.Log.MaxSize != "" {
 		n, _ := runtime.ParseBytes(s.Log.MaxSize)
 		s.Log.MaxSize = fmt.Sprint(n)
+	}
+	if s.OCIRuntime == "" {
+		s.OCIRuntime = FakeOCIRuntimes[0]
 	}
 	sort.SliceStable(s.Security.Tmpfs, func(i, j int) bool { return s.Security.Tmpfs[i].Path < s.Security.Tmpfs[j].Path })
 	for i := range s.Ports {

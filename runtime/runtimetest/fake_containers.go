@@ -3,6 +3,7 @@ package runtimetest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -59,6 +60,9 @@ func (f *Fake) Create(ctx context.Context, spec runtime.ContainerSpec) (string, 
 	if !f.hasNetwork(spec.Network) {
 		return "", fmt.Errorf("create container %q: %w", spec.Name,
 			runtime.Errorf(runtime.ErrNotFound, "network %q not found", spec.Network))
+	}
+	if spec.OCIRuntime != "" && !slices.Contains(FakeOCIRuntimes, spec.OCIRuntime) {
+		return "", fmt.Errorf("create container %q: %w", spec.Name, runtime.UnknownOCIRuntime("fake", spec.OCIRuntime))
 	}
 	f.seq++
 	c := &fakeContainer{

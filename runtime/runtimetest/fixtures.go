@@ -49,6 +49,7 @@ func FullSpec() runtime.ContainerSpec {
 		},
 		StopTimeout: 2500 * time.Millisecond,
 		Log:         runtime.LogConfig{MaxSize: "10m", MaxFiles: 3},
+		OCIRuntime:  "runsc",
 	}
 }
 

@@ -18,9 +18,9 @@ import (
 )
 
 // Launch starts the real zaki-runtime-<name> binary (testenv.Binary)
-// through the agent's supervisor, its warnings logged to t, and closes it
-// when t ends.
-func Launch(t testing.TB, name string) *runtime.Plugin {
+// through the agent's supervisor, its warnings logged to t, with env added
+// to its environment, and closes it when t ends.
+func Launch(t testing.TB, name string, env ...string) *runtime.Plugin {
 	t.Helper()
 	bin := testenv.Binary(t, "zaki-runtime-"+name)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -28,6 +28,7 @@ func Launch(t testing.TB, name string) *runtime.Plugin {
 	p, err := runtime.Launch(ctx, runtime.PluginConfig{
 		Name:   name,
 		Path:   bin,
+		Env:    env,
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,7 +66,27 @@ type Config struct {
 	// it reaches Log.MaxSize (podman's k8s-file): Log.MaxFiles reads back
 	// as 1.
 	SingleLogFile bool
+	// OCIRuntime is the engine's OCI runtime every container of the suite
+	// runs under (ContainerSpec.OCIRuntime; "" for the engine's default),
+	// such as "runsc": the suite then checks that the engine lists it
+	// (Info.OCIRuntimes) and that it reads back.
+	OCIRuntime string
+	// ReadOnlyEACCES says that the engine's kernel checks a file's
+	// permissions before the read-only root (gVisor's does): a write to the
+	// root by the container's user fails with EACCES rather than EROFS (the
+	// read-only root is then shown by the spec read back alone).
+	ReadOnlyEACCES bool
+	// Only, when not empty, names the subtests of Run to run (its
+	// top-level names: "FullSpec", "Exec", ...); the others are not run.
+	Only []string
 }
+
+// GVisorSubset are the subtests of Run that make test runs under gVisor
+// (Config.OCIRuntime "runsc"), where the whole suite costs about four
+// minutes: the runtime named and refused, the spec read back, exec (whose
+// processes gVisor keeps from the host) and the engine checks (a
+// container started, answering, hardened, logging).
+var GVisorSubset = []string{"OCIRuntime", "FullSpec", "Exec", "Engine"}
 
 // subtestBudget is how many Timeouts the calls of one subtest may take
 // together.
@@ -100,8 +121,8 @@ func (c Config) withDefaults() Config {
 
 // Run runs the conformance suite against one runtime, as subtests:
 //
-//	Info, Images, Pull, InvalidArgument/*, Networks, FullSpec, Lifecycle,
-//	Batch, List, Events, Logs, Exec/*,
+//	Info, Images, Pull, InvalidArgument/*, OCIRuntime, Networks, FullSpec,
+//	Lifecycle, Batch, List, Events, Logs, Exec/*,
 //	Context/*                               every runtime
 //	Engine/*                                with Config.Engine only
 //
@@ -126,20 +147,30 @@ func Run(t *testing.T, cfg Config) {
 	s := &suite{cfg: cfg, rt: rt, top: t, run: testenv.UniqueName(cfg.NamePrefix)}
 	t.Cleanup(s.sweep)
 
-	t.Run("Info", s.testInfo)
-	t.Run("Images", s.testImages)
-	t.Run("Pull", s.testPull)
-	t.Run("InvalidArgument", s.testInvalid)
-	t.Run("Networks", s.testNetworks)
-	t.Run("FullSpec", s.testFullSpec)
-	t.Run("Lifecycle", s.testLifecycle)
-	t.Run("Batch", s.testBatch)
-	t.Run("List", s.testList)
-	t.Run("Events", s.testEvents)
-	t.Run("Logs", s.testLogs)
-	t.Run("Exec", s.testExec)
-	t.Run("Context", s.testContext)
-	t.Run("Engine", s.testEngine)
+	for _, st := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"Info", s.testInfo},
+		{"Images", s.testImages},
+		{"Pull", s.testPull},
+		{"InvalidArgument", s.testInvalid},
+		{"OCIRuntime", s.testOCIRuntime},
+		{"Networks", s.testNetworks},
+		{"FullSpec", s.testFullSpec},
+		{"Lifecycle", s.testLifecycle},
+		{"Batch", s.testBatch},
+		{"List", s.testList},
+		{"Events", s.testEvents},
+		{"Logs", s.testLogs},
+		{"Exec", s.testExec},
+		{"Context", s.testContext},
+		{"Engine", s.testEngine},
+	} {
+		if len(cfg.Only) == 0 || slices.Contains(cfg.Only, st.name) {
+			t.Run(st.name, st.f)
+		}
+	}
 }
 
 // suite is one Run.
@@ -185,7 +216,7 @@ func (s *suite) simpleSpec(name string, labels map[string]string) runtime.Contai
 	for k, v := range labels {
 		l[k] = v
 	}
-	return runtime.ContainerSpec{Name: name, Image: s.cfg.Image, Labels: l}
+	return runtime.ContainerSpec{Name: name, Image: s.cfg.Image, Labels: l, OCIRuntime: s.cfg.OCIRuntime}
 }
 
 // removeLater removes the container named name when t ends, force and

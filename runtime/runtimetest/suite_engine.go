@@ -99,6 +99,9 @@ func (s *suite) testEngine(t *testing.T) {
 			if err != nil {
 				t.Fatalf("POST /write?path=%s: %v", tc.path, err)
 			}
+			if s.cfg.ReadOnlyEACCES && strings.HasPrefix(body, "error: EACCES") && tc.want == "error: EROFS" {
+				continue
+			}
 			if !strings.HasPrefix(body, tc.want) {
 				t.Errorf("a write of %s in the container: got %q, want %q...", tc.path, strings.TrimSpace(body), tc.want)
 			}

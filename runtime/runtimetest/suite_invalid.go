@@ -38,6 +38,8 @@ func (s *suite) testInvalid(t *testing.T) {
 		}))},
 		{name: "LogSize", spec: ptr(spec("logsize", func(sp *runtime.ContainerSpec) { sp.Log.MaxSize = "10x" }))},
 		{name: "LogFiles", spec: ptr(spec("logfiles", func(sp *runtime.ContainerSpec) { sp.Log.MaxFiles = 3 }))},
+		{name: "OCIRuntimePath", spec: ptr(spec("ocipath", func(sp *runtime.ContainerSpec) { sp.OCIRuntime = "/usr/bin/runsc" }))},
+		{name: "OCIRuntimeFlag", spec: ptr(spec("ociflag", func(sp *runtime.ContainerSpec) { sp.OCIRuntime = "--privileged" }))},
 		{name: "Seccomp", spec: ptr(spec("seccomp", func(sp *runtime.ContainerSpec) { sp.Security.SeccompProfile = "unconfined" }))},
 		{name: "MountSource", spec: ptr(spec("mountsrc", func(sp *runtime.ContainerSpec) {
 			sp.Mounts = []runtime.Mount{{Source: "data", Target: "/data"}}

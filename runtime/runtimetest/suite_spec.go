@@ -61,6 +61,7 @@ func (s *suite) fullSpec(name, network, dataDir string, hostPort int) runtime.Co
 		},
 		StopTimeout: 5 * time.Second,
 		Log:         runtime.LogConfig{MaxSize: "1m", MaxFiles: 3},
+		OCIRuntime:  s.cfg.OCIRuntime,
 	}
 }
 
@@ -194,6 +195,9 @@ func compareSpec(want, got runtime.ContainerSpec) []string {
 		diffs = append(diffs, "Log.MaxSize: "+d)
 	}
 	eq("Log.MaxFiles", got.Log.MaxFiles, want.Log.MaxFiles)
+	if want.OCIRuntime != "" { // "" reads back as the engine's default
+		eq("OCIRuntime", got.OCIRuntime, want.OCIRuntime)
+	}
 	return diffs
 }
 
@@ -249,4 +253,32 @@ func ports(ps []runtime.PortBinding) []runtime.PortBinding {
 		}
 	}
 	return out
+}
+
+// testOCIRuntime: the engine lists the suite's OCI runtime (when it lists
+// any), and a container asking for one the engine does not know is
+// ErrUnavailable (the host must be set up first, see
+// runtime.UnknownOCIRuntime), naming the runtime, and leaves nothing.
+func (s *suite) testOCIRuntime(t *testing.T) {
+	ctx := s.ctx(t)
+	info, err := s.rt.Info(ctx)
+	if err != nil {
+		t.Fatalf("info: %v", err)
+	}
+	if s.cfg.OCIRuntime != "" && info.OCIRuntimes != nil && !slices.Contains(info.OCIRuntimes, s.cfg.OCIRuntime) {
+		t.Errorf("info: OCIRuntimes %q lack %q, which the suite runs under", info.OCIRuntimes, s.cfg.OCIRuntime)
+	}
+
+	const unknown = "zaki-no-such-runtime"
+	name := s.name("unknown-oci")
+	s.removeLater(t, name)
+	sp := s.simpleSpec(name, nil)
+	sp.OCIRuntime = unknown
+	_, err = s.rt.Create(ctx, sp)
+	if runtime.Class(err) != runtime.ErrUnavailable || !strings.Contains(fmt.Sprint(err), unknown) {
+		t.Fatalf("create with OCI runtime %q: got %v (class %v), want class %v naming it", unknown, err, runtime.Class(err), runtime.ErrUnavailable)
+	}
+	if _, err := s.rt.Inspect(ctx, name); runtime.Class(err) != runtime.ErrNotFound {
+		t.Errorf("after the refused create: inspect %s: got %v, want class %v", name, err, runtime.ErrNotFound)
+	}
 }

@@ -27,6 +27,9 @@ func CreateFlags(spec runtime.ContainerSpec, health []string) []string {
 	if spec.Init {
 		a = append(a, "--init")
 	}
+	if spec.OCIRuntime != "" {
+		a = append(a, "--runtime="+spec.OCIRuntime)
+	}
 
 	r := spec.Resources
 	if r.CPUs > 0 {

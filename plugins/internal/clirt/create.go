@@ -2,10 +2,12 @@ package clirt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 
+	"github.com/zaki-platform/zaki-agent/plugins/internal/cli"
 	"github.com/zaki-platform/zaki-agent/plugins/internal/envfile"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
@@ -41,6 +43,10 @@ func (e *Engine) Create(ctx context.Context, spec runtime.ContainerSpec) (string
 	args = append(args, spec.Cmd...)
 
 	res, err := e.RunClientFiles(ctx, files, args...)
+	var ee *cli.ExitError
+	if err != nil && spec.OCIRuntime != "" && errors.As(err, &ee) && e.d.UnknownOCIRuntime.MatchString(ee.Stderr) {
+		return "", fmt.Errorf("create %q: %w", spec.Name, runtime.UnknownOCIRuntime(e.d.Name, spec.OCIRuntime))
+	}
 	if err != nil {
 		return "", fmt.Errorf("create %q: %w", spec.Name, err)
 	}

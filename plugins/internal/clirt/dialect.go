@@ -3,6 +3,7 @@ package clirt
 import (
 	"context"
 	"io"
+	"regexp"
 	"time"
 
 	"github.com/zaki-platform/zaki-agent/runtime"
@@ -22,6 +23,11 @@ type Dialect struct {
 	Argv func(args []string) []string
 	// Output is how ps and inspect print their JSON.
 	Output Output
+
+	// UnknownOCIRuntime matches what the client says when the engine does
+	// not know the OCI runtime a container asks for (--runtime): Create
+	// then returns runtime.UnknownOCIRuntime.
+	UnknownOCIRuntime *regexp.Regexp
 
 	// CreateArgs returns the arguments of `create` up to (not including)
 	// the env file and the image: "create", the options of

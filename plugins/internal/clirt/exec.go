@@ -1,9 +1,13 @@
 package clirt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,8 +32,11 @@ const killTimeout = 10 * time.Second
 // processes with their host PIDs; those whose parent is outside the
 // container (exec'd, not descended from the main process), that are not
 // the main process, and whose arguments are the command's, are killed
-// with SIGKILL from the host, with everything they started. Two identical
-// commands running at once in one container are killed together.
+// with SIGKILL from the host, with everything they started (only those in
+// the container's cgroup). Two identical commands running at once in one
+// container are killed together. Under gVisor (the main process is its
+// sandbox), the command's processes are gVisor's, not the host's: runsc
+// itself finds and kills them (killGVisorExec).
 func (e *Engine) Exec(ctx context.Context, ref string, opts runtime.ExecOptions) (runtime.ExecResult, error) {
 	if err := runtime.ValidateRef(ref); err != nil {
 		return runtime.ExecResult{}, err
@@ -119,6 +126,9 @@ func (e *Engine) killExec(ctx context.Context, ref string, cmd []string) error {
 	if main == 0 {
 		return nil // not running: nothing of it runs either
 	}
+	if sb, ok := gvisorSandbox(main); ok {
+		return e.killGVisorExec(ctx, sb, ref, cmd)
+	}
 	res, err = e.RunClient(ctx, slices.Concat([]string{"top", "--", ref}, e.d.TopArgs)...)
 	if err != nil {
 		return err
@@ -127,10 +137,105 @@ func (e *Engine) killExec(ctx context.Context, ref string, cmd []string) error {
 	if err != nil {
 		return err
 	}
+	// Only processes of the container's own cgroup: a host PID that top
+	// lists and that is not in it is not the container's (an engine whose
+	// OCI runtime keeps its own PIDs lists those as if they were the
+	// host's).
+	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", main))
+	if err != nil {
+		return fmt.Errorf("cgroup of the main process of %q: %w", ref, err)
+	}
 	var errs []error
 	for _, host := range execTree(procs, main, strings.Join(strings.Fields(strings.Join(cmd, " ")), " ")) {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", host)); err != nil || !bytes.Equal(b, cg) {
+			continue // gone, or not the container's
+		}
 		if err := syscall.Kill(host, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			errs = append(errs, fmt.Errorf("kill %d: %w", host, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// gVisorSandbox is a container's gVisor sandbox, as its host process (the
+// engine's main PID of a container under runsc) shows it.
+type gVisorSandbox struct {
+	runsc string // the runsc binary
+	root  string // its --root, the state dir of the engine's containers
+}
+
+// gvisorSandbox reports whether the host process pid is a gVisor sandbox
+// (runsc-sandbox), and how to reach it with runsc.
+func gvisorSandbox(pid int) (gVisorSandbox, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return gVisorSandbox{}, false
+	}
+	argv := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	if argv[0] != "runsc-sandbox" {
+		return gVisorSandbox{}, false
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return gVisorSandbox{}, false
+	}
+	sb := gVisorSandbox{runsc: exe}
+	for _, a := range argv[1:] {
+		if v, ok := strings.CutPrefix(a, "--root="); ok {
+			sb.root = v
+		}
+	}
+	return sb, sb.root != ""
+}
+
+// killGVisorExec kills what is left of a timed-out exec of cmd in ref, a
+// container under gVisor: its processes are not the host's (the engine's
+// top lists gVisor's own PIDs), so they are found and killed with runsc
+// itself (`runsc ps`, `runsc kill --pid`): those whose parent is outside
+// the container (PPID 0) other than its first process, whose name is the
+// command's, with everything they started.
+func (e *Engine) killGVisorExec(ctx context.Context, sb gVisorSandbox, ref string, cmd []string) error {
+	id, err := e.ContainerID(ctx, ref)
+	if err != nil {
+		if NotFound(err) {
+			return nil
+		}
+		return err
+	}
+	runsc := func(args ...string) ([]byte, error) {
+		out, err := exec.CommandContext(ctx, sb.runsc, append([]string{"--root=" + sb.root}, args...)...).CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("runsc %s: %w: %s", args[0], err, cli.TrimStderr(out))
+		}
+		return out, nil
+	}
+	out, err := runsc("ps", id)
+	if err != nil {
+		return err
+	}
+	// UID PID PPID C TTY STIME TIME CMD; CMD is the process's name (its
+	// first 15 bytes).
+	var procs []proc
+	for _, line := range strings.Split(string(out), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		pid, err1 := strconv.Atoi(f[1])
+		ppid, err2 := strconv.Atoi(f[2])
+		if err1 != nil || err2 != nil {
+			return fmt.Errorf("runsc ps: parse output: %q", line)
+		}
+		procs = append(procs, proc{host: pid, pid: pid, ppid: ppid, args: f[7]})
+	}
+	name := path.Base(cmd[0])
+	if len(name) > 15 {
+		name = name[:15]
+	}
+	var errs []error
+	for _, pid := range execTree(procs, 1, name) {
+		if _, err := runsc("kill", "--pid="+strconv.Itoa(pid), id, "KILL"); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

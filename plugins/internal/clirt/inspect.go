@@ -114,6 +114,7 @@ type Inspect struct {
 	RestartCount    int
 	BoundingCaps    []string // podman: the effective capabilities
 	AppArmorProfile string
+	OCIRuntime      string // podman: the OCI runtime (its HostConfig.Runtime is "oci")
 	State           struct {
 		Status     string
 		ExitCode   int
@@ -166,6 +167,7 @@ type Inspect struct {
 			ReadOnly             bool
 		}
 		Init      *bool
+		Runtime   string // docker: the OCI runtime
 		LogConfig struct {
 			Type   string
 			Config map[string]string
@@ -229,6 +231,7 @@ func (j *Inspect) spec(d Dialect) runtime.ContainerSpec {
 		},
 		Network:     h.NetworkMode,
 		Healthcheck: HealthFromConfig(j.Config.Healthcheck, d.ParseShellHealth),
+		OCIRuntime:  cmp.Or(j.OCIRuntime, h.Runtime),
 	}
 	if len(s.Labels) == 0 {
 		s.Labels = nil
