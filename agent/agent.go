@@ -95,6 +95,7 @@ type Agent struct {
 	seq     atomic.Uint64 // bumped by every change of live
 	urls    atomic.Pointer[urlCache]
 	netDone atomic.Bool // the instance network exists
+	netMu   sync.Mutex  // one EnsureNetwork at a time
 
 	runtimeUp  atomic.Bool
 	outage     outageState  // see outage.go

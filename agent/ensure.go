@@ -479,6 +479,14 @@ func (a *Agent) ensureNetwork(ctx context.Context) error {
 	if a.netDone.Load() {
 		return nil
 	}
+	// One at a time: the engine makes two networks of one name when two
+	// creates race (the first reconciliation runs beside the first
+	// calls), and then refuses to start containers on either.
+	a.netMu.Lock()
+	defer a.netMu.Unlock()
+	if a.netDone.Load() {
+		return nil
+	}
 	err := a.rt.EnsureNetwork(ctx, runtime.NetworkSpec{
 		Name:       a.conf().Instance.Network,
 		DisableICC: true,

@@ -239,9 +239,10 @@ func TestKillChurn(t *testing.T) {
 	shim := dockerShim(t)
 	assert.NilError(t, os.WriteFile(filepath.Join(shim, "slow"), []byte("ps\n"), 0o644))
 	p := testenv.StartAgent(t, testenv.AgentOptions{
-		Config: "# churn\n[hot]\nwindowMinutes = 0.05\n",
-		Args:   loadTolerant,
-		Env:    shimEnv(shim),
+		Config:  "# churn\n[hot]\nwindowMinutes = 0.05\n",
+		Args:    loadTolerant,
+		Env:     shimEnv(shim),
+		Serving: true,
 	})
 	w := newChurn(p.Client)
 

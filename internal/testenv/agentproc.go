@@ -40,6 +40,10 @@ type AgentOptions struct {
 	// NoWait returns as soon as the process is started, without waiting for
 	// the socket to answer.
 	NoWait bool
+	// Serving returns as soon as the agent answers, without waiting for
+	// its first reconciliation with the engine (which it does after it
+	// says READY=1).
+	Serving bool
 }
 
 // AgentProc is a real zaki-agent process with the real runtime plugin,
@@ -191,16 +195,20 @@ func (p *AgentProc) Start() {
 	}
 }
 
-// WaitReady waits until the agent answers its health check.
+// WaitReady waits until the agent answers its health check and, unless
+// the options say Serving, has done its first reconciliation.
 func (p *AgentProc) WaitReady(timeout time.Duration) {
 	p.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := p.Client.Health(ctx)
+		h, err := p.Client.Health(ctx)
 		cancel()
-		if err == nil {
+		if err == nil && (h.Agent.Ready || p.opts.Serving) {
 			return
+		}
+		if err == nil {
+			err = fmt.Errorf("not reconciled yet")
 		}
 		select {
 		case <-p.exited():

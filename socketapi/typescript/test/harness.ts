@@ -178,8 +178,11 @@ export class TestAgent {
     const deadline = Date.now() + 60_000;
     for (;;) {
       try {
-        await this.client.health({ timeoutMs: 2000 });
-        return;
+        // Ready once its first reconciliation is done (it answers before).
+        const h = await this.client.health({ timeoutMs: 2000 });
+        if (h.agent.ready) return;
+        if (proc.exitCode !== null) throw new Error(`zaki-agent exited before it was ready:\n${this.#log}`);
+        if (Date.now() > deadline) throw new Error(`zaki-agent not reconciled within 60s\n${this.#log}`);
       } catch (err) {
         if (this.opts.unhealthyOK && isAgentError(err, "runtime_unavailable") && (err as { status: number }).status === 503) return;
         if (proc.exitCode !== null) throw new Error(`zaki-agent exited before it was ready:\n${this.#log}`);
