@@ -133,6 +133,7 @@ func Run(t *testing.T, cfg Config) {
 	t.Run("Networks", s.testNetworks)
 	t.Run("FullSpec", s.testFullSpec)
 	t.Run("Lifecycle", s.testLifecycle)
+	t.Run("Pause", s.testPause)
 	t.Run("Batch", s.testBatch)
 	t.Run("List", s.testList)
 	t.Run("Events", s.testEvents)
