@@ -196,7 +196,7 @@ func (c *Client) Health(ctx context.Context) (Health, error) {
 }
 
 // List returns the instances, all of them when state is "", else those in
-// that state (running, stopped or missing).
+// that state (running, paused, stopped or missing).
 func (c *Client) List(ctx context.Context, state string) ([]Instance, error) {
 	var q url.Values
 	if state != "" {

@@ -122,7 +122,7 @@ Examples:
   zakictl ls --state running
   zakictl ls --json`,
 	setup: func(c *cli, fs *pflag.FlagSet) func(context.Context, []string) error {
-		state := fs.String("state", "", "only instances in this `STATE`: running, stopped or missing")
+		state := fs.String("state", "", "only instances in this `STATE`: running, paused, stopped or missing")
 		return func(ctx context.Context, _ []string) error {
 			ins, err := c.client.List(ctx, *state)
 			if err != nil {
@@ -229,11 +229,15 @@ Examples:
   zakictl prune --dry-run --idle-stop-minutes 30 --idle-hours 0 --max-age-days 0`,
 	setup: func(c *cli, fs *pflag.FlagSet) func(context.Context, []string) error {
 		dry := fs.Bool("dry-run", false, "report what would be done, do nothing")
+		idlePause := fs.Float64("idle-pause-minutes", 0, "pause (freeze) running instances idle this many `MINUTES`")
 		idleStop := fs.Float64("idle-stop-minutes", 0, "stop instances idle this many `MINUTES`")
 		idleHours := fs.Float64("idle-hours", 0, "remove instances idle this many `HOURS`")
 		maxAge := fs.Float64("max-age-days", 0, "remove instances older than this many `DAYS`")
 		return func(ctx context.Context, _ []string) error {
 			req := socketapi.PruneRequest{DryRun: *dry}
+			if fs.Changed("idle-pause-minutes") {
+				req.IdlePauseMinutes = idlePause
+			}
 			if fs.Changed("idle-stop-minutes") {
 				req.IdleStopMinutes = idleStop
 			}
