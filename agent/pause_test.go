@@ -118,9 +118,16 @@ func TestPauseRuleBeforeStopRule(t *testing.T) {
 			assert.ErrorContains(t, err, "prune.idlePauseMinutes", "pause %g stop %g", tc.pause, tc.stop)
 		}
 	}
+	// A reload is checked the same way, and a refused one changes nothing.
+	e := newFakeEnv(t, pauseRules)
+	next := e.a.Config()
+	next.Prune.IdlePauseMinutes = 30
+	_, _, err := e.a.Reload(next)
+	assert.ErrorContains(t, err, "prune.idlePauseMinutes")
+	assert.Equal(t, e.a.Config().Prune.IdlePauseMinutes, 10.0)
+
 	// A pass whose thresholds put the pause rule past the stop rule:
 	// the stop rule wins.
-	e := newFakeEnv(t, pauseRules)
 	e.ensure("alice", InstanceSpec{})
 	e.clock.Add(11 * time.Minute)
 	res, err := e.a.Prune(context.Background(), PruneRequest{IdleStopMinutes: f64(5)})
