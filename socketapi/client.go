@@ -339,7 +339,8 @@ func (c *Client) streamCall(ctx context.Context, method, path string, q url.Valu
 	}
 }
 
-// Touch marks userID's instance as used now.
+// Touch marks userID's instance as used now; a paused one is thawed
+// (Outcome resumed).
 func (c *Client) Touch(ctx context.Context, userID string) (Instance, error) {
 	var in Instance
 	err := c.call(ctx, http.MethodPost, instancePath(userID, "touch"), nil, nil, &in)

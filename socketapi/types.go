@@ -48,8 +48,8 @@ type Instance struct {
 	ConfigHash   string            `json:"configHash"`
 	Stale        bool              `json:"stale"`
 	Labels       map[string]string `json:"labels,omitempty"`
-	// Outcome is set by ensure only: reused, resumed, started, created or
-	// recreated.
+	// Outcome is set by ensure: reused, resumed, started, created or
+	// recreated; and by a touch that thawed a paused instance: resumed.
 	Outcome string `json:"outcome,omitempty"`
 }
 
