@@ -54,6 +54,8 @@ func TestPauseTier(t *testing.T) {
 	assert.Equal(t, in.State, StatePaused)
 	c := e.a.Counts()
 	assert.DeepEqual(t, c, Counts{Total: 2, Running: 1, Paused: 1})
+	assert.Equal(t, gauge(t, e.a, "zaki_instances", "paused"), 1.0)
+	assert.Equal(t, gauge(t, e.a, "zaki_instances", "running"), 1.0)
 	list, err := e.a.List(ctx, StatePaused)
 	assert.NilError(t, err)
 	assert.Equal(t, len(list), 1)
@@ -204,4 +206,45 @@ func TestPausedInstanceLifecycle(t *testing.T) {
 	assert.NilError(t, e.a.Remove(ctx, "alice", false))
 	_, ok := e.fake.Container(containerName("alice"))
 	assert.Assert(t, !ok, "container of a removed paused instance still there")
+}
+
+// gauge reads the metric name{state=state} of the agent.
+func gauge(t *testing.T, a *Agent, name, state string) float64 {
+	t.Helper()
+	mfs, err := a.metrics.Gatherer().Gather()
+	assert.NilError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "state" && l.GetValue() == state {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{state=%q}", name, state)
+	return 0
+}
+
+// A paused instance is idle for the removal rules: past idleHours it is
+// removed (force: the engine kills a paused container), its data kept.
+func TestPausedRemovedWhenIdle(t *testing.T) {
+	ctx := context.Background()
+	e := newFakeEnv(t, pauseRules, func(c *Config) { c.Prune.IdleHours = 1 })
+	e.ensure("alice", InstanceSpec{})
+	e.clock.Add(11 * time.Minute)
+	res, err := e.a.Prune(ctx, PruneRequest{})
+	assert.NilError(t, err)
+	assert.DeepEqual(t, userIDs(res.Paused), []string{"alice"})
+	e.clock.Add(2 * time.Hour)
+	res, err = e.a.Prune(ctx, PruneRequest{})
+	assert.NilError(t, err)
+	assert.DeepEqual(t, userIDs(res.Removed), []string{"alice"})
+	_, ok := e.fake.Container(containerName("alice"))
+	assert.Assert(t, !ok, "the paused container is still there")
+	_, err = os.Stat(filepath.Join(e.cfg.StateDir, "instances", "alice"))
+	assert.NilError(t, err, "data dir of alice")
 }
