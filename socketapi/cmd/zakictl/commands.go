@@ -112,7 +112,7 @@ var lsCmd = &command{
 	name: "ls", nargs: 0,
 	summary: "list the instances",
 	help: `
-Columns: USER, STATE (running, stopped or missing), PORT, IMAGE, AGE (since
+Columns: USER, STATE (running, paused, stopped or missing), PORT, IMAGE, AGE (since
 created), IDLE (since last used), STALE ("yes" when the running container's
 config differs from the last ensured one; it is recreated at its next cold
 ensure).
