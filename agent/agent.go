@@ -216,9 +216,11 @@ type (
 // The states of an instance, and the outcomes of an ensure.
 const (
 	StateRunning     = socketapi.StateRunning
+	StatePaused      = socketapi.StatePaused
 	StateStopped     = socketapi.StateStopped
 	StateMissing     = socketapi.StateMissing
 	OutcomeReused    = socketapi.OutcomeReused
+	OutcomeResumed   = socketapi.OutcomeResumed
 	OutcomeStarted   = socketapi.OutcomeStarted
 	OutcomeCreated   = socketapi.OutcomeCreated
 	OutcomeRecreated = socketapi.OutcomeRecreated
@@ -244,10 +246,7 @@ func instanceOf(rec registry.Record, ls liveState, ok bool, urls *urlCache, ids 
 	state := StateMissing
 	switch {
 	case ok && ls.exists():
-		state = StateStopped
-		if ls.running() {
-			state = StateRunning
-		}
+		state = stateName(ls)
 	case ok && ls.seq == 0:
 		if knownState(rec.State) {
 			state = rec.State
@@ -280,7 +279,7 @@ func instanceOf(rec registry.Record, ls liveState, ok bool, urls *urlCache, ids 
 
 // knownState reports whether s is a state an instance may be in.
 func knownState(s string) bool {
-	return s == StateRunning || s == StateStopped || s == StateMissing
+	return s == StateRunning || s == StatePaused || s == StateStopped || s == StateMissing
 }
 
 // Get returns userID's instance; ErrNotFound when it has none.
@@ -316,9 +315,9 @@ func (a *Agent) List(ctx context.Context, state string) ([]Instance, error) {
 // own: read it, never keep or change it.
 func (a *Agent) EachInstance(state string, fn func(*Instance)) error {
 	switch state {
-	case "", StateRunning, StateStopped, StateMissing:
+	case "", StateRunning, StatePaused, StateStopped, StateMissing:
 	default:
-		return invalid("invalid state %q: want running, stopped or missing", state)
+		return invalid("invalid state %q: want running, paused, stopped or missing", state)
 	}
 	// One pass over the registry's snapshot under one read lock of the
 	// live view: with 10,000 instances, copying every record (List) and
@@ -342,9 +341,32 @@ func (a *Agent) EachInstance(state string, fn func(*Instance)) error {
 }
 
 // Touch marks userID's instance as used now, pushing idle pruning back.
+// A paused instance is thawed too, and answered once its port answers,
+// with outcome "resumed".
 func (a *Agent) Touch(ctx context.Context, userID string) (Instance, error) {
 	if err := validateUserID(userID); err != nil {
 		return Instance{}, err
+	}
+	if a.liveOf(userID).paused() {
+		unlock := a.locks.lock(userID)
+		defer unlock()
+		rec, ok := a.reg.Get(userID)
+		if !ok {
+			return Instance{}, notFound(userID)
+		}
+		a.reg.Touch(userID, a.now().UnixMilli())
+		if ls := a.liveOf(userID); ls.paused() && ls.ID == rec.ContainerID {
+			thawed, err := a.thaw(ctx, rec)
+			if err != nil {
+				return Instance{}, err
+			}
+			in := a.instance(a.mustGet(userID, rec))
+			if thawed {
+				in.Outcome = OutcomeResumed
+			}
+			return in, nil
+		}
+		return a.instance(a.mustGet(userID, rec)), nil
 	}
 	if !a.reg.Touch(userID, a.now().UnixMilli()) {
 		return Instance{}, notFound(userID)
@@ -415,12 +437,16 @@ func (a *Agent) Counts() Counts {
 		switch ls, ok := a.live[rec.UserID]; {
 		case !ok && pending && rec.State == StateRunning:
 			c.Running++ // as last recorded: not yet asked of the engine
+		case !ok && pending && rec.State == StatePaused:
+			c.Paused++
 		case !ok && pending && rec.State == StateStopped:
 			c.Stopped++
 		case !ok || !ls.exists():
 			c.Missing++
 		case ls.running():
 			c.Running++
+		case ls.paused():
+			c.Paused++
 		default:
 			c.Stopped++
 		}

@@ -87,8 +87,12 @@ type SecurityConfig struct {
 type PruneConfig struct {
 	IntervalMinutes float64 `toml:"intervalMinutes" help:"how often pruning runs"`
 	IdleStopMinutes float64 `toml:"idleStopMinutes" help:"stop instances idle this long (0 = off)"`
-	IdleHours       float64 `toml:"idleHours" help:"remove instances idle this long (0 = off); data is kept"`
-	MaxAgeDays      float64 `toml:"maxAgeDays" help:"remove instances older than this (0 = off); data is kept"`
+	// IdlePauseMinutes freezes (the engine's pause) running instances idle
+	// this long: memory kept, CPU freed, thawed by their next ensure or
+	// touch. Below IdleStopMinutes when both are on.
+	IdlePauseMinutes float64 `toml:"idlePauseMinutes" help:"pause (freeze) instances idle this long (0 = off); below idleStopMinutes when both are on"`
+	IdleHours        float64 `toml:"idleHours" help:"remove instances idle this long (0 = off); data is kept"`
+	MaxAgeDays       float64 `toml:"maxAgeDays" help:"remove instances older than this (0 = off); data is kept"`
 }
 
 // HotConfig holds the hot window.
@@ -336,9 +340,22 @@ func (s *SecurityConfig) check(p *problems) {
 func (c *Config) checkPruneAndHot(p *problems) {
 	p.span("prune.intervalMinutes", c.Prune.IntervalMinutes, time.Minute, spanInterval)
 	p.span("prune.idleStopMinutes", c.Prune.IdleStopMinutes, time.Minute, spanOff)
+	p.span("prune.idlePauseMinutes", c.Prune.IdlePauseMinutes, time.Minute, spanOff)
+	if err := checkPauseBeforeStop(c.Prune.IdlePauseMinutes, c.Prune.IdleStopMinutes); err != nil {
+		p.add("prune.idlePauseMinutes %g: %v", c.Prune.IdlePauseMinutes, err)
+	}
 	p.span("prune.idleHours", c.Prune.IdleHours, time.Hour, spanOff)
 	p.span("prune.maxAgeDays", c.Prune.MaxAgeDays, 24*time.Hour, spanOff)
 	p.span("hot.windowMinutes", c.Hot.WindowMinutes, time.Minute, spanOff)
+}
+
+// checkPauseBeforeStop tells whether the pause rule comes before the stop
+// rule, when both are on: an instance is paused, then stopped.
+func checkPauseBeforeStop(pause, stop float64) error {
+	if pause > 0 && stop > 0 && pause >= stop {
+		return fmt.Errorf("want less than idleStopMinutes (%g): an idle instance is paused first, then stopped", stop)
+	}
+	return nil
 }
 
 // checkDefaultsResolve builds one spec from the defaults, so that anything

@@ -30,12 +30,14 @@ type EnsureOptions struct {
 //     record, in one durable write after the create), create, start and
 //     wait until ready: "created";
 //   - a container made from the same effective spec: "reused" when
-//     running (no runtime call at all), "started" when it was stopped
+//     running (no runtime call at all), "resumed" when it was paused by
+//     the pause rule of pruning (thawed, answered once its port answers:
+//     at once, the gateway never stopped), "started" when it was stopped
 //     (its files are not written again);
 //   - a container made from another spec, or marked for renewal by the
 //     age rule of pruning: kept and marked stale while it is hot (running
-//     and used within the hot window): "reused"; otherwise removed and
-//     made anew: "recreated". opts.Force treats a hot instance as cold:
+//     and used within the hot window; a paused one never is): "reused";
+//     otherwise removed and made anew: "recreated". opts.Force treats a hot instance as cold:
 //     the change is applied now (a same-spec instance is still reused).
 //
 // The effective spec includes the ID its image reference resolves to
@@ -129,6 +131,11 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 		}
 		// Force treats a hot instance as cold: a change is applied now.
 		hot := !opts.Force && ls.running() && time.Duration(nowMs-rec.LastUsedAtMs)*time.Millisecond < minutes(a.conf().Hot.WindowMinutes)
+		// A paused instance resolves its image as a hot one does (from
+		// the cache, with no engine call), so that a resume costs the
+		// unpause and one probe; a change the cache did not know of yet
+		// is seen at the next ensure.
+		warm := hot || ls.paused()
 		// What the image reference resolves to now is part of the spec
 		// (hash version 2). It comes from the image cache, which costs a
 		// reused ensure no engine call once known; when it is not known
@@ -136,10 +143,10 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 		// container's own image stands: no sign of a change. A runtime
 		// that streams no image events cannot tell of a tag rebuilt
 		// behind the agent's back: a cold ensure asks it anew.
-		if !hot && !a.imageEvents.Load() {
+		if !warm && !a.imageEvents.Load() {
 			a.images.forget(e.Image)
 		}
-		e.ImageID = a.resolvedImage(ctx, e.Image, ls.ImageID, hot)
+		e.ImageID = a.resolvedImage(ctx, e.Image, ls.ImageID, warm)
 		want := a.hash.current(e)
 		// A container labelled with hash version 1, which does not cover
 		// the image's ID, is compared with the image itself.
@@ -158,6 +165,9 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 				in := a.instance(a.mustGet(userID, rec))
 				in.Outcome = OutcomeReused
 				return in, nil
+			}
+			if ls.paused() {
+				return a.resume(ctx, rec, e, opts)
 			}
 			return a.startStopped(ctx, rec, e, opts)
 		}
@@ -397,6 +407,49 @@ func (a *Agent) startStopped(ctx context.Context, rec registry.Record, e effecti
 	in := a.instance(a.mustGet(rec.UserID, rec))
 	in.Outcome = OutcomeStarted
 	return in, nil
+}
+
+// resume thaws rec's paused container and waits until its port answers;
+// one stopped meanwhile is started instead ("started").
+func (a *Agent) resume(ctx context.Context, rec registry.Record, e effectiveSpec, opts EnsureOptions) (Instance, error) {
+	thawed, err := a.thaw(ctx, rec)
+	if err != nil {
+		return Instance{}, err
+	}
+	if !thawed {
+		return a.startStopped(ctx, rec, e, opts)
+	}
+	in := a.instance(a.mustGet(rec.UserID, rec))
+	in.Outcome = OutcomeResumed
+	return in, nil
+}
+
+// thaw resumes rec's paused container and waits until its port answers
+// (the gateway never stopped: the first probe answers, as a rule).
+// thawed is false, with no error, when the container was neither paused
+// nor running any more (stopped behind the agent's back). A thawed
+// instance that does not answer is left running, not removed: its
+// process was there all along.
+func (a *Agent) thaw(ctx context.Context, rec registry.Record) (thawed bool, err error) {
+	release, err := a.acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	err = a.rt.Resume(ctx, rec.ContainerID)
+	release()
+	if errors.Is(err, errdefs.ErrConflict) {
+		a.markState(rec.UserID, rec.ContainerID, runtime.StateExited)
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("resume container of user %q: %w", rec.UserID, err)
+	}
+	a.markState(rec.UserID, rec.ContainerID, runtime.StateRunning)
+	a.publish(Event{Type: EventResumed, UserID: rec.UserID, ContainerID: rec.ContainerID})
+	if err := a.waitReady(ctx, rec); err != nil {
+		return false, fmt.Errorf("instance of user %q, resumed: %w", rec.UserID, err)
+	}
+	return true, nil
 }
 
 // startAndWait starts rec's container and waits until its port accepts

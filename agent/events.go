@@ -14,6 +14,8 @@ const (
 	EventDied       = socketapi.EventDied
 	EventOOM        = socketapi.EventOOM
 	EventStopped    = socketapi.EventStopped
+	EventPaused     = socketapi.EventPaused
+	EventResumed    = socketapi.EventResumed
 	EventRestarted  = socketapi.EventRestarted
 	EventRemoved    = socketapi.EventRemoved
 	EventDestroyed  = socketapi.EventDestroyed

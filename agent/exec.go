@@ -72,6 +72,8 @@ func (a *Agent) Exec(ctx context.Context, userID string, req socketapi.ExecReque
 	switch {
 	case !ls.exists():
 		return socketapi.ExecResult{}, errdefs.Errorf(errdefs.ErrConflict, "instance of user %q is not running: its container is missing; ensure it first", userID)
+	case ls.paused():
+		return socketapi.ExecResult{}, errdefs.Errorf(errdefs.ErrConflict, "instance of user %q is paused (idle): ensure or touch it first, which thaws it", userID)
 	case ls.State != runtime.StateRunning:
 		return socketapi.ExecResult{}, errdefs.Errorf(errdefs.ErrConflict, "instance of user %q is not running (%s); ensure it first", userID, ls.State)
 	}

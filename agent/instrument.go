@@ -96,6 +96,20 @@ func (r *instrumented) Restart(ctx context.Context, ref string, timeout time.Dur
 	return err
 }
 
+func (r *instrumented) Pause(ctx context.Context, ref string) error {
+	ctx, done := r.call(ctx, "Pause", 0)
+	err := r.rt.Pause(ctx, ref)
+	done(err)
+	return err
+}
+
+func (r *instrumented) Resume(ctx context.Context, ref string) error {
+	ctx, done := r.call(ctx, "Resume", 0)
+	err := r.rt.Resume(ctx, ref)
+	done(err)
+	return err
+}
+
 func (r *instrumented) Remove(ctx context.Context, refs []string, opts runtime.RemoveOptions) error {
 	ctx, done := r.call(ctx, "Remove", 0)
 	err := r.rt.Remove(ctx, refs, opts)

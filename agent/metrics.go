@@ -41,7 +41,7 @@ func NewMetrics() *Metrics {
 			Name: "zaki_runtime_call_errors_total", Help: "Runtime plugin call errors by method and class.",
 		}, []string{"method", "class"}),
 		pruneTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "zaki_prune_instances_total", Help: "Instances acted on by pruning, by action (stopped, removed, failed).",
+			Name: "zaki_prune_instances_total", Help: "Instances acted on by pruning, by action (paused, stopped, removed, failed).",
 		}, []string{"action"}),
 		registryWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "zaki_registry_write_duration_seconds", Help: "Durable registry write latency.",
@@ -63,7 +63,7 @@ func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
 
 // attach registers the collectors that read the agent's state.
 func (m *Metrics) attach(a *Agent) {
-	for _, state := range []string{StateRunning, StateStopped, StateMissing} {
+	for _, state := range []string{StateRunning, StatePaused, StateStopped, StateMissing} {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "zaki_instances", Help: "Instances by state.", ConstLabels: prometheus.Labels{"state": state},
 		}, func() float64 {
@@ -71,6 +71,8 @@ func (m *Metrics) attach(a *Agent) {
 			switch state {
 			case StateRunning:
 				return float64(c.Running)
+			case StatePaused:
+				return float64(c.Paused)
 			case StateStopped:
 				return float64(c.Stopped)
 			}
@@ -104,6 +106,7 @@ func (m *Metrics) observeCall(method string, err error, d time.Duration) {
 }
 
 func (m *Metrics) observePrune(res PruneResult) {
+	m.pruneTotal.WithLabelValues("paused").Add(float64(len(res.Paused)))
 	m.pruneTotal.WithLabelValues("stopped").Add(float64(len(res.Stopped)))
 	m.pruneTotal.WithLabelValues("removed").Add(float64(len(res.Removed)))
 	m.pruneTotal.WithLabelValues("failed").Add(float64(len(res.Failed)))

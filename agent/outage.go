@@ -93,7 +93,7 @@ func (a *Agent) restartAfterOutage(ctx context.Context, since time.Time) {
 	var cands []candidate
 	a.mu.RLock()
 	for user, ls := range a.live {
-		if !ls.exists() || ls.running() || ls.OOMKilled || ls.FinishedAt.IsZero() || ls.FinishedAt.Before(from) {
+		if !ls.exists() || ls.alive() || ls.OOMKilled || ls.FinishedAt.IsZero() || ls.FinishedAt.Before(from) {
 			continue
 		}
 		if a.outage.agentStopped(ls.ID, ls.FinishedAt) {
@@ -113,7 +113,7 @@ func (a *Agent) restartAfterOutage(ctx context.Context, since time.Time) {
 		if !ok {
 			continue
 		}
-		if ls := a.liveOf(c.user); ls.ID != c.id || ls.running() {
+		if ls := a.liveOf(c.user); ls.ID != c.id || ls.alive() {
 			unlock()
 			continue
 		}

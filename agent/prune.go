@@ -13,9 +13,10 @@ import (
 
 // The reasons of a prune item.
 const (
-	ReasonIdleStop = socketapi.ReasonIdleStop
-	ReasonIdle     = socketapi.ReasonIdle
-	ReasonMaxAge   = socketapi.ReasonMaxAge
+	ReasonIdlePause = socketapi.ReasonIdlePause
+	ReasonIdleStop  = socketapi.ReasonIdleStop
+	ReasonIdle      = socketapi.ReasonIdle
+	ReasonMaxAge    = socketapi.ReasonMaxAge
 )
 
 // pruneLoop resyncs and prunes every intervalMinutes.
@@ -35,8 +36,12 @@ func (a *Agent) pruneLoop(ctx context.Context) {
 	}
 }
 
-// Prune runs one pruning pass: instances idle past idleStopMinutes are
-// stopped (when that rule is on); instances idle past idleHours or older
+// Prune runs one pruning pass: running instances idle past
+// idlePauseMinutes are paused (frozen: memory kept, CPU freed; thawed by
+// their next ensure or touch), instances idle past idleStopMinutes are
+// stopped, paused ones too (each rule when it is on; when a pass's
+// thresholds put the pause rule past the stop rule, the stop rule wins);
+// instances idle past idleHours or older
 // than maxAgeDays are removed with their entries, in one runtime call,
 // except that an old instance used within the hot window is kept: it is
 // marked stale (Renew) and made anew at its next cold moment (its next
@@ -53,15 +58,16 @@ func (a *Agent) Prune(ctx context.Context, req PruneRequest) (PruneResult, error
 		return PruneResult{}, err
 	}
 	rules.now = a.now()
-	res := PruneResult{DryRun: req.DryRun, Stopped: []PruneItem{}, Removed: []PruneItem{}, Staled: []PruneItem{}, Failed: []PruneItem{}}
+	res := PruneResult{DryRun: req.DryRun, Paused: []PruneItem{}, Stopped: []PruneItem{}, Removed: []PruneItem{}, Staled: []PruneItem{}, Failed: []PruneItem{}}
 	candidates := a.pruneCandidates(rules)
 	if req.DryRun {
-		res.Stopped, res.Removed, res.Staled = splitByAction(candidates)
+		res.Paused, res.Stopped, res.Removed, res.Staled = splitByAction(candidates)
 		return res, nil
 	}
 	held := heldLocks{locks: &a.locks}
 	defer held.release()
-	stop, remove, stale := a.lockCandidates(rules, candidates, &held)
+	pause, stop, remove, stale := a.lockCandidates(rules, candidates, &held)
+	a.pauseIdle(ctx, pause, &res)
 	a.stopIdle(ctx, stop, &res)
 	a.removeExpired(ctx, remove, &res)
 	a.markStale(stale, &res)
@@ -72,22 +78,22 @@ func (a *Agent) Prune(ctx context.Context, req PruneRequest) (PruneResult, error
 // pruneRules are the thresholds of one pass (0 turns a rule off) and the
 // time it measures from.
 type pruneRules struct {
-	idleStopMinutes, idleHours, maxAgeDays float64
-	hot                                    time.Duration // the hot window
-	now                                    time.Time
+	idlePauseMinutes, idleStopMinutes, idleHours, maxAgeDays float64
+	hot                                                      time.Duration // the hot window
+	now                                                      time.Time
 }
 
 // pruneRulesFor returns the config's thresholds with req's overrides.
 func (a *Agent) pruneRulesFor(req PruneRequest) (pruneRules, error) {
 	p := a.conf().Prune
-	r := pruneRules{idleStopMinutes: p.IdleStopMinutes, idleHours: p.IdleHours, maxAgeDays: p.MaxAgeDays,
+	r := pruneRules{idlePauseMinutes: p.IdlePauseMinutes, idleStopMinutes: p.IdleStopMinutes, idleHours: p.IdleHours, maxAgeDays: p.MaxAgeDays,
 		hot: minutes(a.conf().Hot.WindowMinutes)}
 	for _, o := range []struct {
 		v    *float64
 		dst  *float64
 		key  string
 		unit time.Duration
-	}{{req.IdleStopMinutes, &r.idleStopMinutes, "idleStopMinutes", time.Minute}, {req.IdleHours, &r.idleHours, "idleHours", time.Hour}, {req.MaxAgeDays, &r.maxAgeDays, "maxAgeDays", 24 * time.Hour}} {
+	}{{req.IdlePauseMinutes, &r.idlePauseMinutes, "idlePauseMinutes", time.Minute}, {req.IdleStopMinutes, &r.idleStopMinutes, "idleStopMinutes", time.Minute}, {req.IdleHours, &r.idleHours, "idleHours", time.Hour}, {req.MaxAgeDays, &r.maxAgeDays, "maxAgeDays", 24 * time.Hour}} {
 		if o.v == nil {
 			continue
 		}
@@ -104,6 +110,7 @@ type pruneAction int
 
 const (
 	pruneStop pruneAction = iota + 1
+	prunePause
 	pruneRemove
 	pruneStale // past the maximum age but hot: kept, renewed when cold
 )
@@ -128,8 +135,10 @@ func (a *Agent) pruneDecision(r pruneRules, rec registry.Record) (pruneCandidate
 		}
 	case r.idleHours > 0 && idle > time.Duration(r.idleHours*float64(time.Hour)):
 		c.Reason, c.act = ReasonIdle, pruneRemove
-	case r.idleStopMinutes > 0 && idle > minutes(r.idleStopMinutes) && a.liveOf(rec.UserID).running():
+	case r.idleStopMinutes > 0 && idle > minutes(r.idleStopMinutes) && a.liveOf(rec.UserID).alive():
 		c.Reason, c.act = ReasonIdleStop, pruneStop
+	case r.idlePauseMinutes > 0 && idle > minutes(r.idlePauseMinutes) && a.liveOf(rec.UserID).State == runtime.StateRunning:
+		c.Reason, c.act = ReasonIdlePause, prunePause
 	default:
 		return c, false
 	}
@@ -147,11 +156,14 @@ func (a *Agent) pruneCandidates(r pruneRules) []pruneCandidate {
 	return candidates
 }
 
-// splitByAction parts candidates into those to stop, remove and mark.
-func splitByAction(cs []pruneCandidate) (stop, remove, stale []PruneItem) {
-	stop, remove, stale = []PruneItem{}, []PruneItem{}, []PruneItem{}
+// splitByAction parts candidates into those to pause, stop, remove and
+// mark.
+func splitByAction(cs []pruneCandidate) (pause, stop, remove, stale []PruneItem) {
+	pause, stop, remove, stale = []PruneItem{}, []PruneItem{}, []PruneItem{}, []PruneItem{}
 	for _, c := range cs {
 		switch c.act {
+		case prunePause:
+			pause = append(pause, c.PruneItem)
 		case pruneStop:
 			stop = append(stop, c.PruneItem)
 		case pruneRemove:
@@ -160,13 +172,13 @@ func splitByAction(cs []pruneCandidate) (stop, remove, stale []PruneItem) {
 			stale = append(stale, c.PruneItem)
 		}
 	}
-	return stop, remove, stale
+	return pause, stop, remove, stale
 }
 
 // lockCandidates locks the candidates (skipping busy users) and decides
 // again under the lock, since a touch may have come in between; each item
 // names the container the engine has now.
-func (a *Agent) lockCandidates(r pruneRules, candidates []pruneCandidate, held *heldLocks) (stop, remove, stale []PruneItem) {
+func (a *Agent) lockCandidates(r pruneRules, candidates []pruneCandidate, held *heldLocks) (pause, stop, remove, stale []PruneItem) {
 	var due []pruneCandidate
 	for _, c := range candidates {
 		if !held.try(c.UserID) {
@@ -188,7 +200,27 @@ func (a *Agent) lockCandidates(r pruneRules, candidates []pruneCandidate, held *
 	return splitByAction(due)
 }
 
-// stopIdle stops the idle instances in one runtime call.
+// pauseIdle pauses the idle instances, one runtime call each (the engine
+// has no batch pause), each engine slot taken in turn.
+func (a *Agent) pauseIdle(ctx context.Context, pause []PruneItem, res *PruneResult) {
+	for _, it := range pause {
+		release, err := a.acquire(ctx)
+		if err == nil {
+			err = a.rt.Pause(ctx, it.ContainerID)
+			release()
+		}
+		if err != nil {
+			it.Error = err.Error()
+			res.Failed = append(res.Failed, it)
+			continue
+		}
+		a.markState(it.UserID, it.ContainerID, runtime.StatePaused)
+		res.Paused = append(res.Paused, it)
+		a.publish(Event{Type: EventPaused, UserID: it.UserID, ContainerID: it.ContainerID, Message: "idle"})
+	}
+}
+
+// stopIdle stops the idle instances (paused ones too) in one runtime call.
 func (a *Agent) stopIdle(ctx context.Context, stop []PruneItem, res *PruneResult) {
 	if len(stop) == 0 {
 		return
@@ -295,9 +327,9 @@ func (a *Agent) markStale(stale []PruneItem, res *PruneResult) {
 // logs it and publishes its summary.
 func (a *Agent) reportPrune(res PruneResult) {
 	a.metrics.observePrune(res)
-	if n := len(res.Stopped) + len(res.Removed) + len(res.Staled) + len(res.Failed); n > 0 {
-		a.log.Info("pruned", "stopped", len(res.Stopped), "removed", len(res.Removed), "staled", len(res.Staled), "failed", len(res.Failed))
-		a.publish(Event{Type: EventPruned, Message: fmt.Sprintf("stopped %d, removed %d, staled %d, failed %d", len(res.Stopped), len(res.Removed), len(res.Staled), len(res.Failed))})
+	if n := len(res.Paused) + len(res.Stopped) + len(res.Removed) + len(res.Staled) + len(res.Failed); n > 0 {
+		a.log.Info("pruned", "paused", len(res.Paused), "stopped", len(res.Stopped), "removed", len(res.Removed), "staled", len(res.Staled), "failed", len(res.Failed))
+		a.publish(Event{Type: EventPruned, Message: fmt.Sprintf("paused %d, stopped %d, removed %d, staled %d, failed %d", len(res.Paused), len(res.Stopped), len(res.Removed), len(res.Staled), len(res.Failed))})
 	}
 }
 

@@ -43,6 +43,14 @@ func (l liveState) running() bool {
 	return l.State == runtime.StateRunning || l.State == runtime.StateRestarting
 }
 
+// paused reports whether the container is frozen (the pause rule of
+// pruning): not running for the agent's rules (never hot), but alive.
+func (l liveState) paused() bool { return l.State == runtime.StatePaused }
+
+// alive reports whether the container's processes exist: running or
+// paused.
+func (l liveState) alive() bool { return l.running() || l.paused() }
+
 func (a *Agent) liveOf(userID string) liveState {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
@@ -367,6 +375,8 @@ func stateName(ls liveState) string {
 		return StateMissing
 	case ls.running():
 		return StateRunning
+	case ls.paused():
+		return StatePaused
 	default:
 		return StateStopped
 	}
@@ -520,6 +530,10 @@ func (a *Agent) apply(ev runtime.Event) {
 		ls.FinishedAt = ev.Time
 		code := ev.ExitCode
 		out.Type, out.ExitCode = EventDied, &code
+	case runtime.EventPause:
+		ls.State = runtime.StatePaused
+	case runtime.EventUnpause:
+		ls.State = runtime.StateRunning
 	case runtime.EventStop, runtime.EventKill:
 		changed = false
 	case runtime.EventOOM:

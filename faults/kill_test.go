@@ -43,9 +43,9 @@ func variant(v int) socketapi.InstanceSpec {
 
 func variantFile(v int) string { return fmt.Sprintf(`{"variant": %d}`, v) }
 
-// churn runs the workload: ensure, touch, stop, remove and prune over
-// churnUsers users from a few workers, and keeps track of which users had
-// a call in flight when.
+// churn runs the workload: ensure, touch, stop, remove and prune (its
+// pause, stop and remove rules) over churnUsers users from a few workers,
+// and keeps track of which users had a call in flight when.
 type churn struct {
 	c *socketapi.Client
 
@@ -148,9 +148,11 @@ func (w *churn) step(ctx context.Context, rng *rand.Rand) (gone bool) {
 		call = func() error { return w.c.Remove(ctx, user, false) }
 	default:
 		op, user = "prune", ""
-		stopAfter, removeAfter := 0.1, 20.0/3600 // minutes, hours: stop after 6 s idle, remove after 20 s
+		// minutes, hours: pause after 3 s idle, stop after 6 s, remove
+		// after 20 s.
+		pauseAfter, stopAfter, removeAfter := 0.05, 0.1, 20.0/3600
 		call = func() error {
-			_, err := w.c.Prune(ctx, socketapi.PruneRequest{IdleStopMinutes: &stopAfter, IdleHours: &removeAfter})
+			_, err := w.c.Prune(ctx, socketapi.PruneRequest{IdlePauseMinutes: &pauseAfter, IdleStopMinutes: &stopAfter, IdleHours: &removeAfter})
 			return err
 		}
 	}

@@ -97,6 +97,16 @@ func (c *grpcClient) Restart(ctx context.Context, ref string, timeout time.Durat
 	return fromStatus(ctx, c.conn, err)
 }
 
+func (c *grpcClient) Pause(ctx context.Context, ref string) error {
+	_, err := c.client.Pause(ctx, &pb.PauseRequest{Ref: ref})
+	return fromStatus(ctx, c.conn, err)
+}
+
+func (c *grpcClient) Resume(ctx context.Context, ref string) error {
+	_, err := c.client.Resume(ctx, &pb.ResumeRequest{Ref: ref})
+	return fromStatus(ctx, c.conn, err)
+}
+
 func (c *grpcClient) Remove(ctx context.Context, refs []string, opts RemoveOptions) error {
 	resp, err := c.client.Remove(ctx, &pb.RemoveRequest{Refs: refs, Force: opts.Force})
 	if err != nil {

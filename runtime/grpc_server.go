@@ -93,6 +93,20 @@ func (s *grpcServer) Restart(ctx context.Context, req *pb.RestartRequest) (*pb.R
 	return &pb.RestartResponse{}, nil
 }
 
+func (s *grpcServer) Pause(ctx context.Context, req *pb.PauseRequest) (*pb.PauseResponse, error) {
+	if err := s.impl.Pause(ctx, req.GetRef()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.PauseResponse{}, nil
+}
+
+func (s *grpcServer) Resume(ctx context.Context, req *pb.ResumeRequest) (*pb.ResumeResponse, error) {
+	if err := s.impl.Resume(ctx, req.GetRef()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.ResumeResponse{}, nil
+}
+
 func (s *grpcServer) Remove(ctx context.Context, req *pb.RemoveRequest) (*pb.RemoveResponse, error) {
 	err := s.impl.Remove(ctx, req.GetRefs(), RemoveOptions{Force: req.GetForce()})
 	if err == nil {

@@ -43,13 +43,27 @@ type Runtime interface {
 	Create(ctx context.Context, spec ContainerSpec) (string, error)
 	// Start starts a container; starting a running one is not an error.
 	Start(ctx context.Context, ref string) error
-	// Stop stops the containers, each given timeout to exit before it is
-	// killed, in as few engine calls as the engine allows. Stopped or
+	// Stop stops the containers (paused ones too), each given timeout to
+	// exit before it is killed, in as few engine calls as the engine
+	// allows. Stopped or
 	// missing containers are not an error. When some containers fail, the
 	// error is a *BatchError naming each.
 	Stop(ctx context.Context, refs []string, timeout time.Duration) error
-	// Restart stops (with timeout) and starts a container.
+	// Restart stops (with timeout) and starts a container; a paused one
+	// too.
 	Restart(ctx context.Context, ref string, timeout time.Duration) error
+	// Pause freezes a running container's processes (the engine's pause:
+	// the cgroup freezer): its memory is kept, it uses no CPU, its port
+	// accepts connections that it does not answer. Pausing a paused
+	// container is not an error; ErrNotFound when there is no such
+	// container, ErrConflict when it is not running.
+	Pause(ctx context.Context, ref string) error
+	// Resume thaws a paused container. Resuming a running one is not an
+	// error; ErrNotFound when there is no such container, ErrConflict when
+	// it is neither paused nor running. Stop, Restart, Remove (with force)
+	// and Logs work on a paused container as on a running one; Exec is
+	// ErrConflict.
+	Resume(ctx context.Context, ref string) error
 	// Remove removes the containers (force: running ones too), in as few
 	// engine calls as the engine allows. Missing containers are not an
 	// error. When some containers fail, the error is a *BatchError.
@@ -333,6 +347,8 @@ const (
 	EventDestroy EventAction = "destroy"
 	EventRestart EventAction = "restart"
 	EventHealth  EventAction = "health_status"
+	EventPause   EventAction = "pause"
+	EventUnpause EventAction = "unpause"
 )
 
 // The image events the agent follows (Event.Image): a tag moved to

@@ -443,6 +443,22 @@ func (p *Plugin) Restart(ctx context.Context, ref string, timeout time.Duration)
 	return p.check(rt.Restart(ctx, ref, timeout))
 }
 
+func (p *Plugin) Pause(ctx context.Context, ref string) error {
+	rt, err := p.runtime()
+	if err != nil {
+		return err
+	}
+	return p.check(rt.Pause(ctx, ref))
+}
+
+func (p *Plugin) Resume(ctx context.Context, ref string) error {
+	rt, err := p.runtime()
+	if err != nil {
+		return err
+	}
+	return p.check(rt.Resume(ctx, ref))
+}
+
 func (p *Plugin) Remove(ctx context.Context, refs []string, opts RemoveOptions) error {
 	rt, err := p.runtime()
 	if err != nil {

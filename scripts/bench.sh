@@ -84,7 +84,7 @@ if [ "${SCENARIOS:-1}" != 0 ]; then
 	load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo "== nice -n $NICE go test -bench (issue 7 scenarios) -benchtime 1x -count ${SCENARIO_COUNT:-1} ./bench/ (load average $load_before)" >&2
 	start=$(date +%s)
-	nice -n "$NICE" go test -v -run '^$' -bench '^Benchmark(HotEnsure|ColdEnsure|Concurrent50|Fleet|Registered10k)$' \
+	nice -n "$NICE" go test -v -run '^$' -bench '^Benchmark(HotEnsure|ColdEnsure|Concurrent50|Fleet|Registered10k|PauseResume|PauseIdleCPU)$' \
 		-benchtime 1x -count "${SCENARIO_COUNT:-1}" -cpu "$CPU" -timeout 60m ./bench/ | tee "$SOUT" >&2
 	load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo >&2

@@ -196,7 +196,7 @@ func (c *Client) Health(ctx context.Context) (Health, error) {
 }
 
 // List returns the instances, all of them when state is "", else those in
-// that state (running, stopped or missing).
+// that state (running, paused, stopped or missing).
 func (c *Client) List(ctx context.Context, state string) ([]Instance, error) {
 	var q url.Values
 	if state != "" {
@@ -339,7 +339,8 @@ func (c *Client) streamCall(ctx context.Context, method, path string, q url.Valu
 	}
 }
 
-// Touch marks userID's instance as used now.
+// Touch marks userID's instance as used now; a paused one is thawed
+// (Outcome resumed).
 func (c *Client) Touch(ctx context.Context, userID string) (Instance, error) {
 	var in Instance
 	err := c.call(ctx, http.MethodPost, instancePath(userID, "touch"), nil, nil, &in)

@@ -39,7 +39,7 @@ type Instance struct {
 	// ImageID is the ID of the image the container runs ("sha256:..."),
 	// empty when not known.
 	ImageID      string            `json:"imageId,omitempty"`
-	State        string            `json:"state"` // running, stopped or missing
+	State        string            `json:"state"` // running, paused, stopped or missing
 	Health       string            `json:"health,omitempty"`
 	Port         int               `json:"port"`
 	URL          string            `json:"url"`
@@ -53,13 +53,15 @@ type Instance struct {
 	// the background (every prune interval); absent (0) until it is first
 	// measured.
 	DataBytes int64 `json:"dataBytes,omitempty"`
-	// Outcome is set by ensure only: reused, started, created or recreated.
+	// Outcome is set by ensure: reused, resumed, started, created or
+	// recreated; and by a touch that thawed a paused instance: resumed.
 	Outcome string `json:"outcome,omitempty"`
 }
 
 // The states of an instance.
 const (
 	StateRunning = "running"
+	StatePaused  = "paused" // frozen by the pause rule of pruning; thawed by ensure or touch
 	StateStopped = "stopped"
 	StateMissing = "missing"
 )
@@ -67,6 +69,7 @@ const (
 // The outcomes of an ensure.
 const (
 	OutcomeReused    = "reused"
+	OutcomeResumed   = "resumed" // a paused instance, thawed
 	OutcomeStarted   = "started"
 	OutcomeCreated   = "created"
 	OutcomeRecreated = "recreated"
@@ -158,6 +161,8 @@ const (
 	EventDied       = "instance.died"       // the container's process exited
 	EventOOM        = "instance.oom"        // the kernel killed it for memory
 	EventStopped    = "instance.stopped"    // stopped by the agent (API or idle pruning)
+	EventPaused     = "instance.paused"     // frozen by the agent (idle pruning)
+	EventResumed    = "instance.resumed"    // a paused instance thawed by the agent (ensure or touch)
 	EventRestarted  = "instance.restarted"  // restarted through the API
 	EventRemoved    = "instance.removed"    // container and entry removed (API or pruning)
 	EventDestroyed  = "instance.destroyed"  // the container is gone from the engine
@@ -198,18 +203,20 @@ const EventPortChanged = "instance.port_changed"
 // Thresholds left out come from the config; 0 turns a rule off; fractions
 // are allowed.
 type PruneRequest struct {
-	DryRun          bool     `json:"dryRun"`
-	IdleStopMinutes *float64 `json:"idleStopMinutes,omitempty"`
-	IdleHours       *float64 `json:"idleHours,omitempty"`
-	MaxAgeDays      *float64 `json:"maxAgeDays,omitempty"`
+	DryRun           bool     `json:"dryRun"`
+	IdleStopMinutes  *float64 `json:"idleStopMinutes,omitempty"`
+	IdlePauseMinutes *float64 `json:"idlePauseMinutes,omitempty"`
+	IdleHours        *float64 `json:"idleHours,omitempty"`
+	MaxAgeDays       *float64 `json:"maxAgeDays,omitempty"`
 }
 
-// PruneResult reports what a pass stopped and removed (or, in a dry run,
-// would have), what it kept but marked stale (instances past the maximum
+// PruneResult reports what a pass paused, stopped and removed (or, in a
+// dry run, would have), what it kept but marked stale (instances past the maximum
 // age but used within the hot window: made anew at their next cold
 // moment), and what it failed to do (tried again at the next pass).
 type PruneResult struct {
 	DryRun  bool        `json:"dryRun"`
+	Paused  []PruneItem `json:"paused"`
 	Stopped []PruneItem `json:"stopped"`
 	Removed []PruneItem `json:"removed"`
 	Staled  []PruneItem `json:"staled"`
@@ -220,7 +227,7 @@ type PruneResult struct {
 type PruneItem struct {
 	UserID      string  `json:"userId"`
 	ContainerID string  `json:"containerId,omitempty"`
-	Reason      string  `json:"reason"` // idle-stop, idle or max-age
+	Reason      string  `json:"reason"` // idle-pause, idle-stop, idle or max-age
 	IdleMinutes float64 `json:"idleMinutes"`
 	AgeDays     float64 `json:"ageDays"`
 	Error       string  `json:"error,omitempty"`
@@ -228,9 +235,10 @@ type PruneItem struct {
 
 // The reasons of a prune item.
 const (
-	ReasonIdleStop = "idle-stop"
-	ReasonIdle     = "idle"
-	ReasonMaxAge   = "max-age"
+	ReasonIdlePause = "idle-pause"
+	ReasonIdleStop  = "idle-stop"
+	ReasonIdle      = "idle"
+	ReasonMaxAge    = "max-age"
 )
 
 // Health is the agent's view of itself, its runtime and the engine (GET
@@ -286,6 +294,7 @@ type EngineInfo struct {
 type Counts struct {
 	Total   int `json:"total"`
 	Running int `json:"running"`
+	Paused  int `json:"paused"`
 	Stopped int `json:"stopped"`
 	Missing int `json:"missing"`
 }

@@ -16,7 +16,7 @@ var eventAttributes = map[string]bool{"name": true, "image": true, "exitCode": t
 var knownActions = map[runtime.EventAction]bool{
 	runtime.EventCreate: true, runtime.EventStart: true, runtime.EventDie: true, runtime.EventStop: true,
 	runtime.EventKill: true, runtime.EventOOM: true, runtime.EventDestroy: true, runtime.EventRestart: true,
-	runtime.EventHealth: true,
+	runtime.EventHealth: true, runtime.EventPause: true, runtime.EventUnpause: true,
 }
 
 // parseEvent reads one line of `docker events --format '{{json .}}'`; ok is

@@ -42,6 +42,8 @@ var podmanActions = map[string]runtime.EventAction{
 	"remove":        runtime.EventDestroy,
 	"restart":       runtime.EventRestart,
 	"health_status": runtime.EventHealth,
+	"pause":         runtime.EventPause,
+	"unpause":       runtime.EventUnpause,
 }
 
 // podmanImageActions maps podman's image event statuses onto the

@@ -186,14 +186,16 @@ func (p *Podman) healthSession(ctx context.Context) error {
 			return err
 		case ev := <-events:
 			switch ev.Action {
-			case runtime.EventStart:
+			case runtime.EventStart, runtime.EventUnpause:
 				c, err := p.InspectContainers(sctx, []string{ev.ID})
 				if err != nil {
 					p.log.Warn("healthchecks: inspect", "id", ev.ID, "err", err)
 					continue
 				}
 				watch(c)
-			case runtime.EventDie, runtime.EventDestroy:
+			case runtime.EventDie, runtime.EventDestroy, runtime.EventPause:
+				// A paused container is not checked (podman would fail
+				// the check, not record it) until it is thawed.
 				delete(entries, ev.ID)
 			}
 		case id := <-done:

@@ -91,8 +91,11 @@ func (p *Podman) dialect() clirt.Dialect {
 		Ignore:      []string{"--ignore"},
 		Timeout:     func(seconds int) []string { return []string{"--time=" + strconv.Itoa(seconds)} },
 		ForceRemove: []string{"--force", "--time=0"},
-		Note:        logrusLine.MatchString,
-		Identify:    p.identify,
+		// `podman stop` of a paused container fails ("is running or
+		// paused, refusing to clean up"), and so does restart.
+		ThawBeforeStop: true,
+		Note:           logrusLine.MatchString,
+		Identify:       p.identify,
 
 		ListArgs:    []string{"ps", "--all", "--no-trunc", "--format", "json"},
 		InspectArgs: []string{"container", "inspect"},

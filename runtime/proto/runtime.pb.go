@@ -1985,6 +1985,166 @@ func (*RestartResponse) Descriptor() ([]byte, []int) {
 	return file_runtime_proto_rawDescGZIP(), []int{30}
 }
 
+type PauseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseRequest) Reset() {
+	*x = PauseRequest{}
+	mi := &file_runtime_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseRequest) ProtoMessage() {}
+
+func (x *PauseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_runtime_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseRequest.ProtoReflect.Descriptor instead.
+func (*PauseRequest) Descriptor() ([]byte, []int) {
+	return file_runtime_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *PauseRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type PauseResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseResponse) Reset() {
+	*x = PauseResponse{}
+	mi := &file_runtime_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseResponse) ProtoMessage() {}
+
+func (x *PauseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_runtime_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseResponse.ProtoReflect.Descriptor instead.
+func (*PauseResponse) Descriptor() ([]byte, []int) {
+	return file_runtime_proto_rawDescGZIP(), []int{32}
+}
+
+type ResumeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeRequest) Reset() {
+	*x = ResumeRequest{}
+	mi := &file_runtime_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeRequest) ProtoMessage() {}
+
+func (x *ResumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_runtime_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeRequest.ProtoReflect.Descriptor instead.
+func (*ResumeRequest) Descriptor() ([]byte, []int) {
+	return file_runtime_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ResumeRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type ResumeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeResponse) Reset() {
+	*x = ResumeResponse{}
+	mi := &file_runtime_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeResponse) ProtoMessage() {}
+
+func (x *ResumeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_runtime_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeResponse.ProtoReflect.Descriptor instead.
+func (*ResumeResponse) Descriptor() ([]byte, []int) {
+	return file_runtime_proto_rawDescGZIP(), []int{34}
+}
+
 type RemoveRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Refs          []string               `protobuf:"bytes,1,rep,name=refs,proto3" json:"refs,omitempty"`
@@ -1995,7 +2155,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_runtime_proto_msgTypes[31]
+	mi := &file_runtime_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2007,7 +2167,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[31]
+	mi := &file_runtime_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2020,7 +2180,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{31}
+	return file_runtime_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RemoveRequest) GetRefs() []string {
@@ -2047,7 +2207,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_runtime_proto_msgTypes[32]
+	mi := &file_runtime_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2059,7 +2219,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[32]
+	mi := &file_runtime_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2072,7 +2232,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{32}
+	return file_runtime_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RemoveResponse) GetFailures() []*RefFailure {
@@ -2091,7 +2251,7 @@ type InspectRequest struct {
 
 func (x *InspectRequest) Reset() {
 	*x = InspectRequest{}
-	mi := &file_runtime_proto_msgTypes[33]
+	mi := &file_runtime_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2103,7 +2263,7 @@ func (x *InspectRequest) String() string {
 func (*InspectRequest) ProtoMessage() {}
 
 func (x *InspectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[33]
+	mi := &file_runtime_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2116,7 +2276,7 @@ func (x *InspectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectRequest.ProtoReflect.Descriptor instead.
 func (*InspectRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{33}
+	return file_runtime_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *InspectRequest) GetRef() string {
@@ -2135,7 +2295,7 @@ type InspectResponse struct {
 
 func (x *InspectResponse) Reset() {
 	*x = InspectResponse{}
-	mi := &file_runtime_proto_msgTypes[34]
+	mi := &file_runtime_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2147,7 +2307,7 @@ func (x *InspectResponse) String() string {
 func (*InspectResponse) ProtoMessage() {}
 
 func (x *InspectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[34]
+	mi := &file_runtime_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2160,7 +2320,7 @@ func (x *InspectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectResponse.ProtoReflect.Descriptor instead.
 func (*InspectResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{34}
+	return file_runtime_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *InspectResponse) GetContainer() *Container {
@@ -2179,7 +2339,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_runtime_proto_msgTypes[35]
+	mi := &file_runtime_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2191,7 +2351,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[35]
+	mi := &file_runtime_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2204,7 +2364,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{35}
+	return file_runtime_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListRequest) GetLabels() map[string]string {
@@ -2223,7 +2383,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_runtime_proto_msgTypes[36]
+	mi := &file_runtime_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2235,7 +2395,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[36]
+	mi := &file_runtime_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2248,7 +2408,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{36}
+	return file_runtime_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListResponse) GetContainers() []*Container {
@@ -2268,7 +2428,7 @@ type EventsRequest struct {
 
 func (x *EventsRequest) Reset() {
 	*x = EventsRequest{}
-	mi := &file_runtime_proto_msgTypes[37]
+	mi := &file_runtime_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2280,7 +2440,7 @@ func (x *EventsRequest) String() string {
 func (*EventsRequest) ProtoMessage() {}
 
 func (x *EventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[37]
+	mi := &file_runtime_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2293,7 +2453,7 @@ func (x *EventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
 func (*EventsRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{37}
+	return file_runtime_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *EventsRequest) GetLabels() map[string]string {
@@ -2326,7 +2486,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_runtime_proto_msgTypes[38]
+	mi := &file_runtime_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2338,7 +2498,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[38]
+	mi := &file_runtime_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2351,7 +2511,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{38}
+	return file_runtime_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Event) GetAction() string {
@@ -2421,7 +2581,7 @@ type EventsResponse struct {
 
 func (x *EventsResponse) Reset() {
 	*x = EventsResponse{}
-	mi := &file_runtime_proto_msgTypes[39]
+	mi := &file_runtime_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +2593,7 @@ func (x *EventsResponse) String() string {
 func (*EventsResponse) ProtoMessage() {}
 
 func (x *EventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[39]
+	mi := &file_runtime_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2446,7 +2606,7 @@ func (x *EventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsResponse.ProtoReflect.Descriptor instead.
 func (*EventsResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{39}
+	return file_runtime_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *EventsResponse) GetEvent() *Event {
@@ -2469,7 +2629,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_runtime_proto_msgTypes[40]
+	mi := &file_runtime_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2481,7 +2641,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[40]
+	mi := &file_runtime_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2494,7 +2654,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{40}
+	return file_runtime_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *LogsRequest) GetRef() string {
@@ -2543,7 +2703,7 @@ type LogsResponse struct {
 
 func (x *LogsResponse) Reset() {
 	*x = LogsResponse{}
-	mi := &file_runtime_proto_msgTypes[41]
+	mi := &file_runtime_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2555,7 +2715,7 @@ func (x *LogsResponse) String() string {
 func (*LogsResponse) ProtoMessage() {}
 
 func (x *LogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[41]
+	mi := &file_runtime_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2568,7 +2728,7 @@ func (x *LogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsResponse.ProtoReflect.Descriptor instead.
 func (*LogsResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{41}
+	return file_runtime_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *LogsResponse) GetData() []byte {
@@ -2590,7 +2750,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_runtime_proto_msgTypes[42]
+	mi := &file_runtime_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2602,7 +2762,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[42]
+	mi := &file_runtime_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2615,7 +2775,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{42}
+	return file_runtime_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ExecRequest) GetRef() string {
@@ -2659,7 +2819,7 @@ type ExecResponse struct {
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_runtime_proto_msgTypes[43]
+	mi := &file_runtime_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2671,7 +2831,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[43]
+	mi := &file_runtime_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2684,7 +2844,7 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{43}
+	return file_runtime_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ExecResponse) GetExitCode() int64 {
@@ -2877,7 +3037,13 @@ const file_runtime_proto_rawDesc = "" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x1d\n" +
 	"\n" +
 	"timeout_ns\x18\x02 \x01(\x03R\ttimeoutNs\"\x11\n" +
-	"\x0fRestartResponse\"9\n" +
+	"\x0fRestartResponse\" \n" +
+	"\fPauseRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x0f\n" +
+	"\rPauseResponse\"!\n" +
+	"\rResumeRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x10\n" +
+	"\x0eResumeResponse\"9\n" +
 	"\rRemoveRequest\x12\x12\n" +
 	"\x04refs\x18\x01 \x03(\tR\x04refs\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"I\n" +
@@ -2950,7 +3116,8 @@ const file_runtime_proto_rawDesc = "" +
 	"\x17ERROR_CLASS_UNAVAILABLE\x10\x04\x12\x17\n" +
 	"\x13ERROR_CLASS_TIMEOUT\x10\x05\x12\x18\n" +
 	"\x14ERROR_CLASS_CANCELED\x10\x06\x12\x18\n" +
-	"\x14ERROR_CLASS_CONFLICT\x10\a2\x96\t\n" +
+	"\x14ERROR_CLASS_CONFLICT\x10\a2\xa9\n" +
+	"\n" +
 	"\aRuntime\x12C\n" +
 	"\x04Info\x12\x1c.zaki.runtime.v1.InfoRequest\x1a\x1d.zaki.runtime.v1.InfoResponse\x12X\n" +
 	"\vImageExists\x12#.zaki.runtime.v1.ImageExistsRequest\x1a$.zaki.runtime.v1.ImageExistsResponse\x12O\n" +
@@ -2960,7 +3127,9 @@ const file_runtime_proto_rawDesc = "" +
 	"\x06Create\x12\x1e.zaki.runtime.v1.CreateRequest\x1a\x1f.zaki.runtime.v1.CreateResponse\x12F\n" +
 	"\x05Start\x12\x1d.zaki.runtime.v1.StartRequest\x1a\x1e.zaki.runtime.v1.StartResponse\x12C\n" +
 	"\x04Stop\x12\x1c.zaki.runtime.v1.StopRequest\x1a\x1d.zaki.runtime.v1.StopResponse\x12L\n" +
-	"\aRestart\x12\x1f.zaki.runtime.v1.RestartRequest\x1a .zaki.runtime.v1.RestartResponse\x12I\n" +
+	"\aRestart\x12\x1f.zaki.runtime.v1.RestartRequest\x1a .zaki.runtime.v1.RestartResponse\x12F\n" +
+	"\x05Pause\x12\x1d.zaki.runtime.v1.PauseRequest\x1a\x1e.zaki.runtime.v1.PauseResponse\x12I\n" +
+	"\x06Resume\x12\x1e.zaki.runtime.v1.ResumeRequest\x1a\x1f.zaki.runtime.v1.ResumeResponse\x12I\n" +
 	"\x06Remove\x12\x1e.zaki.runtime.v1.RemoveRequest\x1a\x1f.zaki.runtime.v1.RemoveResponse\x12L\n" +
 	"\aInspect\x12\x1f.zaki.runtime.v1.InspectRequest\x1a .zaki.runtime.v1.InspectResponse\x12C\n" +
 	"\x04List\x12\x1c.zaki.runtime.v1.ListRequest\x1a\x1d.zaki.runtime.v1.ListResponse\x12K\n" +
@@ -2981,7 +3150,7 @@ func file_runtime_proto_rawDescGZIP() []byte {
 }
 
 var file_runtime_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_runtime_proto_goTypes = []any{
 	(ErrorClass)(0),               // 0: zaki.runtime.v1.ErrorClass
 	(*RefFailure)(nil),            // 1: zaki.runtime.v1.RefFailure
@@ -3015,34 +3184,38 @@ var file_runtime_proto_goTypes = []any{
 	(*StopResponse)(nil),          // 29: zaki.runtime.v1.StopResponse
 	(*RestartRequest)(nil),        // 30: zaki.runtime.v1.RestartRequest
 	(*RestartResponse)(nil),       // 31: zaki.runtime.v1.RestartResponse
-	(*RemoveRequest)(nil),         // 32: zaki.runtime.v1.RemoveRequest
-	(*RemoveResponse)(nil),        // 33: zaki.runtime.v1.RemoveResponse
-	(*InspectRequest)(nil),        // 34: zaki.runtime.v1.InspectRequest
-	(*InspectResponse)(nil),       // 35: zaki.runtime.v1.InspectResponse
-	(*ListRequest)(nil),           // 36: zaki.runtime.v1.ListRequest
-	(*ListResponse)(nil),          // 37: zaki.runtime.v1.ListResponse
-	(*EventsRequest)(nil),         // 38: zaki.runtime.v1.EventsRequest
-	(*Event)(nil),                 // 39: zaki.runtime.v1.Event
-	(*EventsResponse)(nil),        // 40: zaki.runtime.v1.EventsResponse
-	(*LogsRequest)(nil),           // 41: zaki.runtime.v1.LogsRequest
-	(*LogsResponse)(nil),          // 42: zaki.runtime.v1.LogsResponse
-	(*ExecRequest)(nil),           // 43: zaki.runtime.v1.ExecRequest
-	(*ExecResponse)(nil),          // 44: zaki.runtime.v1.ExecResponse
-	nil,                           // 45: zaki.runtime.v1.NetworkSpec.LabelsEntry
-	nil,                           // 46: zaki.runtime.v1.ContainerSpec.EnvEntry
-	nil,                           // 47: zaki.runtime.v1.ContainerSpec.LabelsEntry
-	nil,                           // 48: zaki.runtime.v1.ListRequest.LabelsEntry
-	nil,                           // 49: zaki.runtime.v1.EventsRequest.LabelsEntry
-	nil,                           // 50: zaki.runtime.v1.Event.LabelsEntry
+	(*PauseRequest)(nil),          // 32: zaki.runtime.v1.PauseRequest
+	(*PauseResponse)(nil),         // 33: zaki.runtime.v1.PauseResponse
+	(*ResumeRequest)(nil),         // 34: zaki.runtime.v1.ResumeRequest
+	(*ResumeResponse)(nil),        // 35: zaki.runtime.v1.ResumeResponse
+	(*RemoveRequest)(nil),         // 36: zaki.runtime.v1.RemoveRequest
+	(*RemoveResponse)(nil),        // 37: zaki.runtime.v1.RemoveResponse
+	(*InspectRequest)(nil),        // 38: zaki.runtime.v1.InspectRequest
+	(*InspectResponse)(nil),       // 39: zaki.runtime.v1.InspectResponse
+	(*ListRequest)(nil),           // 40: zaki.runtime.v1.ListRequest
+	(*ListResponse)(nil),          // 41: zaki.runtime.v1.ListResponse
+	(*EventsRequest)(nil),         // 42: zaki.runtime.v1.EventsRequest
+	(*Event)(nil),                 // 43: zaki.runtime.v1.Event
+	(*EventsResponse)(nil),        // 44: zaki.runtime.v1.EventsResponse
+	(*LogsRequest)(nil),           // 45: zaki.runtime.v1.LogsRequest
+	(*LogsResponse)(nil),          // 46: zaki.runtime.v1.LogsResponse
+	(*ExecRequest)(nil),           // 47: zaki.runtime.v1.ExecRequest
+	(*ExecResponse)(nil),          // 48: zaki.runtime.v1.ExecResponse
+	nil,                           // 49: zaki.runtime.v1.NetworkSpec.LabelsEntry
+	nil,                           // 50: zaki.runtime.v1.ContainerSpec.EnvEntry
+	nil,                           // 51: zaki.runtime.v1.ContainerSpec.LabelsEntry
+	nil,                           // 52: zaki.runtime.v1.ListRequest.LabelsEntry
+	nil,                           // 53: zaki.runtime.v1.EventsRequest.LabelsEntry
+	nil,                           // 54: zaki.runtime.v1.Event.LabelsEntry
 }
 var file_runtime_proto_depIdxs = []int32{
 	0,  // 0: zaki.runtime.v1.RefFailure.class:type_name -> zaki.runtime.v1.ErrorClass
-	45, // 1: zaki.runtime.v1.NetworkSpec.labels:type_name -> zaki.runtime.v1.NetworkSpec.LabelsEntry
+	49, // 1: zaki.runtime.v1.NetworkSpec.labels:type_name -> zaki.runtime.v1.NetworkSpec.LabelsEntry
 	8,  // 2: zaki.runtime.v1.EnsureNetworkRequest.spec:type_name -> zaki.runtime.v1.NetworkSpec
 	13, // 3: zaki.runtime.v1.Resources.ulimits:type_name -> zaki.runtime.v1.Ulimit
 	15, // 4: zaki.runtime.v1.Security.tmpfs:type_name -> zaki.runtime.v1.Tmpfs
-	46, // 5: zaki.runtime.v1.ContainerSpec.env:type_name -> zaki.runtime.v1.ContainerSpec.EnvEntry
-	47, // 6: zaki.runtime.v1.ContainerSpec.labels:type_name -> zaki.runtime.v1.ContainerSpec.LabelsEntry
+	50, // 5: zaki.runtime.v1.ContainerSpec.env:type_name -> zaki.runtime.v1.ContainerSpec.EnvEntry
+	51, // 6: zaki.runtime.v1.ContainerSpec.labels:type_name -> zaki.runtime.v1.ContainerSpec.LabelsEntry
 	14, // 7: zaki.runtime.v1.ContainerSpec.resources:type_name -> zaki.runtime.v1.Resources
 	16, // 8: zaki.runtime.v1.ContainerSpec.security:type_name -> zaki.runtime.v1.Security
 	17, // 9: zaki.runtime.v1.ContainerSpec.restart:type_name -> zaki.runtime.v1.RestartPolicy
@@ -3055,11 +3228,11 @@ var file_runtime_proto_depIdxs = []int32{
 	1,  // 16: zaki.runtime.v1.StopResponse.failures:type_name -> zaki.runtime.v1.RefFailure
 	1,  // 17: zaki.runtime.v1.RemoveResponse.failures:type_name -> zaki.runtime.v1.RefFailure
 	23, // 18: zaki.runtime.v1.InspectResponse.container:type_name -> zaki.runtime.v1.Container
-	48, // 19: zaki.runtime.v1.ListRequest.labels:type_name -> zaki.runtime.v1.ListRequest.LabelsEntry
+	52, // 19: zaki.runtime.v1.ListRequest.labels:type_name -> zaki.runtime.v1.ListRequest.LabelsEntry
 	23, // 20: zaki.runtime.v1.ListResponse.containers:type_name -> zaki.runtime.v1.Container
-	49, // 21: zaki.runtime.v1.EventsRequest.labels:type_name -> zaki.runtime.v1.EventsRequest.LabelsEntry
-	50, // 22: zaki.runtime.v1.Event.labels:type_name -> zaki.runtime.v1.Event.LabelsEntry
-	39, // 23: zaki.runtime.v1.EventsResponse.event:type_name -> zaki.runtime.v1.Event
+	53, // 21: zaki.runtime.v1.EventsRequest.labels:type_name -> zaki.runtime.v1.EventsRequest.LabelsEntry
+	54, // 22: zaki.runtime.v1.Event.labels:type_name -> zaki.runtime.v1.Event.LabelsEntry
+	43, // 23: zaki.runtime.v1.EventsResponse.event:type_name -> zaki.runtime.v1.Event
 	2,  // 24: zaki.runtime.v1.Runtime.Info:input_type -> zaki.runtime.v1.InfoRequest
 	4,  // 25: zaki.runtime.v1.Runtime.ImageExists:input_type -> zaki.runtime.v1.ImageExistsRequest
 	6,  // 26: zaki.runtime.v1.Runtime.PullImage:input_type -> zaki.runtime.v1.PullImageRequest
@@ -3069,29 +3242,33 @@ var file_runtime_proto_depIdxs = []int32{
 	26, // 30: zaki.runtime.v1.Runtime.Start:input_type -> zaki.runtime.v1.StartRequest
 	28, // 31: zaki.runtime.v1.Runtime.Stop:input_type -> zaki.runtime.v1.StopRequest
 	30, // 32: zaki.runtime.v1.Runtime.Restart:input_type -> zaki.runtime.v1.RestartRequest
-	32, // 33: zaki.runtime.v1.Runtime.Remove:input_type -> zaki.runtime.v1.RemoveRequest
-	34, // 34: zaki.runtime.v1.Runtime.Inspect:input_type -> zaki.runtime.v1.InspectRequest
-	36, // 35: zaki.runtime.v1.Runtime.List:input_type -> zaki.runtime.v1.ListRequest
-	38, // 36: zaki.runtime.v1.Runtime.Events:input_type -> zaki.runtime.v1.EventsRequest
-	41, // 37: zaki.runtime.v1.Runtime.Logs:input_type -> zaki.runtime.v1.LogsRequest
-	43, // 38: zaki.runtime.v1.Runtime.Exec:input_type -> zaki.runtime.v1.ExecRequest
-	3,  // 39: zaki.runtime.v1.Runtime.Info:output_type -> zaki.runtime.v1.InfoResponse
-	5,  // 40: zaki.runtime.v1.Runtime.ImageExists:output_type -> zaki.runtime.v1.ImageExistsResponse
-	7,  // 41: zaki.runtime.v1.Runtime.PullImage:output_type -> zaki.runtime.v1.PullProgress
-	10, // 42: zaki.runtime.v1.Runtime.EnsureNetwork:output_type -> zaki.runtime.v1.EnsureNetworkResponse
-	12, // 43: zaki.runtime.v1.Runtime.RemoveNetwork:output_type -> zaki.runtime.v1.RemoveNetworkResponse
-	25, // 44: zaki.runtime.v1.Runtime.Create:output_type -> zaki.runtime.v1.CreateResponse
-	27, // 45: zaki.runtime.v1.Runtime.Start:output_type -> zaki.runtime.v1.StartResponse
-	29, // 46: zaki.runtime.v1.Runtime.Stop:output_type -> zaki.runtime.v1.StopResponse
-	31, // 47: zaki.runtime.v1.Runtime.Restart:output_type -> zaki.runtime.v1.RestartResponse
-	33, // 48: zaki.runtime.v1.Runtime.Remove:output_type -> zaki.runtime.v1.RemoveResponse
-	35, // 49: zaki.runtime.v1.Runtime.Inspect:output_type -> zaki.runtime.v1.InspectResponse
-	37, // 50: zaki.runtime.v1.Runtime.List:output_type -> zaki.runtime.v1.ListResponse
-	40, // 51: zaki.runtime.v1.Runtime.Events:output_type -> zaki.runtime.v1.EventsResponse
-	42, // 52: zaki.runtime.v1.Runtime.Logs:output_type -> zaki.runtime.v1.LogsResponse
-	44, // 53: zaki.runtime.v1.Runtime.Exec:output_type -> zaki.runtime.v1.ExecResponse
-	39, // [39:54] is the sub-list for method output_type
-	24, // [24:39] is the sub-list for method input_type
+	32, // 33: zaki.runtime.v1.Runtime.Pause:input_type -> zaki.runtime.v1.PauseRequest
+	34, // 34: zaki.runtime.v1.Runtime.Resume:input_type -> zaki.runtime.v1.ResumeRequest
+	36, // 35: zaki.runtime.v1.Runtime.Remove:input_type -> zaki.runtime.v1.RemoveRequest
+	38, // 36: zaki.runtime.v1.Runtime.Inspect:input_type -> zaki.runtime.v1.InspectRequest
+	40, // 37: zaki.runtime.v1.Runtime.List:input_type -> zaki.runtime.v1.ListRequest
+	42, // 38: zaki.runtime.v1.Runtime.Events:input_type -> zaki.runtime.v1.EventsRequest
+	45, // 39: zaki.runtime.v1.Runtime.Logs:input_type -> zaki.runtime.v1.LogsRequest
+	47, // 40: zaki.runtime.v1.Runtime.Exec:input_type -> zaki.runtime.v1.ExecRequest
+	3,  // 41: zaki.runtime.v1.Runtime.Info:output_type -> zaki.runtime.v1.InfoResponse
+	5,  // 42: zaki.runtime.v1.Runtime.ImageExists:output_type -> zaki.runtime.v1.ImageExistsResponse
+	7,  // 43: zaki.runtime.v1.Runtime.PullImage:output_type -> zaki.runtime.v1.PullProgress
+	10, // 44: zaki.runtime.v1.Runtime.EnsureNetwork:output_type -> zaki.runtime.v1.EnsureNetworkResponse
+	12, // 45: zaki.runtime.v1.Runtime.RemoveNetwork:output_type -> zaki.runtime.v1.RemoveNetworkResponse
+	25, // 46: zaki.runtime.v1.Runtime.Create:output_type -> zaki.runtime.v1.CreateResponse
+	27, // 47: zaki.runtime.v1.Runtime.Start:output_type -> zaki.runtime.v1.StartResponse
+	29, // 48: zaki.runtime.v1.Runtime.Stop:output_type -> zaki.runtime.v1.StopResponse
+	31, // 49: zaki.runtime.v1.Runtime.Restart:output_type -> zaki.runtime.v1.RestartResponse
+	33, // 50: zaki.runtime.v1.Runtime.Pause:output_type -> zaki.runtime.v1.PauseResponse
+	35, // 51: zaki.runtime.v1.Runtime.Resume:output_type -> zaki.runtime.v1.ResumeResponse
+	37, // 52: zaki.runtime.v1.Runtime.Remove:output_type -> zaki.runtime.v1.RemoveResponse
+	39, // 53: zaki.runtime.v1.Runtime.Inspect:output_type -> zaki.runtime.v1.InspectResponse
+	41, // 54: zaki.runtime.v1.Runtime.List:output_type -> zaki.runtime.v1.ListResponse
+	44, // 55: zaki.runtime.v1.Runtime.Events:output_type -> zaki.runtime.v1.EventsResponse
+	46, // 56: zaki.runtime.v1.Runtime.Logs:output_type -> zaki.runtime.v1.LogsResponse
+	48, // 57: zaki.runtime.v1.Runtime.Exec:output_type -> zaki.runtime.v1.ExecResponse
+	41, // [41:58] is the sub-list for method output_type
+	24, // [24:41] is the sub-list for method input_type
 	24, // [24:24] is the sub-list for extension type_name
 	24, // [24:24] is the sub-list for extension extendee
 	0,  // [0:24] is the sub-list for field type_name
@@ -3102,14 +3279,14 @@ func file_runtime_proto_init() {
 	if File_runtime_proto != nil {
 		return
 	}
-	file_runtime_proto_msgTypes[40].OneofWrappers = []any{}
+	file_runtime_proto_msgTypes[44].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runtime_proto_rawDesc), len(file_runtime_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   50,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

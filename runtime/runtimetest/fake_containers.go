@@ -36,6 +36,10 @@ type fakeContainer struct {
 
 func (c *fakeContainer) running() bool { return c.state == runtime.StateRunning }
 
+// alive reports whether the container's processes exist: running or
+// paused.
+func (c *fakeContainer) alive() bool { return c.running() || c.state == runtime.StatePaused }
+
 // Create creates a container in state "created". Its image must be
 // present and its network must exist (ErrNotFound otherwise); a taken name
 // is ErrAlreadyExists.
@@ -96,6 +100,9 @@ func (f *Fake) Start(ctx context.Context, ref string) error {
 	if c.running() {
 		return nil
 	}
+	if c.state == runtime.StatePaused {
+		return fmt.Errorf("start %q: %w", ref, runtime.Errorf(runtime.ErrConflict, "cannot start a paused container, resume it instead"))
+	}
 	if !f.hasNetwork(c.spec.Network) {
 		return fmt.Errorf("start %q: %w", ref, runtime.Errorf(runtime.ErrNotFound, "network %q not found", c.spec.Network))
 	}
@@ -103,11 +110,12 @@ func (f *Fake) Start(ctx context.Context, ref string) error {
 	return nil
 }
 
-// Stop stops the running containers among refs: each exits 0 at once
-// (events kill, die, stop). Stopped and missing containers are skipped.
+// Stop stops the running (or paused) containers among refs: each exits 0
+// at once (events kill, die, stop). Stopped and missing containers are
+// skipped.
 func (f *Fake) Stop(ctx context.Context, refs []string, timeout time.Duration) error {
 	return f.batch(ctx, "Stop", refs, func(c *fakeContainer) error {
-		if c.running() {
+		if c.alive() {
 			f.stopLocked(c)
 		}
 		return nil
@@ -126,7 +134,7 @@ func (f *Fake) Restart(ctx context.Context, ref string, timeout time.Duration) e
 	if err != nil {
 		return fmt.Errorf("restart %q: %w", ref, err)
 	}
-	if c.running() {
+	if c.alive() {
 		f.stopLocked(c)
 	}
 	if !f.hasNetwork(c.spec.Network) {
@@ -137,13 +145,50 @@ func (f *Fake) Restart(ctx context.Context, ref string, timeout time.Duration) e
 	return nil
 }
 
+// Pause freezes a running container (event pause); a paused one is left
+// alone. ErrConflict when it is not running.
+func (f *Fake) Pause(ctx context.Context, ref string) error {
+	return f.freeze(ctx, "Pause", ref, runtime.StateRunning, runtime.StatePaused, runtime.EventPause)
+}
+
+// Resume thaws a paused container (event unpause); a running one is left
+// alone. ErrConflict when it is neither.
+func (f *Fake) Resume(ctx context.Context, ref string) error {
+	return f.freeze(ctx, "Resume", ref, runtime.StatePaused, runtime.StateRunning, runtime.EventUnpause)
+}
+
+// freeze moves a container from state from to state to, emitting action;
+// one already in state to is left alone.
+func (f *Fake) freeze(ctx context.Context, method, ref string, from, to runtime.State, action runtime.EventAction) error {
+	verb := map[string]string{"Pause": "pause", "Resume": "resume"}[method]
+	if err := f.begin(ctx, method, runtime.ValidateRef(ref), ref); err != nil {
+		return fmt.Errorf("%s %q: %w", verb, ref, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.lookup(ref)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", verb, ref, err)
+	}
+	switch c.state {
+	case to:
+		return nil
+	case from:
+		c.state = to
+		c.wakeLogs()
+		f.emit(c, action, 0, "")
+		return nil
+	}
+	return fmt.Errorf("%s %q: %w", verb, ref, runtime.Errorf(runtime.ErrConflict, "container %s is %s, not %s", c.spec.Name, c.state, from))
+}
+
 // Remove removes the containers among refs. A running container is
 // removed only with Force (events kill, die with 137, destroy); without it
 // that reference fails with ErrInvalidArgument in a *runtime.BatchError.
 // Missing containers are skipped.
 func (f *Fake) Remove(ctx context.Context, refs []string, opts runtime.RemoveOptions) error {
 	return f.batch(ctx, "Remove", refs, func(c *fakeContainer) error {
-		if c.running() && !opts.Force {
+		if c.alive() && !opts.Force {
 			return runtime.Errorf(runtime.ErrInvalidArgument,
 				"container %s is running: stop it before removing it, or force the removal", c.spec.Name)
 		}
@@ -344,7 +389,7 @@ func restartWanted(p runtime.RestartPolicy, code, restarts int) bool {
 // removeLocked removes a container, killing it first when it runs (exit
 // code 137). f.mu must be held.
 func (f *Fake) removeLocked(c *fakeContainer) {
-	if c.running() {
+	if c.alive() {
 		f.emit(c, runtime.EventKill, 0, "")
 		f.exitLocked(c, 137, false)
 	}

@@ -13,7 +13,7 @@ import (
 // Inject and the other fault hooks take.
 var Methods = []string{
 	"Info", "ImageID", "PullImage", "EnsureNetwork", "RemoveNetwork",
-	"Create", "Start", "Stop", "Restart", "Remove", "Inspect", "List",
+	"Create", "Start", "Stop", "Restart", "Pause", "Resume", "Remove", "Inspect", "List",
 	"Events", "Logs", "Exec",
 }
 

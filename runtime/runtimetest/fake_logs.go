@@ -111,7 +111,7 @@ func (r *logReader) Read(p []byte) (int, error) {
 			r.pending = r.format(l)
 			break
 		}
-		if !r.opts.Follow || !r.c.running() || r.c.removed {
+		if !r.opts.Follow || !r.c.alive() || r.c.removed {
 			r.f.mu.Unlock()
 			return 0, io.EOF
 		}

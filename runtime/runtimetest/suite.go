@@ -159,6 +159,7 @@ func Run(t *testing.T, cfg Config) {
 		{"Networks", s.testNetworks},
 		{"FullSpec", s.testFullSpec},
 		{"Lifecycle", s.testLifecycle},
+		{"Pause", s.testPause},
 		{"Batch", s.testBatch},
 		{"List", s.testList},
 		{"Events", s.testEvents},

@@ -45,6 +45,8 @@ func (s *suite) testContext(t *testing.T) {
 		{"Start", func(ctx context.Context) error { return s.rt.Start(ctx, name) }},
 		{"Stop", func(ctx context.Context) error { return s.rt.Stop(ctx, []string{name}, stopTimeout) }},
 		{"Restart", func(ctx context.Context) error { return s.rt.Restart(ctx, name, stopTimeout) }},
+		{"Pause", func(ctx context.Context) error { return s.rt.Pause(ctx, name) }},
+		{"Resume", func(ctx context.Context) error { return s.rt.Resume(ctx, name) }},
 		{"Remove", func(ctx context.Context) error {
 			return s.rt.Remove(ctx, []string{created}, runtime.RemoveOptions{Force: true})
 		}},

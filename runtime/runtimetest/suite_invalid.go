@@ -51,6 +51,8 @@ func (s *suite) testInvalid(t *testing.T) {
 		{name: "Start", call: func(ctx context.Context) error { return s.rt.Start(ctx, "-x") }},
 		{name: "Stop", call: func(ctx context.Context) error { return s.rt.Stop(ctx, []string{"-x"}, 0) }},
 		{name: "Restart", call: func(ctx context.Context) error { return s.rt.Restart(ctx, "-x", 0) }},
+		{name: "Pause", call: func(ctx context.Context) error { return s.rt.Pause(ctx, "-x") }},
+		{name: "Resume", call: func(ctx context.Context) error { return s.rt.Resume(ctx, "-x") }},
 		{name: "Remove", call: func(ctx context.Context) error {
 			return s.rt.Remove(ctx, []string{"-x"}, runtime.RemoveOptions{Force: true})
 		}},

@@ -158,9 +158,9 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request, _ call) error {
 func (s *Server) list(w http.ResponseWriter, r *http.Request, c call) error {
 	state := c.query["state"]
 	switch state {
-	case "", socketapi.StateRunning, socketapi.StateStopped, socketapi.StateMissing:
+	case "", socketapi.StateRunning, socketapi.StatePaused, socketapi.StateStopped, socketapi.StateMissing:
 	default:
-		return socketapi.Errorf(socketapi.ErrInvalidArgument, "invalid state %q: want running, stopped or missing", state)
+		return socketapi.Errorf(socketapi.ErrInvalidArgument, "invalid state %q: want running, paused, stopped or missing", state)
 	}
 	return writeInstances(w, func(fn func(*socketapi.Instance)) error { return s.cfg.Agent.EachInstance(state, fn) })
 }

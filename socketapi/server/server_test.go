@@ -119,6 +119,26 @@ func TestClientEveryRoute(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(restarted.State, socketapi.StateRunning))
 
+	// The pause tier over the API: paused by a pass, listed as paused,
+	// thawed by a touch (outcome resumed) and by an ensure.
+	time.Sleep(5 * time.Millisecond)
+	paused, err := c.Prune(ctx, socketapi.PruneRequest{IdlePauseMinutes: ptr(1e-6), IdleStopMinutes: ptr(0.0), IdleHours: ptr(0.0), MaxAgeDays: ptr(0.0)})
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(paused.Paused, 1))
+	pausedList, err := c.List(ctx, socketapi.StatePaused)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(pausedList, 1))
+	thawed, err := c.Touch(ctx, "alice")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(thawed.Outcome, socketapi.OutcomeResumed))
+	assert.Check(t, is.Equal(thawed.State, socketapi.StateRunning))
+	time.Sleep(5 * time.Millisecond)
+	_, err = c.Prune(ctx, socketapi.PruneRequest{IdlePauseMinutes: ptr(1e-6), IdleStopMinutes: ptr(0.0), IdleHours: ptr(0.0), MaxAgeDays: ptr(0.0)})
+	assert.NilError(t, err)
+	resumed, err := c.Ensure(ctx, "alice", spec)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(resumed.Outcome, socketapi.OutcomeResumed))
+
 	res, err := c.Prune(ctx, socketapi.PruneRequest{DryRun: true, IdleHours: ptr(0.0), MaxAgeDays: ptr(0.0), IdleStopMinutes: ptr(0.0)})
 	assert.NilError(t, err)
 	assert.Check(t, res.DryRun)

@@ -43,6 +43,10 @@ type Dialect struct {
 	Ignore []string
 	// ForceRemove are the options of a forced rm.
 	ForceRemove []string
+	// ThawBeforeStop, optional, is for a client that neither stops nor
+	// restarts a paused container: a stop or restart that fails is tried
+	// again after an unpause of those that were paused.
+	ThawBeforeStop bool
 	// StopBeforeForceRemove makes a forced Remove stop the containers
 	// first, at once (a timeout of 0).
 	StopBeforeForceRemove bool

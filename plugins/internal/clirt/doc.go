@@ -6,7 +6,7 @@
 // An Engine runs every command with one debug line, parses the client's
 // JSON output, and implements what the clients do alike: Create's
 // skeleton (validate, in-memory env file, image, ID), Start, Stop, Restart and
-// Remove with their batching, Inspect and List with the spec read back
+// Remove with their batching, Pause and Resume, Inspect and List with the spec read back
 // into runtime.ContainerSpec, the event stream, networks, images and
 // logs. What an engine does its own way comes in a Dialect, a plain value
 // the plugin hands to New: argv, error words, output format, healthcheck

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -31,10 +32,66 @@ func (e *Engine) Stop(ctx context.Context, refs []string, timeout time.Duration)
 	if err := runtime.ValidateRefs(refs); err != nil || len(refs) == 0 {
 		return err
 	}
-	if err := e.batch(ctx, e.stopArgs(timeout), refs); err != nil {
+	err := e.batch(ctx, e.stopArgs(timeout), refs)
+	if failed, ok := errors.AsType[*runtime.BatchError](err); ok && e.d.ThawBeforeStop {
+		// Paused ones among the failed: thawed, then stopped again.
+		again := slices.Sorted(maps.Keys(failed.Failed))
+		if e.thaw(ctx, again) {
+			err = e.batch(ctx, e.stopArgs(timeout), again)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("stop: %w", err)
 	}
 	return nil
+}
+
+// thaw unpauses those of refs that are paused, for a client that neither
+// stops nor restarts a paused container (Dialect.ThawBeforeStop), and
+// reports whether any was.
+func (e *Engine) thaw(ctx context.Context, refs []string) bool {
+	res, _ := e.RunClient(ctx, append([]string{"unpause", "--"}, refs...)...)
+	return len(strings.TrimSpace(string(res.Stdout))) > 0
+}
+
+// Pause freezes a running container; a paused one is left paused.
+func (e *Engine) Pause(ctx context.Context, ref string) error {
+	return e.freeze(ctx, "pause", ref, runtime.StatePaused)
+}
+
+// Resume thaws a paused container; a running one is left running.
+func (e *Engine) Resume(ctx context.Context, ref string) error {
+	return e.freeze(ctx, "unpause", ref, runtime.StateRunning)
+}
+
+// freeze runs pause or unpause. Neither client has a word of its own for
+// "already done" or "not running" that holds across versions, so a
+// failure asks the container's state: already in want is success,
+// neither running nor paused is runtime.ErrConflict, anything else is
+// the command's own failure.
+func (e *Engine) freeze(ctx context.Context, verb, ref string, want runtime.State) error {
+	if err := runtime.ValidateRef(ref); err != nil {
+		return err
+	}
+	_, err := e.RunClient(ctx, verb, "--", ref)
+	if err == nil || NotFound(err) || errors.Is(err, runtime.ErrUnavailable) || ctx.Err() != nil {
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", verb, ref, err)
+		}
+		return nil
+	}
+	c, ierr := e.Inspect(ctx, ref)
+	switch {
+	case ierr != nil && NotFound(ierr):
+		return fmt.Errorf("%s %q: %w", verb, ref, ierr)
+	case ierr != nil:
+		return fmt.Errorf("%s %q: %w", verb, ref, err)
+	case c.State == want:
+		return nil
+	case c.State != runtime.StateRunning && c.State != runtime.StatePaused:
+		return fmt.Errorf("%s %q: %w", verb, ref, runtime.Errorf(runtime.ErrConflict, "container %s is %s, not running", c.Name, c.State))
+	}
+	return fmt.Errorf("%s %q: %w", verb, ref, err)
 }
 
 // Restart restarts a container.
@@ -42,7 +99,12 @@ func (e *Engine) Restart(ctx context.Context, ref string, timeout time.Duration)
 	if err := runtime.ValidateRef(ref); err != nil {
 		return err
 	}
-	if _, err := e.RunClient(ctx, slices.Concat([]string{"restart"}, e.d.Timeout(cliargs.Seconds(timeout)), []string{"--", ref})...); err != nil {
+	args := slices.Concat([]string{"restart"}, e.d.Timeout(cliargs.Seconds(timeout)), []string{"--", ref})
+	_, err := e.RunClient(ctx, args...)
+	if err != nil && !NotFound(err) && !errors.Is(err, runtime.ErrUnavailable) && e.d.ThawBeforeStop && e.thaw(ctx, []string{ref}) {
+		_, err = e.RunClient(ctx, args...)
+	}
+	if err != nil {
 		return fmt.Errorf("restart %q: %w", ref, err)
 	}
 	return nil

@@ -117,7 +117,7 @@ var lsCmd = &command{
 	name: "ls", nargs: 0,
 	summary: "list the instances",
 	help: `
-Columns: USER, STATE (running, stopped or missing), PORT, IMAGE, AGE (since
+Columns: USER, STATE (running, paused, stopped or missing), PORT, IMAGE, AGE (since
 created), IDLE (since last used), DATA (the disk space its data dir takes,
 as last measured by the agent; "-" until then), STALE ("yes" when the running container's
 config differs from the last ensured one; it is recreated at its next cold
@@ -132,7 +132,7 @@ Examples:
   zakictl ls -q --state stopped
   zakictl ls --json`,
 	setup: func(c *cli, fs *pflag.FlagSet) func(context.Context, []string) error {
-		state := fs.String("state", "", "only instances in this `STATE`: running, stopped or missing")
+		state := fs.String("state", "", "only instances in this `STATE`: running, paused, stopped or missing")
 		quiet := fs.BoolP("quiet", "q", false, "print only the user IDs")
 		return func(ctx context.Context, _ []string) error {
 			ins, err := c.client.List(ctx, *state)
@@ -261,11 +261,15 @@ Examples:
   zakictl prune --dry-run --idle-stop-minutes 30 --idle-hours 0 --max-age-days 0`,
 	setup: func(c *cli, fs *pflag.FlagSet) func(context.Context, []string) error {
 		dry := fs.Bool("dry-run", false, "report what would be done, do nothing")
+		idlePause := fs.Float64("idle-pause-minutes", 0, "pause (freeze) running instances idle this many `MINUTES`")
 		idleStop := fs.Float64("idle-stop-minutes", 0, "stop instances idle this many `MINUTES`")
 		idleHours := fs.Float64("idle-hours", 0, "remove instances idle this many `HOURS`")
 		maxAge := fs.Float64("max-age-days", 0, "remove instances older than this many `DAYS`")
 		return func(ctx context.Context, _ []string) error {
 			req := socketapi.PruneRequest{DryRun: *dry}
+			if fs.Changed("idle-pause-minutes") {
+				req.IdlePauseMinutes = idlePause
+			}
 			if fs.Changed("idle-stop-minutes") {
 				req.IdleStopMinutes = idleStop
 			}

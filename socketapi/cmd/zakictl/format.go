@@ -74,16 +74,16 @@ func durText(d time.Duration) string {
 
 // writePrune prints what a prune pass did (or would do).
 func writePrune(w io.Writer, res socketapi.PruneResult) {
-	verb := map[string]string{"stopped": "stopped", "removed": "removed", "staled": "kept stale", "failed": "failed"}
+	verb := map[string]string{"paused": "paused", "stopped": "stopped", "removed": "removed", "staled": "kept stale", "failed": "failed"}
 	if res.DryRun {
-		verb = map[string]string{"stopped": "would stop", "removed": "would remove", "staled": "would keep stale", "failed": "would fail"}
+		verb = map[string]string{"paused": "would pause", "stopped": "would stop", "removed": "would remove", "staled": "would keep stale", "failed": "would fail"}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
 	any := false
 	for _, g := range []struct {
 		key   string
 		items []socketapi.PruneItem
-	}{{"stopped", res.Stopped}, {"removed", res.Removed}, {"staled", res.Staled}, {"failed", res.Failed}} {
+	}{{"paused", res.Paused}, {"stopped", res.Stopped}, {"removed", res.Removed}, {"staled", res.Staled}, {"failed", res.Failed}} {
 		for _, it := range g.items {
 			if !any {
 				fmt.Fprintln(tw, "ACTION\tUSER\tREASON\tIDLE\tAGE\tERROR")
@@ -97,6 +97,9 @@ func writePrune(w io.Writer, res socketapi.PruneResult) {
 	summary := fmt.Sprintf("%d stopped, %d removed, %d failed", len(res.Stopped), len(res.Removed), len(res.Failed))
 	if res.DryRun {
 		summary = fmt.Sprintf("dry run: %d would be stopped, %d removed", len(res.Stopped), len(res.Removed))
+	}
+	if len(res.Paused) > 0 {
+		summary += fmt.Sprintf(", %d paused", len(res.Paused))
 	}
 	if len(res.Staled) > 0 {
 		// Old instances kept because they are hot, renewed when cold.
@@ -163,7 +166,7 @@ func writeHealth(w io.Writer, h socketapi.Health) {
 		fmt.Fprintf(w, "error:     %s\n", h.Runtime.Error)
 	}
 	c := h.Counts
-	fmt.Fprintf(w, "instances: %d (%d running, %d stopped, %d missing)\n", c.Total, c.Running, c.Stopped, c.Missing)
+	fmt.Fprintf(w, "instances: %d (%d running, %d paused, %d stopped, %d missing)\n", c.Total, c.Running, c.Paused, c.Stopped, c.Missing)
 }
 
 // readSpecFiles reads the NAME=PATH values of a --file-like flag into a
