@@ -387,6 +387,9 @@ func stateName(ls liveState) string {
 // The port in its label is reserved for the user; a port that belongs to
 // someone else is an error, and the container stays unadopted.
 func (a *Agent) adopt(userID string, ls liveState, old registry.Record, hasOld bool) (registry.Record, error) {
+	if !hasOld {
+		a.reclaimAdoptedUID(userID)
+	}
 	now := a.now().UnixMilli()
 	rec := registry.Record{
 		UserID:        userID,

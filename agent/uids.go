@@ -77,14 +77,8 @@ func (a *Agent) tenantUser(userID string) (uid, gid int, err error) {
 	}
 	// A data dir owned by a uid of the range that no user has: the user's
 	// own, whose reservation the registry lost. Kept (nothing to hand over).
-	var st syscall.Stat_t
-	if err := syscall.Lstat(filepath.Join(a.dataDir, userID), &st); err == nil && st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
-		if own := int(st.Uid); own >= lo && own <= hi && !host.taken(own) {
-			if u, err := a.reg.ReserveUID(userID, own, own, nil); err == nil {
-				a.log.Info("uid reserved: the one that owns the user's data dir", "user", userID, "uid", u)
-				return u, u, nil
-			}
-		}
+	if u, ok := a.reclaimUID(userID, lo, hi, host); ok {
+		return u, u, nil
 	}
 	owners := a.dataDirOwners()
 	u, err := a.reg.ReserveUID(userID, lo, hi, func(u int) bool { return host.taken(u) || owners[u] })
@@ -193,4 +187,45 @@ func (a *Agent) warnFixedUser(cur, next *Config) {
 		"a tenant that escapes its container can read and kill all the others, and a host account with that uid "+
 		"can read every tenant's secrets (/proc/<pid>/environ) and data; leave it empty for a uid per tenant from instance.uidRange",
 		"user", next.Instance.User)
+}
+
+// reclaimUID reserves for userID, when the registry lost its uid, the one
+// that owns its data dir, if that is in [lo, hi] and no host account's.
+func (a *Agent) reclaimUID(userID string, lo, hi int, host hostIDs) (int, bool) {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(filepath.Join(a.dataDir, userID), &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		return 0, false
+	}
+	own := int(st.Uid)
+	if own < lo || own > hi || host.taken(own) {
+		return 0, false
+	}
+	u, err := a.reg.ReserveUID(userID, own, own, nil)
+	if err != nil {
+		return 0, false
+	}
+	a.log.Info("uid reserved: the one that owns the user's data dir", "user", userID, "uid", u)
+	return u, true
+}
+
+// reclaimAdoptedUID gives a container adopted without its registry entry
+// back its user's uid (see reclaimUID), so that its spec is the one it
+// was made with.
+func (a *Agent) reclaimAdoptedUID(userID string) {
+	ic := &a.conf().Instance
+	if ic.fixedUser() {
+		return
+	}
+	if _, ok := a.reg.UID(userID); ok {
+		return
+	}
+	lo, hi, err := ic.UIDs()
+	if err != nil {
+		return
+	}
+	host, err := readHostIDs(a.accountsDir)
+	if err != nil {
+		return
+	}
+	a.reclaimUID(userID, lo, hi, host)
 }

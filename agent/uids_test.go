@@ -176,8 +176,9 @@ func TestUIDRangeReloadAndFixedUserWarning(t *testing.T) {
 }
 
 // A registry that lost its uid reservations (restored from an older
-// copy): a user whose data dir a uid of the range owns gets that uid back,
-// and no other user gets it.
+// copy, or lost): a user whose data dir a uid of the range owns gets that
+// uid back (at adoption, or when its instance is made), and no other user
+// gets it.
 func TestLostUIDReservationsComeBackFromDataDirs(t *testing.T) {
 	e := newFakeEnv(t)
 	e.ensure("alice", InstanceSpec{})
@@ -190,15 +191,16 @@ func TestLostUIDReservationsComeBackFromDataDirs(t *testing.T) {
 	e.stop()
 	assert.NilError(t, os.Remove(filepath.Join(e.cfg.StateDir, "registry.json")))
 	e.start()
-	_, has := e.reg.UID("bob")
-	assert.Assert(t, !has)
+	// Adopted: each container's user gets its uid back at once.
+	got, _ := e.reg.UID("bob")
+	assert.Check(t, is.Equal(got, bobUID))
 	// A new user first: the uids that own data dirs are not handed out.
 	e.ensure("carol", InstanceSpec{})
 	carolUID, _ := e.reg.UID("carol")
 	assert.Check(t, carolUID != aliceUID && carolUID != bobUID, "carol got uid %d of alice's or bob's data", carolUID)
 	in, err := e.a.Ensure(t.Context(), "bob", InstanceSpec{}, EnsureOptions{Force: true})
 	assert.NilError(t, err)
-	got, _ := e.reg.UID("bob")
+	got, _ = e.reg.UID("bob")
 	assert.Check(t, is.Equal(got, bobUID))
 	created, _ := e.fake.CreatedSpec(in.ContainerID)
 	assert.Check(t, is.Equal(created.User, fmt.Sprintf("%d:%d", bobUID, bobUID)))

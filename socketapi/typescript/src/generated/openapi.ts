@@ -171,7 +171,7 @@ export interface paths {
         put?: never;
         /**
          * Run pruning now
-         * @description Stops instances idle past idleStopMinutes, removes those idle past idleHours or older than maxAgeDays (user data is kept). Thresholds left out come from the config; 0 turns a rule off; fractions are allowed. dryRun reports without acting.
+         * @description Pauses (freezes) running instances idle past idlePauseMinutes, stops instances idle past idleStopMinutes (paused ones too), removes those idle past idleHours or older than maxAgeDays (user data is kept). Thresholds left out come from the config; 0 turns a rule off; fractions are allowed. dryRun reports without acting.
          */
         post: operations["prune"];
         delete?: never;
@@ -345,7 +345,7 @@ export interface components {
              */
             imageId?: string;
             /** @enum {string} */
-            state: "running" | "stopped" | "missing";
+            state: "running" | "paused" | "stopped" | "missing";
             /**
              * @description the engine's health check status, when the container has one
              * @example healthy
@@ -369,19 +369,19 @@ export interface components {
              */
             dataBytes?: number;
             /**
-             * @description ensure only
+             * @description ensure only, and a touch that thawed a paused instance (resumed)
              * @enum {string}
              */
-            outcome?: "reused" | "started" | "created" | "recreated";
+            outcome?: "reused" | "resumed" | "started" | "created" | "recreated";
         };
         Event: {
             /** @enum {string} */
-            type: "instance.ensured" | "instance.started" | "instance.died" | "instance.oom" | "instance.stopped" | "instance.restarted" | "instance.removed" | "instance.destroyed" | "instance.adopted" | "instance.missing" | "instance.health" | "instance.port_changed" | "image.pull" | "prune.completed" | "runtime.up" | "runtime.unavailable";
+            type: "instance.ensured" | "instance.started" | "instance.died" | "instance.oom" | "instance.stopped" | "instance.paused" | "instance.resumed" | "instance.restarted" | "instance.removed" | "instance.destroyed" | "instance.adopted" | "instance.missing" | "instance.health" | "instance.port_changed" | "image.pull" | "prune.completed" | "runtime.up" | "runtime.unavailable";
             userId?: string;
             containerId?: string;
             image?: string;
             /** @enum {string} */
-            outcome?: "reused" | "started" | "created" | "recreated";
+            outcome?: "reused" | "resumed" | "started" | "created" | "recreated";
             /** @description a status line (image.pull), a reason or an error; instance.stopped says why: idle (pruning), over-quota (the user's data went over instance.dataQuota: container and data kept) */
             message?: string;
             /** @description instance.port_changed: the user's new host port */
@@ -412,6 +412,8 @@ export interface components {
         };
         PruneRequest: {
             dryRun?: boolean;
+            /** @description pause (freeze) running instances idle this long; 0 turns the rule off; at most ten years; when it is not below idleStopMinutes, the stop rule wins */
+            idlePauseMinutes?: number;
             /** @description 0 turns the rule off; at most ten years */
             idleStopMinutes?: number;
             /** @description 0 turns the rule off; at most ten years */
@@ -421,6 +423,8 @@ export interface components {
         };
         PruneResult: {
             dryRun: boolean;
+            /** @description running instances idle past idlePauseMinutes (reason idle-pause): frozen by the engine, memory kept, CPU freed; thawed by their next ensure (outcome resumed) or touch */
+            paused: components["schemas"]["PruneItem"][];
             stopped: components["schemas"]["PruneItem"][];
             removed: components["schemas"]["PruneItem"][];
             /** @description instances past maxAgeDays but used within the hot window (reason max-age): kept, marked stale, and made anew at their next cold moment (the next ensure once not hot, or a later pass once idle); listed by dry runs too */
@@ -431,7 +435,7 @@ export interface components {
             userId: string;
             containerId?: string;
             /** @enum {string} */
-            reason: "idle-stop" | "idle" | "max-age";
+            reason: "idle-pause" | "idle-stop" | "idle" | "max-age";
             /** @description minutes since the instance was last used, to 0.01 */
             idleMinutes: number;
             /** @description days since the container was created, to 3 significant digits (0.00208 is 3 minutes) */
@@ -470,6 +474,7 @@ export interface components {
             instances: {
                 total: number;
                 running: number;
+                paused: number;
                 stopped: number;
                 missing: number;
             };
@@ -740,7 +745,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description only the instances in this state */
-                state?: "running" | "stopped" | "missing";
+                state?: "running" | "paused" | "stopped" | "missing";
             };
             header?: never;
             path?: never;
