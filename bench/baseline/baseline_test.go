@@ -12,6 +12,7 @@ import (
 
 	"gotest.tools/v3/assert"
 
+	"github.com/zaki-platform/zaki-agent/agent"
 	"github.com/zaki-platform/zaki-agent/agent/daemon"
 	"github.com/zaki-platform/zaki-agent/bench/baseline"
 	"github.com/zaki-platform/zaki-agent/internal/testenv"
@@ -93,7 +94,20 @@ func TestRunArgsMatchTheAgent(t *testing.T) {
 		delete(out, "NetworkMode")
 		return out
 	}
-	assert.DeepEqual(t, norm(baseline.ContainerName(user+"b")), norm(baseline.ContainerName(user+"a")))
+	base, ours := norm(baseline.ContainerName(user+"b")), norm(baseline.ContainerName(user+"a"))
+	// The user differs by design: the agent gives each tenant a uid of its
+	// own (instance.uidRange), the platform ran every one as 1000:1000.
+	defaults := agent.DefaultConfig()
+	lo, _, err := defaults.Instance.UIDs()
+	assert.NilError(t, err)
+	assert.Equal(t, base["User"], "1000:1000")
+	var uid, gid int
+	_, err = fmt.Sscanf(fmt.Sprint(ours["User"]), "%d:%d", &uid, &gid)
+	assert.NilError(t, err, "agent's user %v", ours["User"])
+	assert.Assert(t, uid >= lo && gid == uid, "agent's user %v", ours["User"])
+	delete(base, "User")
+	delete(ours, "User")
+	assert.DeepEqual(t, base, ours)
 }
 
 // The old engine's outcomes, as the benchmark relies on them.
