@@ -315,11 +315,30 @@ func runtimeCalls(t testing.TB, c *socketapi.Client) float64 {
 	return sum
 }
 
+// waitQuiet waits until the agent has made no engine call (by the shim in
+// dir and by its metrics) for a second and a half.
+func waitQuiet(t testing.TB, p *testenv.AgentProc, dir string) {
+	t.Helper()
+	shim, calls := len(shimLines(dir)), runtimeCalls(t, p.Client)
+	quietSince := time.Now()
+	for deadline := time.Now().Add(30 * time.Second); time.Since(quietSince) < 1500*time.Millisecond; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent kept calling the engine for 30 s: %v", shimLines(dir)[shim:])
+		}
+		time.Sleep(100 * time.Millisecond)
+		s, c := len(shimLines(dir)), runtimeCalls(t, p.Client)
+		if s != shim || c != calls {
+			shim, calls, quietSince = s, c, time.Now()
+		}
+	}
+}
+
 // dockerShim writes a stand-in `docker` into a new dir and returns the
-// dir, to put first on the agent's PATH. The shim appends its subcommand
-// (never its other arguments) to dir/calls.log, then, when dir/hang
-// exists and holds the subcommand or "*", sleeps forever; otherwise it
-// runs the real docker client.
+// dir, to put first on the agent's PATH. The shim appends its command
+// line to dir/calls.log (the agent puts no secret on one), sleeps half a
+// second when dir/slow holds the subcommand, then, when dir/hang exists
+// and holds the subcommand or "*", sleeps forever; otherwise it runs the
+// real docker client.
 func dockerShim(t testing.TB) string {
 	t.Helper()
 	real, err := exec.LookPath("docker")

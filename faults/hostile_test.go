@@ -54,6 +54,10 @@ func TestHostileInput(t *testing.T) {
 	assert.NilError(t, err)
 	// Control: the shim does see the agent's docker commands.
 	assert.Assert(t, len(shimCalls(shim)) > 0 && runtimeCalls(t, p.Client) > 0, "the shim and the metrics saw no engine call: the test would prove nothing")
+	// The agent's own background work after its start (image references
+	// resolved again after the first reconciliation) ends first: from
+	// here on, every engine call would be one a refused call caused.
+	waitQuiet(t, p, shim)
 	before := treeOf(t, p.Dir)
 
 	// refused runs call and checks that it was refused with 400 and that
