@@ -47,7 +47,7 @@ describe("errors", { skip }, () => {
   it("invalid_argument", async () => {
     for (const [what, call] of [
       ["a bad user ID", () => c.get("not a valid id!")],
-      ["a bad state", () => c.list({ state: "paused" as "running" })],
+      ["a bad state", () => c.list({ state: "sleeping" as "running" })],
       ["resources past the ceiling", () => c.ensure(user("cpu"), { resources: { cpus: 64 } })],
       ["a bad tail", () => c.logs(user("tail"), { tail: -1 })],
       ["a negative prune threshold", () => c.prune({ idleHours: -1 })],
