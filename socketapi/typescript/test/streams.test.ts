@@ -106,15 +106,16 @@ describe("streams", { skip }, () => {
     assert.match(all, /GET \/one\n.*GET \/two\n/s);
     const last = await c.logs(id, { tail: 1 });
     assert.equal(last.trim().split("\n").length, 1);
-    assert.match(last, /GET \/two/);
-    assert.equal(await c.logs(id, { tail: "all" }), all);
+    assert.match(last, /GET \/(two|health)/);
+    // (The instance's health checks may have logged more meanwhile.)
+    assert.ok((await c.logs(id, { tail: "all" })).startsWith(all));
     // docker logs' habits: tail 0 is none, since a time to come is none,
     // timestamps prefix each line.
     assert.equal(await c.logs(id, { tail: 0 }), "");
     assert.equal(await c.logs(id, { since: new Date(Date.now() + 3600_000) }), "");
-    assert.equal(await c.logs(id, { since: "1h" }), all);
+    assert.ok((await c.logs(id, { since: "1h" })).startsWith(all));
     const stamped = await c.logs(id, { tail: 1, timestamps: true });
-    assert.match(stamped, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d+Z \S+ GET \/two\n$/);
+    assert.match(stamped, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d+Z \S+ GET \/(two|health)\n$/);
   });
 
   it("followLogs: lines as they come; an abort mid-stream ends it cleanly", async (t) => {
