@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gotest.tools/v3/assert"
+	"gotest.tools/v3/poll"
 
 	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 	"github.com/zaki-platform/zaki-agent/runtime"
@@ -80,6 +81,10 @@ func TestPauseTier(t *testing.T) {
 	assert.Equal(t, e.fake.Calls("Resume"), 1)
 	// and the next one is a plain reuse.
 	assert.Equal(t, e.ensure("alice", InstanceSpec{}).Outcome, OutcomeReused)
+	// The engine's unpause event reaches the agent after its own thaw
+	// (here at once; in life minutes before the next pause): the health
+	// events sent after it mark when it has been applied.
+	e.drainEvents("alice", in.ContainerID)
 
 	// A touch thaws it too.
 	e.clock.Add(11 * time.Minute)
@@ -247,4 +252,24 @@ func TestPausedRemovedWhenIdle(t *testing.T) {
 	assert.Assert(t, !ok, "the paused container is still there")
 	_, err = os.Stat(filepath.Join(e.cfg.StateDir, "instances", "alice"))
 	assert.NilError(t, err, "data dir of alice")
+}
+
+// drainEvents waits until the agent has applied every engine event of
+// user's container id emitted so far: events come in order, so two
+// health changes sent now mark the point.
+func (e *fakeEnv) drainEvents(user, id string) {
+	e.t.Helper()
+	for _, status := range []string{"unhealthy", "healthy"} {
+		assert.NilError(e.t, e.fake.SetHealth(id, status))
+		poll.WaitOn(e.t, func(poll.LogT) poll.Result {
+			in, err := e.a.Get(context.Background(), user)
+			if err != nil {
+				return poll.Error(err)
+			}
+			if in.Health != status {
+				return poll.Continue("health %q, want %q", in.Health, status)
+			}
+			return poll.Success()
+		}, poll.WithTimeout(5*time.Second), poll.WithDelay(time.Millisecond))
+	}
 }

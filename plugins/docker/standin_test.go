@@ -174,8 +174,9 @@ exit 0
 	child.Stdout, child.Stderr = &out, &out
 	assert.NilError(t, child.Start())
 	defer child.Process.Kill()
+	// (The stand-in's shell makes the file, then readlink fills it.)
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if _, err := os.Stat(filepath.Join(s.dir, "envfile.link")); err == nil {
+		if b, err := os.ReadFile(filepath.Join(s.dir, "envfile.link")); err == nil && strings.HasSuffix(string(b), "\n") {
 			return poll.Success()
 		}
 		return poll.Continue("create not reached; child: %s", out.String())
