@@ -341,6 +341,11 @@ func (c *Config) checkPruneAndHot(p *problems) {
 	p.span("prune.intervalMinutes", c.Prune.IntervalMinutes, time.Minute, spanInterval)
 	p.span("prune.idleStopMinutes", c.Prune.IdleStopMinutes, time.Minute, spanOff)
 	p.span("prune.idlePauseMinutes", c.Prune.IdlePauseMinutes, time.Minute, spanOff)
+	if c.Prune.IdlePauseMinutes > 0 && c.Instance.OCIRuntime == "runsc" {
+		// Engine 20.10 cannot start again a paused gVisor container once
+		// stopped or restarted ("id already in use").
+		p.add("prune.idlePauseMinutes %g: not with instance.ociRuntime = \"runsc\" (a paused gVisor container cannot be stopped or restarted and started again on this engine)", c.Prune.IdlePauseMinutes)
+	}
 	if err := checkPauseBeforeStop(c.Prune.IdlePauseMinutes, c.Prune.IdleStopMinutes); err != nil {
 		p.add("prune.idlePauseMinutes %g: %v", c.Prune.IdlePauseMinutes, err)
 	}
