@@ -3,7 +3,6 @@ package agent
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -15,18 +14,6 @@ import (
 
 	"github.com/zaki-platform/zaki-agent/internal/testenv"
 )
-
-// loginUID is the host's first login account on Debian: the uid every
-// instance used to run as.
-const loginUID = 1000
-
-// asUID runs argv as uid:uid with no supplementary groups (setpriv) and
-// returns its combined output and error.
-func asUID(uid int, argv ...string) (string, error) {
-	args := append([]string{fmt.Sprintf("--reuid=%d", uid), fmt.Sprintf("--regid=%d", uid), "--clear-groups", "--"}, argv...)
-	out, err := exec.Command("setpriv", args...).CombinedOutput()
-	return string(out), err
-}
 
 // instancePIDs returns the host pids of a container's init (tini, from
 // --init) and of its children (the gateway).
@@ -77,28 +64,28 @@ func TestEngineTenantUIDs(t *testing.T) {
 			assert.NilError(t, err)
 			assert.Check(t, is.Contains(string(st), fmt.Sprintf("\nUid:\t%d\t%d\t%d\t%d\n", uid, uid, uid, uid)), "%s: pid %s", u, pid)
 			environ := "/proc/" + pid + "/environ"
-			out, err := asUID(loginUID, "cat", environ)
-			assert.Check(t, err != nil && strings.Contains(out, "Permission denied"), "uid %d read %s of %s: %v %q", loginUID, environ, u, err, out)
+			out, err := testenv.AsUID(testenv.LoginUID, "cat", environ)
+			assert.Check(t, err != nil && strings.Contains(out, "Permission denied"), "uid %d read %s of %s: %v %q", testenv.LoginUID, environ, u, err, out)
 			assert.Check(t, !strings.Contains(out, secret))
-			out, err = asUID(loginUID, "kill", "-0", pid)
-			assert.Check(t, err != nil && strings.Contains(out, "Operation not permitted"), "uid %d signalled pid %s of %s: %v %q", loginUID, pid, u, err, out)
+			out, err = testenv.AsUID(testenv.LoginUID, "kill", "-0", pid)
+			assert.Check(t, err != nil && strings.Contains(out, "Operation not permitted"), "uid %d signalled pid %s of %s: %v %q", testenv.LoginUID, pid, u, err, out)
 			// The tenant's own uid may: the refusals above are the uid's.
-			out, err = asUID(uid, "kill", "-0", pid)
+			out, err = testenv.AsUID(uid, "kill", "-0", pid)
 			assert.Check(t, err == nil, "uid %d: kill -0 %s: %v %q", uid, pid, err, out)
 		}
 		gateway := instancePIDs(t, in.ContainerID)[1]
-		out, err := asUID(uid, "cat", "/proc/"+gateway+"/environ")
+		out, err := testenv.AsUID(uid, "cat", "/proc/"+gateway+"/environ")
 		assert.Check(t, err == nil && strings.Contains(out, secret), "the tenant's uid cannot read its own environ: %v", err)
 		for _, argv := range [][]string{{"ls", dataDir}, {"cat", file}} {
-			out, err := asUID(loginUID, argv...)
-			assert.Check(t, err != nil && strings.Contains(out, "Permission denied"), "uid %d: %v: %v %q", loginUID, argv, err, out)
+			out, err := testenv.AsUID(testenv.LoginUID, argv...)
+			assert.Check(t, err != nil && strings.Contains(out, "Permission denied"), "uid %d: %v: %v %q", testenv.LoginUID, argv, err, out)
 			assert.Check(t, !strings.Contains(out, secret))
-			out, err = asUID(uid, argv...)
+			out, err = testenv.AsUID(uid, argv...)
 			assert.Check(t, err == nil, "uid %d: %v: %v %q", uid, argv, err, out)
 		}
 	}
 	assert.Check(t, uids["ua"] != uids["ub"], "two tenants share uid %d", uids["ua"])
 	// Nor can one tenant's uid reach the other's.
-	out, err := asUID(uids["ua"], "ls", filepath.Join(e.cfg.StateDir, "instances", "ub"))
+	out, err := testenv.AsUID(uids["ua"], "ls", filepath.Join(e.cfg.StateDir, "instances", "ub"))
 	assert.Check(t, err != nil && strings.Contains(out, "Permission denied"), "tenant ua listed ub's data: %v %q", err, out)
 }

@@ -18,17 +18,6 @@ import (
 	"github.com/zaki-platform/zaki-agent/socketapi"
 )
 
-// hostLogin is Debian's first login account: the uid every tenant shared
-// while instances ran as instance.user = "1000:1000".
-const hostLogin = 1000
-
-// asUser runs argv as uid:uid without supplementary groups.
-func asUser(uid int, argv ...string) (string, error) {
-	args := append([]string{fmt.Sprintf("--reuid=%d", uid), fmt.Sprintf("--regid=%d", uid), "--clear-groups", "--"}, argv...)
-	out, err := exec.Command("setpriv", args...).CombinedOutput()
-	return string(out), err
-}
-
 func ownerUID(path string) int {
 	var st syscall.Stat_t
 	if err := syscall.Lstat(path, &st); err != nil {
@@ -58,20 +47,20 @@ func TestTenantUIDs(t *testing.T) {
 	p.Stop()
 	assert.NilError(t, os.WriteFile(p.Config, append(append([]byte{}, orig...), "user = \"1000:1000\"\n"...), 0o600))
 	p.Start()
-	legacy, err := p.Client.Ensure(ctx, "legacy", socketapi.InstanceSpec{Files: map[string]string{"openclaw.json": "{}"}})
+	legacy, err := p.Client.Ensure(ctx, "fuid-legacy", socketapi.InstanceSpec{Files: map[string]string{"openclaw.json": "{}"}})
 	assert.NilError(t, err)
 	l.checkT(t, testenv.Docker(t, "inspect", "-f", "{{.Config.User}}", legacy.ContainerID) == "1000:1000", "the legacy instance does not run as 1000:1000: the test would prove nothing")
 
 	// What its tenant (uid 1000) planted: links to the host's files.
 	host := t.TempDir()
 	hostRoot, hostTheirs := filepath.Join(host, "shadow"), filepath.Join(host, "theirs")
-	for path, uid := range map[string]int{hostRoot: 0, hostTheirs: hostLogin} {
+	for path, uid := range map[string]int{hostRoot: 0, hostTheirs: testenv.LoginUID} {
 		assert.NilError(t, os.WriteFile(path, []byte("host"), 0o600))
 		assert.NilError(t, os.Chown(path, uid, uid))
 	}
-	data := filepath.Join(p.StateDir, "instances", "legacy")
+	data := filepath.Join(p.StateDir, "instances", "fuid-legacy")
 	assert.NilError(t, os.Symlink(hostTheirs, filepath.Join(data, "symlink")))
-	assert.NilError(t, os.Lchown(filepath.Join(data, "symlink"), hostLogin, hostLogin))
+	assert.NilError(t, os.Lchown(filepath.Join(data, "symlink"), testenv.LoginUID, testenv.LoginUID))
 	assert.NilError(t, os.Link(hostRoot, filepath.Join(data, "hardlink-root")))
 	assert.NilError(t, os.Link(hostTheirs, filepath.Join(data, "hardlink-theirs")))
 	l.fault(3)
@@ -83,14 +72,14 @@ func TestTenantUIDs(t *testing.T) {
 	secret := "s3cret-" + strconv.Itoa(os.Getpid())
 	spec := socketapi.InstanceSpec{Env: map[string]string{"OPENCLAW_TOKEN": secret}, Files: map[string]string{"openclaw.json": secret}}
 	ins := map[string]socketapi.Instance{}
-	for _, u := range []string{"ua", "ub"} {
+	for _, u := range []string{"fuid-a", "fuid-b"} {
 		in, err := p.Client.Ensure(ctx, u, spec)
 		assert.NilError(t, err, u)
 		ins[u] = in
 	}
-	in, err := p.Client.EnsureWith(ctx, "legacy", socketapi.InstanceSpec{Files: map[string]string{"openclaw.json": "{}"}}, socketapi.ClientEnsureOptions{Force: true})
+	in, err := p.Client.EnsureWith(ctx, "fuid-legacy", socketapi.InstanceSpec{Files: map[string]string{"openclaw.json": "{}"}}, socketapi.ClientEnsureOptions{Force: true})
 	assert.NilError(t, err)
-	ins["legacy"] = in
+	ins["fuid-legacy"] = in
 	reg, err := readRegistry(p.StateDir)
 	assert.NilError(t, err)
 
@@ -120,39 +109,39 @@ func TestTenantUIDs(t *testing.T) {
 			assert.NilError(t, os.Chmod(d, 0o711))
 			t.Cleanup(func() { os.Chmod(d, fi.Mode().Perm()) })
 		}
-		for _, u := range []string{"ua", "ub"} {
+		for _, u := range []string{"fuid-a", "fuid-b"} {
 			uid := reg.UIDs[u]
 			init := inspectOne(t, ins[u].ContainerID).State.Pid
 			pids := append([]int{init}, children(init)...)
 			l.checkT(t, len(pids) > 1, "%s's init has no child", u)
 			for _, pid := range pids {
 				environ := fmt.Sprintf("/proc/%d/environ", pid)
-				out, err := asUser(uid, "cat", environ)
+				out, err := testenv.AsUID(uid, "cat", environ)
 				l.checkT(t, err == nil, "control: %s's own uid cannot read %s: %v %q", u, environ, err, out)
-				out, err = asUser(hostLogin, "cat", environ)
-				l.checkT(t, err != nil && strings.Contains(out, "Permission denied") && !strings.Contains(out, secret), "uid %d read %s of %s: %v %q", hostLogin, environ, u, err, out)
-				out, err = asUser(hostLogin, "kill", "-0", strconv.Itoa(pid))
-				l.checkT(t, err != nil && strings.Contains(out, "Operation not permitted"), "uid %d may signal %s's pid %d: %v %q", hostLogin, u, pid, err, out)
+				out, err = testenv.AsUID(testenv.LoginUID, "cat", environ)
+				l.checkT(t, err != nil && strings.Contains(out, "Permission denied") && !strings.Contains(out, secret), "uid %d read %s of %s: %v %q", testenv.LoginUID, environ, u, err, out)
+				out, err = testenv.AsUID(testenv.LoginUID, "kill", "-0", strconv.Itoa(pid))
+				l.checkT(t, err != nil && strings.Contains(out, "Operation not permitted"), "uid %d may signal %s's pid %d: %v %q", testenv.LoginUID, u, pid, err, out)
 			}
 			dir := filepath.Join(p.StateDir, "instances", u)
 			for _, argv := range [][]string{{"ls", dir}, {"cat", filepath.Join(dir, "openclaw.json")}} {
-				out, err := asUser(uid, argv...)
+				out, err := testenv.AsUID(uid, argv...)
 				l.checkT(t, err == nil, "control: %s's own uid: %v: %v %q", u, argv, err, out)
-				out, err = asUser(hostLogin, argv...)
-				l.checkT(t, err != nil && strings.Contains(out, "Permission denied") && !strings.Contains(out, secret), "uid %d: %v: %v %q", hostLogin, argv, err, out)
+				out, err = testenv.AsUID(testenv.LoginUID, argv...)
+				l.checkT(t, err != nil && strings.Contains(out, "Permission denied") && !strings.Contains(out, secret), "uid %d: %v: %v %q", testenv.LoginUID, argv, err, out)
 			}
 		}
 	})
 
 	t.Run("the legacy instance's data handed over, the host's files untouched", func(t *testing.T) {
-		uid := reg.UIDs["legacy"]
+		uid := reg.UIDs["fuid-legacy"]
 		l.checkT(t, in.ContainerID != legacy.ContainerID, "the forced ensure did not make the legacy instance anew")
 		for _, name := range []string{".", "openclaw.json", "gateway-stub.started", "symlink"} {
 			got := ownerUID(filepath.Join(data, name))
 			l.checkT(t, got == uid, "legacy's %s owned by %d, want its uid %d", name, got, uid)
 		}
 		l.checkT(t, ownerUID(hostRoot) == 0, "the host's root file (hard-linked) now owned by %d", ownerUID(hostRoot))
-		l.checkT(t, ownerUID(hostTheirs) == hostLogin, "the host's file of uid 1000 (symlinked and hard-linked) now owned by %d", ownerUID(hostTheirs))
+		l.checkT(t, ownerUID(hostTheirs) == testenv.LoginUID, "the host's file of uid 1000 (symlinked and hard-linked) now owned by %d", ownerUID(hostTheirs))
 		log := p.Log()
 		l.checkT(t, strings.Contains(log, "hardlink-theirs: 2 hard links"), "the left hard link is not logged")
 	})
