@@ -117,7 +117,10 @@ func (s *suite) testEngine(t *testing.T) {
 		if !containsLine(lines, "listening") {
 			t.Errorf("logs %s: no line with \"listening\" in %q", name, lines)
 		}
-		// A request the stand-in logs reaches a follower.
+		// A request the stand-in logs reaches a follower. The follower is
+		// known to be attached once the tail's line has come through; the
+		// request is sent again every few seconds, since one may be lost on
+		// its way in (a busy sandbox) and nothing else would log it.
 		fctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		rc, err := s.rt.Logs(fctx, name, runtime.LogOptions{Follow: true, Tail: new(1)})
@@ -126,19 +129,36 @@ func (s *suite) testEngine(t *testing.T) {
 		}
 		defer rc.Close()
 		got, done := scanLines(rc)
-		path := "/conformance-follow-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-		h.do(ctx, http.MethodGet, path, "") // a 404, logged all the same
 		timeout := time.After(s.cfg.Timeout)
+		select {
+		case <-got:
+		case err := <-done:
+			t.Fatalf("logs %s follow: ended (%v) before its tail's line", name, err)
+		case <-timeout:
+			t.Fatalf("logs %s follow: not even the tail's line within %v", name, s.cfg.Timeout)
+		}
+		path := "/conformance-follow-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		var lastErr error
+		send := func() {
+			if _, err := h.do(ctx, http.MethodGet, path, ""); err != nil && !strings.Contains(err.Error(), "404") {
+				lastErr = err // a 404 is the answer: it is logged all the same
+			}
+		}
+		send()
+		again := time.NewTicker(5 * time.Second)
+		defer again.Stop()
 		for {
 			select {
 			case l := <-got:
 				if strings.Contains(l, path) {
 					return
 				}
+			case <-again.C:
+				send()
 			case err := <-done:
 				t.Fatalf("logs %s follow: ended (%v) before the line of GET %s", name, err, path)
 			case <-timeout:
-				t.Fatalf("logs %s follow: no line of GET %s within %v", name, path, s.cfg.Timeout)
+				t.Fatalf("logs %s follow: no line of GET %s within %v (last request error: %v)", name, path, s.cfg.Timeout, lastErr)
 			}
 		}
 	})
