@@ -2,8 +2,12 @@ package runtime_test
 
 import (
 	"context"
+	"log/slog"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/zaki-platform/zaki-agent/internal/testenv"
 	"github.com/zaki-platform/zaki-agent/runtime"
 	"github.com/zaki-platform/zaki-agent/runtime/runtimetest"
 )
@@ -47,8 +51,59 @@ func BenchmarkInspectShim(b *testing.B) {
 }
 
 // BenchmarkInspectPlugin goes to the zaki-runtime-fake process through
-// Launch's supervisor, over AutoMTLS.
+// Launch's supervisor, over mutual TLS with the launch's keys.
 func BenchmarkInspectPlugin(b *testing.B) {
 	p, _ := launchFake(b, runtime.PluginConfig{})
 	benchInspect(b, p)
+}
+
+// BenchmarkLaunch times Launch of the zaki-runtime-fake process: start,
+// go-plugin's handshake, the TLS handshake and a first call (Launch makes
+// one), until Launch returns; Close is not timed. The variants: automtls,
+// go-plugin's AutoMTLS (a P-521 key made by each side, the agent's path
+// before the launch keys: the baseline), and launch-keys, P-256 keys made
+// by the agent and handed over on a pipe (plugin_tls.go). cpu-ms/op is
+// the CPU of the agent and the plugin together per launch and close,
+// which is what a loaded machine multiplies.
+//
+//	go test -run '^$' -bench Launch -benchtime 20x ./runtime/
+func BenchmarkLaunch(b *testing.B) {
+	bin := testenv.Binary(b, "zaki-runtime-fake")
+	for _, v := range []struct {
+		name string
+		cfg  runtime.PluginConfig
+	}{
+		{"automtls", runtime.WithAutoMTLS(runtime.PluginConfig{})},
+		{"launch-keys", runtime.PluginConfig{}},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			cfg := v.cfg
+			cfg.Name, cfg.Path, cfg.Logger = "fake", bin, slog.New(slog.DiscardHandler)
+			ctx := context.Background()
+			cpu0 := cpuTime()
+			for b.Loop() {
+				p, err := runtime.Launch(ctx, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				p.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+		})
+	}
+}
+
+// cpuTime is the CPU time, user and system, of this process and of its
+// children that have been waited for.
+func cpuTime() time.Duration {
+	var self, children syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
+	var d time.Duration
+	for _, ru := range []syscall.Rusage{self, children} {
+		d += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return d
 }
