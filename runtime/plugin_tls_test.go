@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -101,7 +103,7 @@ func TestLaunchTLS(t *testing.T) {
 		assert.Check(t, err != nil, "a stranger's certificate was served")
 		t.Log(err)
 	})
-	t.Run("the plugin's own certificate as a client's", func(t *testing.T) {
+	t.Run("a client that trusts any plugin", func(t *testing.T) {
 		cfg := agentTLS.Clone()
 		cfg.Certificates = nil
 		cfg.InsecureSkipVerify = true
@@ -130,6 +132,23 @@ func TestLaunchTLS(t *testing.T) {
 	// The plugin still serves the agent.
 	_, err = p.Info(ctx)
 	assert.NilError(t, err)
+
+	// A relaunch makes new keys: the last launch's no longer get through.
+	assert.NilError(t, syscall.Kill(pid, syscall.SIGKILL))
+	select {
+	case <-p.Relaunched():
+	case <-time.After(30 * time.Second):
+		t.Fatal("no relaunch")
+	}
+	_, err = p.Info(ctx)
+	assert.NilError(t, err)
+	agentTLS2, pipe2, addr2 := p.LaunchTLS()
+	assert.Check(t, pipe2 != 0 && pipe2 != pipe)
+	assert.Check(t, addr2.String() != addr.String())
+	assert.Check(t, !bytes.Equal(agentTLS2.Certificates[0].Certificate[0], agentTLS.Certificates[0].Certificate[0]), "the agent's certificate is the same")
+	addr = addr2
+	assert.Check(t, dial(t, agentTLS2))
+	assert.Check(t, dial(t, agentTLS) != nil, "the last launch's keys got through")
 }
 
 // TestLaunchTLSPluginMismatch: a plugin that presents another certificate
