@@ -147,7 +147,10 @@ func certPool(c *x509.Certificate) *x509.CertPool {
 
 // pinned accepts a connection only when the peer presented exactly the
 // certificate der, on top of the chain check against the pool holding it
-// alone (which that certificate, no CA, passes only by itself).
+// alone (which that certificate, no CA, passes only by itself). The pin
+// holds even where the pool does not: go-plugin's client replaces the
+// config's RootCAs with any certificate a plugin prints in its handshake
+// line (AutoMTLS's way).
 func pinned(der []byte) func(tls.ConnectionState) error {
 	return func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, der) {

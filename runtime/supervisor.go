@@ -113,8 +113,9 @@ type generation struct {
 // alive (go-plugin tells exit only by polling Exited).
 const exitPoll = 50 * time.Millisecond
 
-// Launch starts the plugin binary cfg.Path, waits for its handshake, and
-// supervises it until Close: when the process dies it is relaunched in the
+// Launch starts the plugin binary cfg.Path, waits for its handshake and a
+// first call over the channel (mutual TLS with keys made for this launch,
+// plugin_tls.go), and supervises it until Close: when the process dies it is relaunched in the
 // background. ctx's deadline bounds the first start (as StartTimeout does)
 // and a ctx already done fails it; later relaunches are the supervisor's. A
 // plugin that cannot start is an ErrUnavailable error. Launch never runs the plugin in the agent's process group,
