@@ -196,6 +196,15 @@ func TestLaunchTLSPluginMismatch(t *testing.T) {
 	assert.Check(t, is.ErrorIs(err, runtime.ErrUnavailable))
 	assert.Check(t, is.ErrorContains(err, "certificate"))
 
+	// A plugin that takes the agent's certificate from fd 3 but answers
+	// with AutoMTLS: go-plugin trusts the certificate it prints in its
+	// handshake line, the launch's pin does not.
+	_, err = launch(wrapper("automtls.sh", `PLUGIN_CLIENT_CERT=$(awk '/BEGIN CERTIFICATE/ {n++} n == 2' <&3)
+export PLUGIN_CLIENT_CERT
+unset ZAKI_PLUGIN_TLS_FD`, "3<&-"))
+	assert.Check(t, is.ErrorIs(err, runtime.ErrUnavailable))
+	assert.Check(t, is.ErrorContains(err, "the peer is not the one this launch made keys for"))
+
 	logs, err := launch(wrapper("empty.sh", "", "3</dev/null"))
 	assert.Check(t, is.ErrorIs(err, runtime.ErrUnavailable))
 	assert.Check(t, is.Contains(logs, "the TLS keys from fd 3: want 3 PEM blocks, got 0"))
