@@ -9,8 +9,10 @@
 // zaki-runtime-<name>, reached over hashicorp/go-plugin with gRPC only. The
 // plugin side calls Serve with its Runtime and logs through NewLogHandler
 // (plugin.go, plugin_log.go). The agent side calls Launch, whose *Plugin is
-// a Runtime: it starts the binary (AutoMTLS, its own process group, the
-// agent's environment without systemd's variables), forwards calls to it,
+// a Runtime: it starts the binary (mutual TLS with keys made for that
+// launch and handed over on an inherited pipe, plugin_tls.go; its own
+// process group; the agent's environment without systemd's variables),
+// checks the connection with a first call, forwards calls to it,
 // fails them with ErrUnavailable at once while it is down, relaunches it
 // with backoff when it dies, and files its log records in the agent's
 // slog.Logger (supervisor.go). Between the two: the protobuf service

@@ -2,6 +2,9 @@ package runtime
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -57,6 +60,10 @@ func PluginSet(impl Runtime) plugin.PluginSet {
 // what the main of a zaki-runtime-<name> binary calls last. Run by hand
 // (without the agent's handshake) it says so and exits 1.
 //
+// It serves over mutual TLS only: with the keys the agent hands it on the
+// fd that ZAKI_PLUGIN_TLS_FD names (plugin_tls.go), else with go-plugin's
+// AutoMTLS when an older agent asks for it; never in the clear.
+//
 // The plugin's own logs belong on the original standard error in hclog's
 // JSON line format (NewLogHandler(os.Stderr, ...), made before Serve): the
 // agent reads them from there into its own logger. Serve ignores SIGINT, as
@@ -64,10 +71,16 @@ func PluginSet(impl Runtime) plugin.PluginSet {
 // plugin to the agent, and exits when the agent that started it is gone.
 func Serve(impl Runtime) {
 	go exitWithParent(os.Getppid(), time.Second)
+	tlsConfig, err := readLaunchKeys()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "runtime plugin: %v\n", err)
+		os.Exit(1)
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         PluginSet(impl),
 		GRPCServer:      plugin.DefaultGRPCServer,
+		TLSProvider:     func() (*tls.Config, error) { return serverTLS(tlsConfig) },
 		// go-plugin's own logs: JSON on the original stderr, at debug and
 		// above, which the agent files at debug level.
 		Logger: hclog.New(&hclog.LoggerOptions{
@@ -91,4 +104,18 @@ func exitWithParent(ppid int, interval time.Duration) {
 			os.Exit(0)
 		}
 	}
+}
+
+// serverTLS is the plugin's TLS config for go-plugin: the launch keys'
+// (cfg), else nil, which makes go-plugin answer an older agent's AutoMTLS
+// (PLUGIN_CLIENT_CERT), else an error: no agent of ours launches a plugin
+// without one or the other, and the plugin never serves in the clear.
+func serverTLS(cfg *tls.Config) (*tls.Config, error) {
+	switch {
+	case cfg != nil:
+		return cfg, nil
+	case os.Getenv("PLUGIN_CLIENT_CERT") != "":
+		return nil, nil
+	}
+	return nil, errors.New("no TLS keys from the agent (" + launchKeysEnv + " or go-plugin's AutoMTLS): not serving in the clear")
 }

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-plugin"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // PluginConfig tells Launch how to run a runtime plugin.
@@ -40,6 +42,11 @@ type PluginConfig struct {
 	// StableAfter is how long a plugin must have run for the wait to start
 	// again from MinBackoff (default 30s).
 	StableAfter time.Duration
+
+	// autoMTLS uses go-plugin's AutoMTLS instead of this agent's launch
+	// keys (plugin_tls.go): the old path, for the benchmark that compares
+	// the two (set by the tests only).
+	autoMTLS bool
 }
 
 func (c PluginConfig) withDefaults() PluginConfig {
@@ -95,14 +102,20 @@ type generation struct {
 	rt      Runtime
 	pid     int
 	started time.Time
+	// The TLS of this launch (nil and 0 with AutoMTLS), for the tests:
+	// the agent's config, and the inode of the pipe that took the plugin
+	// its keys.
+	clientTLS *tls.Config
+	keysPipe  uint64
 }
 
 // exitPoll is how often the supervisor checks that the plugin process is
 // alive (go-plugin tells exit only by polling Exited).
 const exitPoll = 50 * time.Millisecond
 
-// Launch starts the plugin binary cfg.Path, waits for its handshake, and
-// supervises it until Close: when the process dies it is relaunched in the
+// Launch starts the plugin binary cfg.Path, waits for its handshake and a
+// first call over the channel (mutual TLS with keys made for this launch,
+// plugin_tls.go), and supervises it until Close: when the process dies it is relaunched in the
 // background. ctx's deadline bounds the first start (as StartTimeout does)
 // and a ctx already done fails it; later relaunches are the supervisor's. A
 // plugin that cannot start is an ErrUnavailable error. Launch never runs the plugin in the agent's process group,
@@ -139,22 +152,48 @@ func (p *Plugin) start(ctx context.Context) (*generation, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
+	deadline := time.Now().Add(timeout)
 	cmd := exec.Command(p.cfg.Path, p.cfg.Args...)
 	cmd.Env = pluginEnv(os.Environ(), p.cfg.Env)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	g := &generation{cmd: cmd}
-	g.client = plugin.NewClient(&plugin.ClientConfig{
+	cc := &plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		Plugins:          PluginSet(nil),
 		Cmd:              cmd,
 		SkipHostEnv:      true, // cmd.Env is the whole environment
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
 		StartTimeout:     timeout,
 		Logger:           newHCLogAdapter(p.cfg.Logger, p.cfg.Name, filepath.Base(p.cfg.Path), g.processID),
-	})
+	}
+	if p.cfg.autoMTLS {
+		cc.AutoMTLS = true
+	} else {
+		// This launch's keys (plugin_tls.go): the plugin's half goes down
+		// a pipe, written and closed before the plugin starts (it is a
+		// few KB, far below a pipe's buffer), the read end its fd 3.
+		keys, err := newLaunchKeys()
+		if err != nil {
+			return nil, Errorf(ErrUnavailable, "start runtime plugin %s: %w", p.cfg.Name, err)
+		}
+		r, err := sendLaunchKeys(keys.payload)
+		if err != nil {
+			return nil, Errorf(ErrUnavailable, "start runtime plugin %s: %w", p.cfg.Name, err)
+		}
+		defer r.Close() // the plugin holds its own copy once started
+		g.keysPipe = pipeInode(r)
+		cmd.ExtraFiles = []*os.File{r}
+		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", launchKeysEnv, launchKeysFD))
+		cc.TLSConfig = keys.client
+		g.clientTLS = keys.client
+	}
+	g.client = plugin.NewClient(cc)
 	rpc, err := g.client.Client()
 	if err != nil {
+		g.client.Kill()
+		return nil, Errorf(ErrUnavailable, "start runtime plugin %s: %w", p.cfg.Name, err)
+	}
+	if err := checkConn(ctx, rpc, deadline); err != nil {
 		g.client.Kill()
 		return nil, Errorf(ErrUnavailable, "start runtime plugin %s: %w", p.cfg.Name, err)
 	}
@@ -168,6 +207,25 @@ func (p *Plugin) start(ctx context.Context) (*generation, error) {
 	g.started = time.Now()
 	p.log.Debug("runtime plugin started", "pid", g.pid, "path", p.cfg.Path)
 	return g, nil
+}
+
+// checkConn makes one call over the plugin's gRPC connection, go-plugin's
+// health check, by deadline. gRPC connects lazily: this call makes the
+// TLS handshake happen now, so that a plugin this launch cannot
+// authenticate (or that cannot authenticate the agent) fails the launch,
+// and is relaunched, rather than every call made to it later.
+func checkConn(ctx context.Context, rpc plugin.ClientProtocol, deadline time.Time) error {
+	c, ok := rpc.(*plugin.GRPCClient)
+	if !ok {
+		return fmt.Errorf("not a gRPC client: %T", rpc)
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	_, err := healthpb.NewHealthClient(c.Conn).Check(ctx, &healthpb.HealthCheckRequest{Service: plugin.GRPCServiceName})
+	if err != nil {
+		return fmt.Errorf("first call: %w", err)
+	}
+	return nil
 }
 
 // processID is the plugin's PID once started. go-plugin starts the process
@@ -342,13 +400,14 @@ func (p *Plugin) check(err error) error {
 
 // pluginEnv is the plugin's environment: environ without the variables
 // systemd hands the agent (they describe the agent's sockets and watchdog,
-// and would mislead a child), plus extra.
+// and would mislead a child) and without those that tell a plugin where
+// its TLS keys are, plus extra.
 func pluginEnv(environ, extra []string) []string {
 	env := make([]string, 0, len(environ)+len(extra))
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if systemdEnv[name] {
-			continue
+		if systemdEnv[name] || name == launchKeysEnv || name == "PLUGIN_CLIENT_CERT" {
+			continue // launch sets the last two itself when it needs them
 		}
 		env = append(env, kv)
 	}

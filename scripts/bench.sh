@@ -40,6 +40,9 @@ SUITES=(
 	# 10,000), and the same over a Unix socket through the API server
 	"./agent/ ^Benchmark(EnsureHot|EnsureHotParallel|List)$ "
 	"./socketapi/server/ ^BenchmarkAPI(EnsureHot|List)$ "
+	# issue 18: the plugin's launch (fake plugin, no engine) with the
+	# launch keys against go-plugin's AutoMTLS, the path before them
+	"./runtime/ ^BenchmarkLaunch$ Launch=automtls"
 )
 
 # The scenarios run at the agent's production priority, the Nice= of its
