@@ -27,9 +27,18 @@ type exchange struct {
 	answer string     // the answer's body
 }
 
-// serve starts an engine stand-in on a Unix socket in t.TempDir() that
-// answers with h, and returns a Client of it.
+// serve starts an engine stand-in that answers with h (see listen), and
+// returns a Client of it.
 func serve(t *testing.T, h http.HandlerFunc) *engineapi.Client {
+	t.Helper()
+	c := engineapi.New(engineapi.Config{Socket: listen(t, h)})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// listen starts an engine stand-in on a Unix socket in t.TempDir() that
+// answers with h, and returns the socket's path.
+func listen(t *testing.T, h http.HandlerFunc) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "docker.sock")
 	l, err := net.Listen("unix", sock)
@@ -39,9 +48,7 @@ func serve(t *testing.T, h http.HandlerFunc) *engineapi.Client {
 	srv.Listener = l
 	srv.Start()
 	t.Cleanup(srv.Close)
-	c := engineapi.New(engineapi.Config{Socket: sock})
-	t.Cleanup(func() { c.Close() })
-	return c
+	return sock
 }
 
 // fake serves ex once: it checks the request against ex (a mismatch
