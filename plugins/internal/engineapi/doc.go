@@ -16,4 +16,10 @@
 // classes of package errdefs (see Error) with the engine's own message;
 // request bodies (environment values, exec commands) never appear in an
 // error text, and the client logs nothing but method, path and status.
+//
+// The tests run against a stand-in engine on a Unix socket, plus a
+// read-only look at the host's engine. swarm_live_test.go, built only with
+// the tag engineapi_swarm, makes a service in a disposable swarm (never
+// the host's engine) and reads its spec back from the service, the task
+// and the task's container.
 package engineapi

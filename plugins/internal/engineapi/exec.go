@@ -36,8 +36,9 @@ func (c *Client) ExecCreate(ctx context.Context, ref string, cfg ExecConfig) (st
 // ExecStart starts exec instance id and returns its output, multiplexed
 // (see Demux), ending when the command does (or, when detach, at once and
 // empty). No stdin nor TTY is attached. A command the engine could not
-// start shows as the engine's message on the output, not as an error
-// here: read ExecInspect's ExitCode. The caller closes it.
+// start is no error here: the engine's message (which names the command)
+// comes on stdout and ExecInspect's ExitCode is 126 (20.10). The caller
+// closes it.
 func (c *Client) ExecStart(ctx context.Context, id string, detach bool) (io.ReadCloser, error) {
 	id, err := pathID("exec", id)
 	if err != nil {
