@@ -86,7 +86,11 @@ func (c *Client) Services(ctx context.Context, filters Filters, status bool) ([]
 }
 
 // UpdateService replaces the spec of service ref, last read at version.
-// It returns the engine's warnings.
+// It returns the engine's warnings. Another update since is ErrConflict:
+// read the service again and retry. The engine itself updates a new
+// service once, just after creating it (seen on 20.10: an "update" event
+// with no attributes), so the version CreateService's caller reads at
+// once may be stale already.
 func (c *Client) UpdateService(ctx context.Context, ref string, version ObjectVersion, spec ServiceSpec) ([]string, error) {
 	id, err := pathID("service", ref)
 	if err != nil {

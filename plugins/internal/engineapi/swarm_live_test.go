@@ -150,6 +150,10 @@ func TestSwarmLive(t *testing.T) {
 	assert.Check(t, err)
 	rc.Close()
 
+	// The version read right after the create may be stale already: the
+	// engine updates a new service itself (see UpdateService).
+	svc, err = c.Service(ctx, svc.ID)
+	assert.NilError(t, err)
 	spec.Mode.Replicated.Replicas = 0
 	_, err = c.UpdateService(ctx, svc.ID, svc.Version, spec)
 	assert.NilError(t, err)
