@@ -7,6 +7,7 @@
 #   swarm-harness.sh down         remove everything `up` made (also after a
 #                                 partial failure or a kill -9 of engines)
 #   swarm-harness.sh status       nodes, addresses, engine and swarm health
+#                                 (exit 0: all healthy, 1: not, 3: not up)
 #   swarm-harness.sh env          shell exports for the tests
 #   swarm-harness.sh kill-node K [--all]
 #                                 SIGKILL node K's dockerd (its containers
@@ -30,7 +31,8 @@
 # namespace, and docker0 address 10.78.K.1/24; with --icc=false and
 # --no-new-privileges (the isolation a node needs, docs/swarm-nodes.md) and
 # DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 (no registry pull on a task start).
-# Its iptables stay on: each namespace has its own tables.
+# Its iptables stay on: each namespace has its own tables, where two more
+# rules keep tenants apart (see isolate below).
 #
 # n1 is the manager (swarm init, advertising 10.77.0.11); the others join
 # as workers (the token goes to the Engine API on stdin, never on a command
@@ -81,7 +83,9 @@ nodes() {
 enginepid() {
 	local pid
 	pid=$(cat "$(pidfile "$1")" 2>/dev/null) || return 0
-	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] && echo "$pid"
+	# A zombie (killed, not yet reaped) is not running.
+	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] &&
+		[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] && echo "$pid"
 	return 0
 }
 
@@ -162,12 +166,31 @@ start_engine() {
 	die "n$k: dockerd does not answer after 60 s (log: $lg)"
 }
 
+# isolate K: node K's tenant rules, in its own tables (idempotent, and
+# kept across engine restarts: the namespace outlives its engine). With
+# --icc=false a task cannot reach another's container address; these two
+# stop it reaching the others through a published port: no new connection
+# from docker0 to the node itself (docker-proxy, the swarm's own ports, the
+# docker0 gateway), none from docker0 to the nodes' network (other nodes'
+# ports and the host). Replies to the host's connections are not new: the
+# backend still reaches every port.
+isolate() {
+	local k=$1 n rule
+	n=$(ns "$k")
+	for rule in "INPUT -i docker0 -m conntrack --ctstate NEW -j DROP" \
+		"DOCKER-USER -i docker0 -d $net.0/24 -m conntrack --ctstate NEW -j DROP"; do
+		# shellcheck disable=SC2086
+		ip netns exec "$n" iptables -C $rule 2>/dev/null || ip netns exec "$n" iptables -I $rule
+	done
+}
+
 # swarm_status K: node K's status as the manager sees it ("ready", "down").
 swarm_status() {
 	local id
+	local id st
 	id=$(jq -r --arg n "n$1" '.nodes[] | select(.name == $n) | .nodeId' "$state" 2>/dev/null) || true
-	[ -n "$id" ] || { echo unknown; return; }
-	timeout 5 docker -H "$(host 1)" node inspect -f '{{.Status.State}}' "$id" 2>/dev/null || echo unknown
+	st=$(timeout 5 docker -H "$(host 1)" node inspect -f '{{.Status.State}}' "$id" 2>/dev/null) || st=
+	echo "${st:-unknown}"
 }
 
 cmd_up() {
@@ -208,6 +231,7 @@ cmd_up() {
 	# longer than twice one.
 	for k in $(seq 1 "$n"); do
 		start_engine "$k"
+		isolate "$k"
 		nd "$k" load -q -i "$tar" >/dev/null
 	done
 	rm -f "$tar"
@@ -306,7 +330,7 @@ cmd_down() {
 }
 
 cmd_status() {
-	local k pid eng sw
+	local k pid eng sw rc=0
 	if [ ! -s "$state" ]; then
 		if [ -n "$(nodes)" ]; then
 			echo "not up (leftovers of nodes $(nodes | tr '\n' ' '); run down)"
@@ -320,8 +344,9 @@ cmd_status() {
 	for k in $(seq 1 "$(jq '.nodes | length' "$state")"); do
 		pid=$(enginepid "$k")
 		eng=down
-		answers "$k" && eng=ok
+		answers "$k" && eng=ok || rc=1
 		sw=$(swarm_status "$k")
+		[ "$sw" = ready ] || rc=1
 		printf '%-4s %-12s %-8s %-8s %-8s %-8s %s\n' "n$k" "$(addr "$k")" \
 			"$(jq -r ".nodes[$((k - 1))].role" "$state")" "${pid:--}" "$eng" "$sw" "$(sock "$k")"
 	done
@@ -329,7 +354,9 @@ cmd_status() {
 		echo "forward rule: present"
 	else
 		echo "forward rule: MISSING (run up again)"
+		rc=1
 	fi
+	return "$rc"
 }
 
 cmd_env() {
@@ -371,6 +398,7 @@ cmd_start_node() {
 		return 0
 	fi
 	start_engine "$1"
+	isolate "$1"
 	log "n$1: engine started (pid $(enginepid "$1"))"
 }
 
