@@ -214,6 +214,13 @@ cmd_up() {
 		cmd_down
 	fi
 	ensure_ip
+	# The host's engine is restarted now and then by CI: wait for it.
+	local i
+	for i in $(seq 1 60); do
+		docker info >/dev/null 2>&1 && break
+		[ "$i" = 60 ] && die "the host's engine does not answer: its image $image is needed"
+		sleep 1
+	done
 	docker image inspect "$image" >/dev/null 2>&1 ||
 		die "the host's engine has no $image: build it first (make stub-image), then run up again"
 
@@ -258,7 +265,7 @@ cmd_up() {
 			'. + [{name: $name, address: $a, socket: $s, host: $h, nodeId: $id, role: $role}]' <<<"$nodes_json")
 	done
 	# Wait until the manager sees every node ready.
-	local i ready
+	local ready
 	for i in $(seq 1 150); do
 		ready=$(nd 1 node ls --format '{{.Status}}' | grep -c '^Ready$' || true)
 		[ "$ready" = "$n" ] && break
