@@ -68,10 +68,14 @@ func run(_ context.Context, args []string) error {
 	if keys := list(os.Getenv("ZAKI_FAKE_UNENFORCED")); len(keys) > 0 {
 		opts = append(opts, runtimetest.WithUnenforced(keys...))
 	}
-	var serve runtime.Runtime
-	fake := runtimetest.NewFake(opts...)
-	serve = fake
-	if kvs := list(os.Getenv("ZAKI_FAKE_NODES")); len(kvs) > 0 {
+	var (
+		fake  *runtimetest.Fake
+		serve runtime.Runtime
+	)
+	if kvs := list(os.Getenv("ZAKI_FAKE_NODES")); len(kvs) == 0 {
+		fake = runtimetest.NewFake(opts...)
+		serve = fake
+	} else {
 		down := list(os.Getenv("ZAKI_FAKE_NODES_DOWN"))
 		var nodes []runtime.Node
 		for _, kv := range kvs {
