@@ -27,6 +27,7 @@ func benchInspect(b *testing.B, rt runtime.Runtime) {
 	spec.Security.SeccompProfile = ""
 	spec.Security.ApparmorProfile = ""
 	spec.Mounts = nil
+	spec.Placement = runtime.Placement{} // the plain fake has no nodes
 	id, err := rt.Create(ctx, spec)
 	if err != nil {
 		b.Fatal(err)

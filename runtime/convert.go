@@ -62,6 +62,8 @@ func infoToPB(i Info) *pb.InfoResponse {
 		SecurityOptions: sliceOrNil(i.SecurityOptions),
 		ImageEvents:     i.ImageEvents,
 		OciRuntimes:     sliceOrNil(i.OCIRuntimes),
+		Unenforced:      sliceOrNil(i.Unenforced),
+		Capabilities:    sliceOrNil(i.Capabilities),
 	}
 }
 
@@ -76,6 +78,8 @@ func infoFromPB(i *pb.InfoResponse) Info {
 		SecurityOptions: sliceOrNil(i.GetSecurityOptions()),
 		ImageEvents:     i.GetImageEvents(),
 		OCIRuntimes:     sliceOrNil(i.GetOciRuntimes()),
+		Unenforced:      sliceOrNil(i.GetUnenforced()),
+		Capabilities:    sliceOrNil(i.GetCapabilities()),
 	}
 }
 
@@ -127,6 +131,9 @@ func specToPB(s ContainerSpec) *pb.ContainerSpec {
 		}),
 		StopTimeoutNs: int64(s.StopTimeout),
 		OciRuntime:    s.OCIRuntime,
+	}
+	if s.Placement != (Placement{}) {
+		out.Placement = &pb.Placement{Node: s.Placement.Node}
 	}
 	if s.Log != (LogConfig{}) {
 		out.Log = &pb.LogConfig{MaxSize: s.Log.MaxSize, MaxFiles: int64(s.Log.MaxFiles)}
@@ -185,6 +192,7 @@ func specFromPB(s *pb.ContainerSpec) ContainerSpec {
 		StopTimeout: time.Duration(s.GetStopTimeoutNs()),
 		Log:         LogConfig{MaxSize: s.GetLog().GetMaxSize(), MaxFiles: int(s.GetLog().GetMaxFiles())},
 		OCIRuntime:  s.GetOciRuntime(),
+		Placement:   Placement{Node: s.GetPlacement().GetNode()},
 	}
 	if h := s.GetHealthcheck(); h != nil {
 		out.Healthcheck = &Healthcheck{
@@ -213,6 +221,8 @@ func containerToPB(c Container) *pb.Container {
 		StartedAtUnixNs:  timeToPB(c.StartedAt),
 		FinishedAtUnixNs: timeToPB(c.FinishedAt),
 		Spec:             specToPB(c.Spec),
+		Node:             c.Node,
+		NodeAddr:         c.NodeAddr,
 	}
 }
 
@@ -231,6 +241,8 @@ func containerFromPB(c *pb.Container) Container {
 		StartedAt:    timeFromPB(c.GetStartedAtUnixNs()),
 		FinishedAt:   timeFromPB(c.GetFinishedAtUnixNs()),
 		Spec:         specFromPB(c.GetSpec()),
+		Node:         c.GetNode(),
+		NodeAddr:     c.GetNodeAddr(),
 	}
 }
 
@@ -278,4 +290,20 @@ func execResultFromPB(r *pb.ExecResponse) ExecResult {
 		StdoutTruncated: r.GetStdoutTruncated(),
 		StderrTruncated: r.GetStderrTruncated(),
 	}
+}
+
+func nodeToPB(n Node) *pb.Node {
+	return &pb.Node{Name: n.Name, Addr: n.Addr, Ready: n.Ready, Reason: n.Reason}
+}
+
+func nodeFromPB(n *pb.Node) Node {
+	return Node{Name: n.GetName(), Addr: n.GetAddr(), Ready: n.GetReady(), Reason: n.GetReason()}
+}
+
+func dirSpecToPB(d DirSpec) *pb.PrepareDirRequest {
+	return &pb.PrepareDirRequest{Node: d.Node, Path: d.Path, Uid: int64(d.UID), Gid: int64(d.GID)}
+}
+
+func dirSpecFromPB(d *pb.PrepareDirRequest) DirSpec {
+	return DirSpec{Node: d.GetNode(), Path: d.GetPath(), UID: int(d.GetUid()), GID: int(d.GetGid())}
 }

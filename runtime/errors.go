@@ -23,6 +23,12 @@ var (
 	ErrConflict        = errdefs.ErrConflict
 )
 
+// ErrUnimplemented is the error of an optional interface (Cluster) that
+// the runtime behind a gRPC client shim does not implement: the plugin
+// answered codes.Unimplemented. It is runtime's own, not one of errdefs'
+// classes: it never reaches a user, the agent falls back (one local node).
+var ErrUnimplemented = errors.New("unimplemented")
+
 // Errorf returns an error of class class whose text is the formatted
 // message alone (the class is not repeated in it). %w in format wraps as
 // fmt.Errorf does.

@@ -21,7 +21,10 @@ type grpcClient struct {
 	client pb.RuntimeClient
 }
 
-var _ Runtime = (*grpcClient)(nil)
+var (
+	_ Runtime = (*grpcClient)(nil)
+	_ Cluster = (*grpcClient)(nil)
+)
 
 func (c *grpcClient) Info(ctx context.Context) (Info, error) {
 	resp, err := c.client.Info(ctx, &pb.InfoRequest{})
@@ -265,4 +268,20 @@ func (c *grpcClient) Exec(ctx context.Context, ref string, opts ExecOptions) (Ex
 		return ExecResult{}, fromStatus(ctx, c.conn, err)
 	}
 	return execResultFromPB(resp), nil
+}
+
+// Nodes and PrepareDir are ErrUnimplemented when the plugin's runtime does
+// not implement Cluster.
+
+func (c *grpcClient) Nodes(ctx context.Context) ([]Node, error) {
+	resp, err := c.client.Nodes(ctx, &pb.NodesRequest{})
+	if err != nil {
+		return nil, fromStatus(ctx, c.conn, err)
+	}
+	return convertSlice(resp.GetNodes(), nodeFromPB), nil
+}
+
+func (c *grpcClient) PrepareDir(ctx context.Context, spec DirSpec) error {
+	_, err := c.client.PrepareDir(ctx, dirSpecToPB(spec))
+	return fromStatus(ctx, c.conn, err)
 }

@@ -32,16 +32,21 @@ var errorClasses = []struct {
 	{ErrTimeout, codes.DeadlineExceeded, pb.ErrorClass_ERROR_CLASS_TIMEOUT},
 	{context.Canceled, codes.Canceled, pb.ErrorClass_ERROR_CLASS_CANCELED},
 	{ErrConflict, codes.FailedPrecondition, pb.ErrorClass_ERROR_CLASS_CONFLICT},
+	{ErrUnimplemented, codes.Unimplemented, pb.ErrorClass_ERROR_CLASS_UNIMPLEMENTED},
 }
 
 // classOf returns the class of err for the wire: one of runtime's classes
-// (a context deadline counts as ErrTimeout), context.Canceled, or nil.
+// (a context deadline counts as ErrTimeout), context.Canceled,
+// ErrUnimplemented, or nil.
 func classOf(err error) error {
 	if c := Class(err); c != nil {
 		return c
 	}
 	if errors.Is(err, context.Canceled) {
 		return context.Canceled
+	}
+	if errors.Is(err, ErrUnimplemented) {
+		return ErrUnimplemented
 	}
 	return nil
 }

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/zaki-platform/zaki-agent/runtime/proto"
 )
@@ -61,7 +65,11 @@ func (s *grpcServer) RemoveNetwork(ctx context.Context, req *pb.RemoveNetworkReq
 }
 
 func (s *grpcServer) Create(ctx context.Context, req *pb.CreateRequest) (*pb.CreateResponse, error) {
-	id, err := s.impl.Create(ctx, specFromPB(req.GetSpec()))
+	spec := specFromPB(req.GetSpec())
+	if err := s.validate(ctx, &spec); err != nil {
+		return nil, toStatus(err)
+	}
+	id, err := s.impl.Create(ctx, spec)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -212,4 +220,48 @@ func (s *grpcServer) Exec(ctx context.Context, req *pb.ExecRequest) (*pb.ExecRes
 		return nil, toStatus(err)
 	}
 	return execResultToPB(res), nil
+}
+
+// validate refuses, before the plugin's runtime sees it, a spec that asks
+// for what only some runtimes allow (a node, a port without an address)
+// when the plugin's own Info does not allow it. The rest of the checks is
+// the runtime's own (every runtime validates what it is given), and a spec
+// that asks for none of these costs no Info call.
+func (s *grpcServer) validate(ctx context.Context, spec *ContainerSpec) error {
+	needsInfo := spec.Placement.Node != "" ||
+		slices.ContainsFunc(spec.Ports, func(p PortBinding) bool { return p.HostIP == "" })
+	if !needsInfo {
+		return nil
+	}
+	info, err := s.impl.Info(ctx)
+	if err != nil {
+		return err
+	}
+	return spec.ValidateOn(info)
+}
+
+// Nodes and PrepareDir serve runtime.Cluster when the plugin's runtime
+// implements it, and answer codes.Unimplemented otherwise.
+
+func (s *grpcServer) Nodes(ctx context.Context, _ *pb.NodesRequest) (*pb.NodesResponse, error) {
+	cl, ok := s.impl.(Cluster)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "the runtime plugin has no nodes (it does not implement runtime.Cluster)")
+	}
+	nodes, err := cl.Nodes(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.NodesResponse{Nodes: convertSlice(nodes, nodeToPB)}, nil
+}
+
+func (s *grpcServer) PrepareDir(ctx context.Context, req *pb.PrepareDirRequest) (*pb.PrepareDirResponse, error) {
+	cl, ok := s.impl.(Cluster)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "the runtime plugin has no nodes (it does not implement runtime.Cluster)")
+	}
+	if err := cl.PrepareDir(ctx, dirSpecFromPB(req)); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.PrepareDirResponse{}, nil
 }

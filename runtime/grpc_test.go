@@ -220,6 +220,9 @@ func fullSpec() runtime.ContainerSpec {
 			Interval: 5 * time.Second, Timeout: 2 * time.Second, StartPeriod: 1500 * time.Millisecond, Retries: 3,
 		},
 		StopTimeout: 7 * time.Second,
+		Log:         runtime.LogConfig{MaxSize: "10m", MaxFiles: 3},
+		OCIRuntime:  "runsc",
+		Placement:   runtime.Placement{Node: "n1"},
 	}
 }
 
@@ -232,7 +235,7 @@ func fullContainer() runtime.Container {
 		ID: "0123456789ab", Name: "zaki-user-u1", Image: spec.Image, ImageID: "sha256:feed",
 		State: runtime.StateExited, Health: "unhealthy", ExitCode: 137, OOMKilled: true, RestartCount: 4,
 		CreatedAt: t0, StartedAt: t0.Add(time.Second), FinishedAt: t0.Add(time.Hour),
-		Spec: spec,
+		Spec: spec, Node: "n1", NodeAddr: "10.0.0.1",
 	}
 }
 
@@ -242,6 +245,9 @@ func TestShimRoundTrip(t *testing.T) {
 		info: runtime.Info{
 			Runtime: "fake", EngineVersion: "20.10.24", APIVersion: "1.41", OS: "linux", Arch: "amd64",
 			CgroupVersion: "1", SecurityOptions: []string{"seccomp", "apparmor"},
+			ImageEvents: true, OCIRuntimes: []string{"runc", "runsc"},
+			Unenforced:   []string{runtime.FieldNoNewPrivileges, runtime.FieldHostIP},
+			Capabilities: []string{runtime.CapPlacement},
 		},
 		ctr:  fullContainer(),
 		list: []runtime.Container{fullContainer(), {ID: "b", Name: "other", State: runtime.StateCreated}},

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -137,6 +138,81 @@ type Info struct {
 	// (EventOptions.Images). Without them, the agent cannot hear of a tag
 	// rebuilt behind its back and resolves the tag at each cold ensure.
 	ImageEvents bool `json:"-"`
+	// Unenforced lists the spec fields the runtime cannot enforce, by
+	// their keys (the Field* constants; a key this version does not know
+	// is ignored). A spec that sets one of them is refused by ValidateFor
+	// unless the caller says something else enforces it; nothing is
+	// dropped silently. Empty for the local engines, which enforce every
+	// field.
+	Unenforced []string `json:"unenforced,omitempty"`
+	// Capabilities lists what the runtime can do beyond the contract every
+	// runtime keeps (the Cap* constants), sorted; empty for the local
+	// engines.
+	Capabilities []string `json:"capabilities,omitempty"`
+}
+
+// The keys of the spec fields a runtime may list in Info.Unenforced. They
+// are spelt as the keys under [instance] of the agent's config file where
+// one exists (instance.security.noNewPrivileges is FieldNoNewPrivileges),
+// and never change: they cross the plugin boundary.
+const (
+	FieldNoNewPrivileges = "security.noNewPrivileges" // Security.NoNewPrivileges set
+	FieldMemorySwap      = "resources.memorySwap"     // Resources.MemorySwap set
+	FieldCPUShares       = "resources.cpuShares"      // Resources.CPUShares set
+	// FieldHostIP: the runtime publishes ports on every address of the
+	// node and cannot bind one. A port's HostIP may then be "" (every
+	// address); one that is set is an unenforced field like the others.
+	FieldHostIP = "ports.hostIP"
+	// FieldPlacement is Placement.Node set. It is not listed in
+	// Unenforced: a runtime without CapPlacement refuses it outright.
+	FieldPlacement = "placement.node"
+)
+
+// The capabilities a runtime may list in Info.Capabilities.
+const (
+	// CapPlacement: the runtime runs containers on nodes, honours
+	// ContainerSpec.Placement and reports Container.Node and NodeAddr; it
+	// implements Cluster.
+	CapPlacement = "placement"
+)
+
+// Has reports whether the runtime lists capability c.
+func (i Info) Has(c string) bool { return slices.Contains(i.Capabilities, c) }
+
+// Cluster is implemented by the runtimes that run containers on several
+// nodes (CapPlacement). A Runtime that does not implement it is one local
+// node. The gRPC client shim always implements it, and answers
+// ErrUnimplemented when its plugin does not.
+type Cluster interface {
+	// Nodes lists the nodes containers may be placed on, sorted by name,
+	// ready or not.
+	Nodes(ctx context.Context) ([]Node, error)
+	// PrepareDir makes spec.Path on spec.Node a directory owned by
+	// spec.UID:spec.GID (mode 0700), creating it and its missing parents;
+	// a directory that exists is re-owned, its content is left alone.
+	// ErrNotFound when there is no such node, ErrUnavailable when it is
+	// not ready.
+	PrepareDir(ctx context.Context, spec DirSpec) error
+}
+
+// Node is one node of a Cluster.
+type Node struct {
+	Name string // as in Placement.Node and Container.Node
+	// Addr is the address the published ports of its containers answer
+	// on (Container.NodeAddr).
+	Addr  string
+	Ready bool
+	// Reason says why a node is not ready ("node n2 is down"); "" when
+	// it is.
+	Reason string
+}
+
+// DirSpec is a directory PrepareDir makes on a node.
+type DirSpec struct {
+	Node string
+	Path string // a clean absolute path
+	UID  int
+	GID  int
 }
 
 // PullProgress is one status line of an image pull.
@@ -188,6 +264,18 @@ type ContainerSpec struct {
 	// engine names it, so a container made with "" reads back as the
 	// engine's default ("runc").
 	OCIRuntime string
+
+	// Placement says where the container runs, for the runtimes that
+	// place containers on nodes (CapPlacement); the others refuse a
+	// non-empty Placement.Node. Read back by the runtimes that have it.
+	Placement Placement
+}
+
+// Placement constrains the node a container runs on.
+type Placement struct {
+	// Node is the name of the node the container must run on (Node.Name);
+	// "" lets the runtime choose, and Container.Node says where it did.
+	Node string
 }
 
 // LogConfig bounds a container's log files. Engines that keep a single
@@ -241,7 +329,10 @@ type RestartPolicy struct {
 
 // PortBinding publishes a container port on a host address.
 type PortBinding struct {
-	HostIP        string // e.g. "127.0.0.1"; required
+	// HostIP is the address it is published on, e.g. "127.0.0.1";
+	// required, but for a runtime that lists FieldHostIP in
+	// Info.Unenforced, where "" means every address of the node.
+	HostIP        string
 	HostPort      int
 	ContainerPort int
 	Protocol      string // "tcp" when empty
@@ -303,6 +394,14 @@ type Container struct {
 	CreatedAt    time.Time
 	StartedAt    time.Time // zero when never started
 	FinishedAt   time.Time // zero when never stopped
+
+	// Node is the name of the node the container runs on (or last ran
+	// on): "" for a local engine.
+	Node string
+	// NodeAddr is the address its published ports answer on: "" for a
+	// local engine, whose ports answer on the HostIP they were published
+	// on.
+	NodeAddr string
 
 	// Spec is the container's configuration read back from the engine, in
 	// the terms of ContainerSpec (sizes as byte counts, e.g. "2147483648";

@@ -93,7 +93,10 @@ type Plugin struct {
 	wg         sync.WaitGroup
 }
 
-var _ Runtime = (*Plugin)(nil)
+var (
+	_ Runtime = (*Plugin)(nil)
+	_ Cluster = (*Plugin)(nil)
+)
 
 // generation is one plugin process and its client.
 type generation struct {
@@ -569,4 +572,32 @@ func (p *Plugin) Exec(ctx context.Context, ref string, opts ExecOptions) (ExecRe
 	}
 	res, err := rt.Exec(ctx, ref, opts)
 	return res, p.check(err)
+}
+
+// Nodes and PrepareDir forward to the plugin's Cluster calls:
+// ErrUnimplemented when its runtime has no nodes.
+
+func (p *Plugin) Nodes(ctx context.Context) ([]Node, error) {
+	rt, err := p.runtime()
+	if err != nil {
+		return nil, err
+	}
+	cl, ok := rt.(Cluster)
+	if !ok {
+		return nil, Errorf(ErrUnimplemented, "runtime plugin %s has no nodes", p.cfg.Name)
+	}
+	nodes, err := cl.Nodes(ctx)
+	return nodes, p.check(err)
+}
+
+func (p *Plugin) PrepareDir(ctx context.Context, spec DirSpec) error {
+	rt, err := p.runtime()
+	if err != nil {
+		return err
+	}
+	cl, ok := rt.(Cluster)
+	if !ok {
+		return Errorf(ErrUnimplemented, "runtime plugin %s has no nodes", p.cfg.Name)
+	}
+	return p.check(cl.PrepareDir(ctx, spec))
 }

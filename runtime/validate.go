@@ -5,6 +5,7 @@ import (
 	"math"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -236,9 +237,92 @@ func validatePath(what, p string) error {
 	return nil
 }
 
-// Validate checks a container spec. Every runtime calls it before it
-// touches its engine.
-func (s *ContainerSpec) Validate() error {
+// Validate checks a container spec for a local engine: ValidateOn with
+// an Info that lists nothing unenforced and no capability, so every port
+// needs its HostIP and Placement.Node is refused. Every runtime calls it,
+// or ValidateOn with its own Info, before it touches its engine.
+func (s *ContainerSpec) Validate() error { return s.ValidateOn(Info{}) }
+
+// ValidateOn checks a container spec for the runtime info describes: a
+// port's HostIP may be "" only when info lists FieldHostIP as unenforced,
+// Placement.Node needs CapPlacement. It does not refuse the fields info
+// lists as unenforced (a runtime cannot know what its nodes enforce): the
+// caller that knows does, with ValidateFor.
+func (s *ContainerSpec) ValidateOn(info Info) error {
+	if err := s.validate(slices.Contains(info.Unenforced, FieldHostIP)); err != nil {
+		return err
+	}
+	if n := s.Placement.Node; n != "" {
+		if !info.Has(CapPlacement) {
+			return invalid("%s is set (%q) but %s does not place containers on nodes", FieldPlacement, n, runtimeName(info))
+		}
+		if err := ValidateName(n); err != nil {
+			return invalid("%s: %v", FieldPlacement, err)
+		}
+	}
+	return nil
+}
+
+// ValidateFor checks spec for the runtime info describes (ValidateOn),
+// then refuses each field spec sets that the runtime cannot enforce and
+// that enforcedElsewhere (the keys the operator says something else
+// enforces, such as node provisioning) does not name. The error is
+// ErrInvalidArgument and names every such field.
+func ValidateFor(spec ContainerSpec, info Info, enforcedElsewhere []string) error {
+	if err := spec.ValidateOn(info); err != nil {
+		return err
+	}
+	fields := Unenforced(spec, info, enforcedElsewhere)
+	if len(fields) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(fields))
+	for i, f := range fields {
+		msgs[i] = fmt.Sprintf("%s is set but %s cannot enforce it", f, runtimeName(info))
+	}
+	return invalid("%s; unset it, or list it in runtime.enforcedByNodes if node provisioning enforces it", strings.Join(msgs, "; "))
+}
+
+// Unenforced lists, in the order of info.Unenforced, the fields spec sets
+// that the runtime cannot enforce and that enforcedElsewhere does not
+// name. A key it does not know is skipped: this version's spec has no
+// such field to set. A port's HostIP counts as set when it is not "".
+func Unenforced(spec ContainerSpec, info Info, enforcedElsewhere []string) []string {
+	var out []string
+	for _, f := range info.Unenforced {
+		if slices.Contains(enforcedElsewhere, f) || slices.Contains(out, f) {
+			continue
+		}
+		if isSet, ok := specFields[f]; ok && isSet(&spec) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// specFields tells, for each key a runtime may list in Info.Unenforced,
+// whether a spec sets that field.
+var specFields = map[string]func(*ContainerSpec) bool{
+	FieldNoNewPrivileges: func(s *ContainerSpec) bool { return s.Security.NoNewPrivileges },
+	FieldMemorySwap:      func(s *ContainerSpec) bool { return s.Resources.MemorySwap != "" },
+	FieldCPUShares:       func(s *ContainerSpec) bool { return s.Resources.CPUShares != 0 },
+	FieldHostIP: func(s *ContainerSpec) bool {
+		return slices.ContainsFunc(s.Ports, func(p PortBinding) bool { return p.HostIP != "" })
+	},
+	FieldPlacement: func(s *ContainerSpec) bool { return s.Placement.Node != "" },
+}
+
+// runtimeName names the runtime of info in an error.
+func runtimeName(info Info) string {
+	if info.Runtime == "" {
+		return "this runtime"
+	}
+	return "the runtime " + info.Runtime
+}
+
+// validate checks everything but Placement; anyHostIP accepts a port
+// without a HostIP.
+func (s *ContainerSpec) validate(anyHostIP bool) error {
 	if err := ValidateName(s.Name); err != nil {
 		return err
 	}
@@ -282,7 +366,9 @@ func (s *ContainerSpec) Validate() error {
 		}
 	}
 	for _, p := range s.Ports {
-		if p.HostIP == "" || strings.ContainsAny(p.HostIP, " ,\x00\n") || !ipLike(p.HostIP) {
+		if p.HostIP == "" && anyHostIP {
+			// every address of the node
+		} else if p.HostIP == "" || strings.ContainsAny(p.HostIP, " ,\x00\n") || !ipLike(p.HostIP) {
 			return invalid("port binding: invalid host address %q", p.HostIP)
 		}
 		if p.HostPort < 1 || p.HostPort > 65535 || p.ContainerPort < 1 || p.ContainerPort > 65535 {
@@ -414,6 +500,24 @@ func (s *Security) validate() error {
 		if strings.ContainsAny(p, ",\"'\x00\n\r") || strings.HasPrefix(p, "-") {
 			return invalid("invalid %s %q", what, p)
 		}
+	}
+	return nil
+}
+
+// Validate checks a directory spec of Cluster.PrepareDir: a node name, a
+// clean absolute path, ids from 0 to 2^31-2.
+func (d DirSpec) Validate() error {
+	if err := ValidateName(d.Node); err != nil {
+		return invalid("prepare dir: node: %v", err)
+	}
+	if err := validatePath("prepare dir: path", d.Path); err != nil {
+		return err
+	}
+	if d.Path == "/" {
+		return invalid("prepare dir: path \"/\" is refused")
+	}
+	if d.UID < 0 || d.GID < 0 || d.UID >= math.MaxInt32 || d.GID >= math.MaxInt32 {
+		return invalid("prepare dir: uid %d, gid %d: want 0 to %d", d.UID, d.GID, math.MaxInt32-1)
 	}
 	return nil
 }

@@ -44,6 +44,7 @@ const (
 	ErrorClass_ERROR_CLASS_TIMEOUT          ErrorClass = 5
 	ErrorClass_ERROR_CLASS_CANCELED         ErrorClass = 6
 	ErrorClass_ERROR_CLASS_CONFLICT         ErrorClass = 7
+	ErrorClass_ERROR_CLASS_UNIMPLEMENTED    ErrorClass = 8
 )
 
 // Enum value maps for ErrorClass.
@@ -57,6 +58,7 @@ var (
 		5: "ERROR_CLASS_TIMEOUT",
 		6: "ERROR_CLASS_CANCELED",
 		7: "ERROR_CLASS_CONFLICT",
+		8: "ERROR_CLASS_UNIMPLEMENTED",
 	}
 	ErrorClass_value = map[string]int32{
 		"ERROR_CLASS_UNSPECIFIED":      0,
@@ -67,6 +69,7 @@ var (
 		"ERROR_CLASS_TIMEOUT":          5,
 		"ERROR_CLASS_CANCELED":         6,
 		"ERROR_CLASS_CONFLICT":         7,
+		"ERROR_CLASS_UNIMPLEMENTED":    8,
 	}
 )
 
@@ -205,6 +208,8 @@ type InfoResponse struct {
 	SecurityOptions []string               `protobuf:"bytes,7,rep,name=security_options,json=securityOptions,proto3" json:"security_options,omitempty"`
 	ImageEvents     bool                   `protobuf:"varint,8,opt,name=image_events,json=imageEvents,proto3" json:"image_events,omitempty"` // Events streams image events when asked
 	OciRuntimes     []string               `protobuf:"bytes,9,rep,name=oci_runtimes,json=ociRuntimes,proto3" json:"oci_runtimes,omitempty"`  // empty: the engine does not say
+	Unenforced      []string               `protobuf:"bytes,10,rep,name=unenforced,proto3" json:"unenforced,omitempty"`                      // spec field keys (runtime.Field*)
+	Capabilities    []string               `protobuf:"bytes,11,rep,name=capabilities,proto3" json:"capabilities,omitempty"`                  // runtime.Cap*
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -298,6 +303,20 @@ func (x *InfoResponse) GetImageEvents() bool {
 func (x *InfoResponse) GetOciRuntimes() []string {
 	if x != nil {
 		return x.OciRuntimes
+	}
+	return nil
+}
+
+func (x *InfoResponse) GetUnenforced() []string {
+	if x != nil {
+		return x.Unenforced
+	}
+	return nil
+}
+
+func (x *InfoResponse) GetCapabilities() []string {
+	if x != nil {
+		return x.Capabilities
 	}
 	return nil
 }
@@ -1287,6 +1306,7 @@ type ContainerSpec struct {
 	StopTimeoutNs int64                  `protobuf:"varint,15,opt,name=stop_timeout_ns,json=stopTimeoutNs,proto3" json:"stop_timeout_ns,omitempty"`
 	Log           *LogConfig             `protobuf:"bytes,16,opt,name=log,proto3" json:"log,omitempty"`                                 // absent: the engine's default
 	OciRuntime    string                 `protobuf:"bytes,17,opt,name=oci_runtime,json=ociRuntime,proto3" json:"oci_runtime,omitempty"` // empty: the engine's default
+	Placement     *Placement             `protobuf:"bytes,18,opt,name=placement,proto3" json:"placement,omitempty"`                     // absent: the runtime chooses
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1440,6 +1460,57 @@ func (x *ContainerSpec) GetOciRuntime() string {
 	return ""
 }
 
+func (x *ContainerSpec) GetPlacement() *Placement {
+	if x != nil {
+		return x.Placement
+	}
+	return nil
+}
+
+type Placement struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"` // empty: the runtime chooses
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Placement) Reset() {
+	*x = Placement{}
+	mi := &file_runtime_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Placement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Placement) ProtoMessage() {}
+
+func (x *Placement) ProtoReflect() protoreflect.Message {
+	mi := &file_runtime_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Placement.ProtoReflect.Descriptor instead.
+func (*Placement) Descriptor() ([]byte, []int) {
+	return file_runtime_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Placement) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
 type LogConfig struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MaxSize       string                 `protobuf:"bytes,1,opt,name=max_size,json=maxSize,proto3" json:"max_size,omitempty"`
@@ -1450,7 +1521,7 @@ type LogConfig struct {
 
 func (x *LogConfig) Reset() {
 	*x = LogConfig{}
-	mi := &file_runtime_proto_msgTypes[21]
+	mi := &file_runtime_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1462,7 +1533,7 @@ func (x *LogConfig) String() string {
 func (*LogConfig) ProtoMessage() {}
 
 func (x *LogConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[21]
+	mi := &file_runtime_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1475,7 +1546,7 @@ func (x *LogConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogConfig.ProtoReflect.Descriptor instead.
 func (*LogConfig) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{21}
+	return file_runtime_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LogConfig) GetMaxSize() string {
@@ -1507,13 +1578,15 @@ type Container struct {
 	StartedAtUnixNs  int64                  `protobuf:"varint,11,opt,name=started_at_unix_ns,json=startedAtUnixNs,proto3" json:"started_at_unix_ns,omitempty"`
 	FinishedAtUnixNs int64                  `protobuf:"varint,12,opt,name=finished_at_unix_ns,json=finishedAtUnixNs,proto3" json:"finished_at_unix_ns,omitempty"`
 	Spec             *ContainerSpec         `protobuf:"bytes,13,opt,name=spec,proto3" json:"spec,omitempty"`
+	Node             string                 `protobuf:"bytes,14,opt,name=node,proto3" json:"node,omitempty"`                         // empty: a local engine
+	NodeAddr         string                 `protobuf:"bytes,15,opt,name=node_addr,json=nodeAddr,proto3" json:"node_addr,omitempty"` // empty: a local engine
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_runtime_proto_msgTypes[22]
+	mi := &file_runtime_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1598,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[22]
+	mi := &file_runtime_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +1611,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{22}
+	return file_runtime_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Container) GetId() string {
@@ -1632,6 +1705,20 @@ func (x *Container) GetSpec() *ContainerSpec {
 	return nil
 }
 
+func (x *Container) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *Container) GetNodeAddr() string {
+	if x != nil {
+		return x.NodeAddr
+	}
+	return ""
+}
+
 type CreateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Spec          *ContainerSpec         `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
@@ -1641,7 +1728,7 @@ type CreateRequest struct {
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_runtime_proto_msgTypes[23]
+	mi := &file_runtime_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1740,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[23]
+	mi := &file_runtime_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +1753,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{23}
+	return file_runtime_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateRequest) GetSpec() *ContainerSpec {
@@ -1685,7 +1772,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_runtime_proto_msgTypes[24]
+	mi := &file_runtime_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +1784,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[24]
+	mi := &file_runtime_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +1797,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{24}
+	return file_runtime_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateResponse) GetId() string {
@@ -1729,7 +1816,7 @@ type StartRequest struct {
 
 func (x *StartRequest) Reset() {
 	*x = StartRequest{}
-	mi := &file_runtime_proto_msgTypes[25]
+	mi := &file_runtime_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1741,7 +1828,7 @@ func (x *StartRequest) String() string {
 func (*StartRequest) ProtoMessage() {}
 
 func (x *StartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[25]
+	mi := &file_runtime_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1754,7 +1841,7 @@ func (x *StartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRequest.ProtoReflect.Descriptor instead.
 func (*StartRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{25}
+	return file_runtime_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StartRequest) GetRef() string {
@@ -1772,7 +1859,7 @@ type StartResponse struct {
 
 func (x *StartResponse) Reset() {
 	*x = StartResponse{}
-	mi := &file_runtime_proto_msgTypes[26]
+	mi := &file_runtime_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +1871,7 @@ func (x *StartResponse) String() string {
 func (*StartResponse) ProtoMessage() {}
 
 func (x *StartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[26]
+	mi := &file_runtime_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +1884,7 @@ func (x *StartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartResponse.ProtoReflect.Descriptor instead.
 func (*StartResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{26}
+	return file_runtime_proto_rawDescGZIP(), []int{27}
 }
 
 type StopRequest struct {
@@ -1810,7 +1897,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_runtime_proto_msgTypes[27]
+	mi := &file_runtime_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1822,7 +1909,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[27]
+	mi := &file_runtime_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1835,7 +1922,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{27}
+	return file_runtime_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StopRequest) GetRefs() []string {
@@ -1862,7 +1949,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_runtime_proto_msgTypes[28]
+	mi := &file_runtime_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1874,7 +1961,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[28]
+	mi := &file_runtime_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1887,7 +1974,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{28}
+	return file_runtime_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *StopResponse) GetFailures() []*RefFailure {
@@ -1907,7 +1994,7 @@ type RestartRequest struct {
 
 func (x *RestartRequest) Reset() {
 	*x = RestartRequest{}
-	mi := &file_runtime_proto_msgTypes[29]
+	mi := &file_runtime_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2006,7 @@ func (x *RestartRequest) String() string {
 func (*RestartRequest) ProtoMessage() {}
 
 func (x *RestartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[29]
+	mi := &file_runtime_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2019,7 @@ func (x *RestartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartRequest.ProtoReflect.Descriptor instead.
 func (*RestartRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{29}
+	return file_runtime_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RestartRequest) GetRef() string {
@@ -1957,7 +2044,7 @@ type RestartResponse struct {
 
 func (x *RestartResponse) Reset() {
 	*x = RestartResponse{}
-	mi := &file_runtime_proto_msgTypes[30]
+	mi := &file_runtime_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1969,7 +2056,7 @@ func (x *RestartResponse) String() string {
 func (*RestartResponse) ProtoMessage() {}
 
 func (x *RestartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[30]
+	mi := &file_runtime_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1982,7 +2069,7 @@ func (x *RestartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartResponse.ProtoReflect.Descriptor instead.
 func (*RestartResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{30}
+	return file_runtime_proto_rawDescGZIP(), []int{31}
 }
 
 type PauseRequest struct {
@@ -1994,7 +2081,7 @@ type PauseRequest struct {
 
 func (x *PauseRequest) Reset() {
 	*x = PauseRequest{}
-	mi := &file_runtime_proto_msgTypes[31]
+	mi := &file_runtime_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2006,7 +2093,7 @@ func (x *PauseRequest) String() string {
 func (*PauseRequest) ProtoMessage() {}
 
 func (x *PauseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[31]
+	mi := &file_runtime_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2019,7 +2106,7 @@ func (x *PauseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRequest.ProtoReflect.Descriptor instead.
 func (*PauseRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{31}
+	return file_runtime_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PauseRequest) GetRef() string {
@@ -2037,7 +2124,7 @@ type PauseResponse struct {
 
 func (x *PauseResponse) Reset() {
 	*x = PauseResponse{}
-	mi := &file_runtime_proto_msgTypes[32]
+	mi := &file_runtime_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2049,7 +2136,7 @@ func (x *PauseResponse) String() string {
 func (*PauseResponse) ProtoMessage() {}
 
 func (x *PauseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[32]
+	mi := &file_runtime_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2062,7 +2149,7 @@ func (x *PauseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseResponse.ProtoReflect.Descriptor instead.
 func (*PauseResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{32}
+	return file_runtime_proto_rawDescGZIP(), []int{33}
 }
 
 type ResumeRequest struct {
@@ -2074,7 +2161,7 @@ type ResumeRequest struct {
 
 func (x *ResumeRequest) Reset() {
 	*x = ResumeRequest{}
-	mi := &file_runtime_proto_msgTypes[33]
+	mi := &file_runtime_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2086,7 +2173,7 @@ func (x *ResumeRequest) String() string {
 func (*ResumeRequest) ProtoMessage() {}
 
 func (x *ResumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[33]
+	mi := &file_runtime_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2099,7 +2186,7 @@ func (x *ResumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRequest.ProtoReflect.Descriptor instead.
 func (*ResumeRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{33}
+	return file_runtime_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ResumeRequest) GetRef() string {
@@ -2117,7 +2204,7 @@ type ResumeResponse struct {
 
 func (x *ResumeResponse) Reset() {
 	*x = ResumeResponse{}
-	mi := &file_runtime_proto_msgTypes[34]
+	mi := &file_runtime_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2129,7 +2216,7 @@ func (x *ResumeResponse) String() string {
 func (*ResumeResponse) ProtoMessage() {}
 
 func (x *ResumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[34]
+	mi := &file_runtime_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2142,7 +2229,7 @@ func (x *ResumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeResponse.ProtoReflect.Descriptor instead.
 func (*ResumeResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{34}
+	return file_runtime_proto_rawDescGZIP(), []int{35}
 }
 
 type RemoveRequest struct {
@@ -2155,7 +2242,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_runtime_proto_msgTypes[35]
+	mi := &file_runtime_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2167,7 +2254,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[35]
+	mi := &file_runtime_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2180,7 +2267,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{35}
+	return file_runtime_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RemoveRequest) GetRefs() []string {
@@ -2207,7 +2294,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_runtime_proto_msgTypes[36]
+	mi := &file_runtime_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2219,7 +2306,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[36]
+	mi := &file_runtime_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2232,7 +2319,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{36}
+	return file_runtime_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RemoveResponse) GetFailures() []*RefFailure {
@@ -2251,7 +2338,7 @@ type InspectRequest struct {
 
 func (x *InspectRequest) Reset() {
 	*x = InspectRequest{}
-	mi := &file_runtime_proto_msgTypes[37]
+	mi := &file_runtime_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2263,7 +2350,7 @@ func (x *InspectRequest) String() string {
 func (*InspectRequest) ProtoMessage() {}
 
 func (x *InspectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[37]
+	mi := &file_runtime_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2276,7 +2363,7 @@ func (x *InspectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectRequest.ProtoReflect.Descriptor instead.
 func (*InspectRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{37}
+	return file_runtime_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *InspectRequest) GetRef() string {
@@ -2295,7 +2382,7 @@ type InspectResponse struct {
 
 func (x *InspectResponse) Reset() {
 	*x = InspectResponse{}
-	mi := &file_runtime_proto_msgTypes[38]
+	mi := &file_runtime_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2307,7 +2394,7 @@ func (x *InspectResponse) String() string {
 func (*InspectResponse) ProtoMessage() {}
 
 func (x *InspectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[38]
+	mi := &file_runtime_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2320,7 +2407,7 @@ func (x *InspectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectResponse.ProtoReflect.Descriptor instead.
 func (*InspectResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{38}
+	return file_runtime_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *InspectResponse) GetContainer() *Container {
@@ -2339,7 +2426,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_runtime_proto_msgTypes[39]
+	mi := &file_runtime_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2351,7 +2438,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[39]
+	mi := &file_runtime_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2364,7 +2451,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{39}
+	return file_runtime_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListRequest) GetLabels() map[string]string {
@@ -2383,7 +2470,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_runtime_proto_msgTypes[40]
+	mi := &file_runtime_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2395,7 +2482,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[40]
+	mi := &file_runtime_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2408,7 +2495,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{40}
+	return file_runtime_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListResponse) GetContainers() []*Container {
@@ -2428,7 +2515,7 @@ type EventsRequest struct {
 
 func (x *EventsRequest) Reset() {
 	*x = EventsRequest{}
-	mi := &file_runtime_proto_msgTypes[41]
+	mi := &file_runtime_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2440,7 +2527,7 @@ func (x *EventsRequest) String() string {
 func (*EventsRequest) ProtoMessage() {}
 
 func (x *EventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[41]
+	mi := &file_runtime_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2453,7 +2540,7 @@ func (x *EventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
 func (*EventsRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{41}
+	return file_runtime_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *EventsRequest) GetLabels() map[string]string {
@@ -2486,7 +2573,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_runtime_proto_msgTypes[42]
+	mi := &file_runtime_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2498,7 +2585,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[42]
+	mi := &file_runtime_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2511,7 +2598,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{42}
+	return file_runtime_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Event) GetAction() string {
@@ -2581,7 +2668,7 @@ type EventsResponse struct {
 
 func (x *EventsResponse) Reset() {
 	*x = EventsResponse{}
-	mi := &file_runtime_proto_msgTypes[43]
+	mi := &file_runtime_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2593,7 +2680,7 @@ func (x *EventsResponse) String() string {
 func (*EventsResponse) ProtoMessage() {}
 
 func (x *EventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[43]
+	mi := &file_runtime_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2606,7 +2693,7 @@ func (x *EventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsResponse.ProtoReflect.Descriptor instead.
 func (*EventsResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{43}
+	return file_runtime_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *EventsResponse) GetEvent() *Event {
@@ -2629,7 +2716,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_runtime_proto_msgTypes[44]
+	mi := &file_runtime_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2641,7 +2728,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[44]
+	mi := &file_runtime_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2654,7 +2741,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{44}
+	return file_runtime_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *LogsRequest) GetRef() string {
@@ -2703,7 +2790,7 @@ type LogsResponse struct {
 
 func (x *LogsResponse) Reset() {
 	*x = LogsResponse{}
-	mi := &file_runtime_proto_msgTypes[45]
+	mi := &file_runtime_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2715,7 +2802,7 @@ func (x *LogsResponse) String() string {
 func (*LogsResponse) ProtoMessage() {}
 
 func (x *LogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[45]
+	mi := &file_runtime_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2728,7 +2815,7 @@ func (x *LogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsResponse.ProtoReflect.Descriptor instead.
 func (*LogsResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{45}
+	return file_runtime_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *LogsResponse) GetData() []byte {
@@ -2750,7 +2837,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_runtime_proto_msgTypes[46]
+	mi := &file_runtime_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2762,7 +2849,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[46]
+	mi := &file_runtime_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2775,7 +2862,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{46}
+	return file_runtime_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ExecRequest) GetRef() string {
@@ -2819,7 +2906,7 @@ type ExecResponse struct {
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_runtime_proto_msgTypes[47]
+	mi := &file_runtime_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2831,7 +2918,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runtime_proto_msgTypes[47]
+	mi := &file_runtime_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2844,7 +2931,7 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_runtime_proto_rawDescGZIP(), []int{47}
+	return file_runtime_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ExecResponse) GetExitCode() int64 {
@@ -2882,6 +2969,258 @@ func (x *ExecResponse) GetStderrTruncated() bool {
 	return false
 }
 
+type NodesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodesRequest) Reset() {
+	*x = NodesRequest{}
+	mi := &file_runtime_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodesRequest) ProtoMessage() {}
+
+func (x *NodesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_runtime_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodesRequest.ProtoReflect.Descriptor instead.
+func (*NodesRequest) Descriptor() ([]byte, []int) {
+	return file_runtime_proto_rawDescGZIP(), []int{49}
+}
+
+type Node struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	Ready         bool                   `protobuf:"varint,3,opt,name=ready,proto3" json:"ready,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"` // why it is not ready
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Node) Reset() {
+	*x = Node{}
+	mi := &file_runtime_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Node) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Node) ProtoMessage() {}
+
+func (x *Node) ProtoReflect() protoreflect.Message {
+	mi := &file_runtime_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Node.ProtoReflect.Descriptor instead.
+func (*Node) Descriptor() ([]byte, []int) {
+	return file_runtime_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *Node) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Node) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *Node) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
+func (x *Node) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type NodesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nodes         []*Node                `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodesResponse) Reset() {
+	*x = NodesResponse{}
+	mi := &file_runtime_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodesResponse) ProtoMessage() {}
+
+func (x *NodesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_runtime_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodesResponse.ProtoReflect.Descriptor instead.
+func (*NodesResponse) Descriptor() ([]byte, []int) {
+	return file_runtime_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *NodesResponse) GetNodes() []*Node {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+type PrepareDirRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Uid           int64                  `protobuf:"varint,3,opt,name=uid,proto3" json:"uid,omitempty"`
+	Gid           int64                  `protobuf:"varint,4,opt,name=gid,proto3" json:"gid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrepareDirRequest) Reset() {
+	*x = PrepareDirRequest{}
+	mi := &file_runtime_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrepareDirRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrepareDirRequest) ProtoMessage() {}
+
+func (x *PrepareDirRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_runtime_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrepareDirRequest.ProtoReflect.Descriptor instead.
+func (*PrepareDirRequest) Descriptor() ([]byte, []int) {
+	return file_runtime_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *PrepareDirRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *PrepareDirRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *PrepareDirRequest) GetUid() int64 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *PrepareDirRequest) GetGid() int64 {
+	if x != nil {
+		return x.Gid
+	}
+	return 0
+}
+
+type PrepareDirResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrepareDirResponse) Reset() {
+	*x = PrepareDirResponse{}
+	mi := &file_runtime_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrepareDirResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrepareDirResponse) ProtoMessage() {}
+
+func (x *PrepareDirResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_runtime_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrepareDirResponse.ProtoReflect.Descriptor instead.
+func (*PrepareDirResponse) Descriptor() ([]byte, []int) {
+	return file_runtime_proto_rawDescGZIP(), []int{53}
+}
+
 var File_runtime_proto protoreflect.FileDescriptor
 
 const file_runtime_proto_rawDesc = "" +
@@ -2892,7 +3231,7 @@ const file_runtime_proto_rawDesc = "" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x121\n" +
 	"\x05class\x18\x02 \x01(\x0e2\x1b.zaki.runtime.v1.ErrorClassR\x05class\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\"\r\n" +
-	"\vInfoRequest\"\xac\x02\n" +
+	"\vInfoRequest\"\xf0\x02\n" +
 	"\fInfoResponse\x12\x18\n" +
 	"\aruntime\x18\x01 \x01(\tR\aruntime\x12%\n" +
 	"\x0eengine_version\x18\x02 \x01(\tR\rengineVersion\x12\x1f\n" +
@@ -2903,7 +3242,12 @@ const file_runtime_proto_rawDesc = "" +
 	"\x0ecgroup_version\x18\x06 \x01(\tR\rcgroupVersion\x12)\n" +
 	"\x10security_options\x18\a \x03(\tR\x0fsecurityOptions\x12!\n" +
 	"\fimage_events\x18\b \x01(\bR\vimageEvents\x12!\n" +
-	"\foci_runtimes\x18\t \x03(\tR\vociRuntimes\"&\n" +
+	"\foci_runtimes\x18\t \x03(\tR\vociRuntimes\x12\x1e\n" +
+	"\n" +
+	"unenforced\x18\n" +
+	" \x03(\tR\n" +
+	"unenforced\x12\"\n" +
+	"\fcapabilities\x18\v \x03(\tR\fcapabilities\"&\n" +
 	"\x12ImageExistsRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"=\n" +
 	"\x13ImageExistsResponse\x12\x16\n" +
@@ -2974,7 +3318,7 @@ const file_runtime_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ns\x18\x03 \x01(\x03R\ttimeoutNs\x12&\n" +
 	"\x0fstart_period_ns\x18\x04 \x01(\x03R\rstartPeriodNs\x12\x18\n" +
-	"\aretries\x18\x05 \x01(\x03R\aretries\"\xc5\x06\n" +
+	"\aretries\x18\x05 \x01(\x03R\aretries\"\xff\x06\n" +
 	"\rContainerSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x10\n" +
@@ -2994,16 +3338,19 @@ const file_runtime_proto_rawDesc = "" +
 	"\x0fstop_timeout_ns\x18\x0f \x01(\x03R\rstopTimeoutNs\x12,\n" +
 	"\x03log\x18\x10 \x01(\v2\x1a.zaki.runtime.v1.LogConfigR\x03log\x12\x1f\n" +
 	"\voci_runtime\x18\x11 \x01(\tR\n" +
-	"ociRuntime\x1a6\n" +
+	"ociRuntime\x128\n" +
+	"\tplacement\x18\x12 \x01(\v2\x1a.zaki.runtime.v1.PlacementR\tplacement\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"C\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x1f\n" +
+	"\tPlacement\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\"C\n" +
 	"\tLogConfig\x12\x19\n" +
 	"\bmax_size\x18\x01 \x01(\tR\amaxSize\x12\x1b\n" +
-	"\tmax_files\x18\x02 \x01(\x03R\bmaxFiles\"\xac\x03\n" +
+	"\tmax_files\x18\x02 \x01(\x03R\bmaxFiles\"\xdd\x03\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -3019,7 +3366,9 @@ const file_runtime_proto_rawDesc = "" +
 	" \x01(\x03R\x0fcreatedAtUnixNs\x12+\n" +
 	"\x12started_at_unix_ns\x18\v \x01(\x03R\x0fstartedAtUnixNs\x12-\n" +
 	"\x13finished_at_unix_ns\x18\f \x01(\x03R\x10finishedAtUnixNs\x122\n" +
-	"\x04spec\x18\r \x01(\v2\x1e.zaki.runtime.v1.ContainerSpecR\x04spec\"C\n" +
+	"\x04spec\x18\r \x01(\v2\x1e.zaki.runtime.v1.ContainerSpecR\x04spec\x12\x12\n" +
+	"\x04node\x18\x0e \x01(\tR\x04node\x12\x1b\n" +
+	"\tnode_addr\x18\x0f \x01(\tR\bnodeAddr\"C\n" +
 	"\rCreateRequest\x122\n" +
 	"\x04spec\x18\x01 \x01(\v2\x1e.zaki.runtime.v1.ContainerSpecR\x04spec\" \n" +
 	"\x0eCreateResponse\x12\x0e\n" +
@@ -3106,7 +3455,21 @@ const file_runtime_proto_rawDesc = "" +
 	"\x06stdout\x18\x02 \x01(\fR\x06stdout\x12\x16\n" +
 	"\x06stderr\x18\x03 \x01(\fR\x06stderr\x12)\n" +
 	"\x10stdout_truncated\x18\x04 \x01(\bR\x0fstdoutTruncated\x12)\n" +
-	"\x10stderr_truncated\x18\x05 \x01(\bR\x0fstderrTruncated*\xf0\x01\n" +
+	"\x10stderr_truncated\x18\x05 \x01(\bR\x0fstderrTruncated\"\x0e\n" +
+	"\fNodesRequest\"\\\n" +
+	"\x04Node\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x14\n" +
+	"\x05ready\x18\x03 \x01(\bR\x05ready\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"<\n" +
+	"\rNodesResponse\x12+\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x15.zaki.runtime.v1.NodeR\x05nodes\"_\n" +
+	"\x11PrepareDirRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x10\n" +
+	"\x03uid\x18\x03 \x01(\x03R\x03uid\x12\x10\n" +
+	"\x03gid\x18\x04 \x01(\x03R\x03gid\"\x14\n" +
+	"\x12PrepareDirResponse*\x8f\x02\n" +
 	"\n" +
 	"ErrorClass\x12\x1b\n" +
 	"\x17ERROR_CLASS_UNSPECIFIED\x10\x00\x12\x19\n" +
@@ -3116,8 +3479,8 @@ const file_runtime_proto_rawDesc = "" +
 	"\x17ERROR_CLASS_UNAVAILABLE\x10\x04\x12\x17\n" +
 	"\x13ERROR_CLASS_TIMEOUT\x10\x05\x12\x18\n" +
 	"\x14ERROR_CLASS_CANCELED\x10\x06\x12\x18\n" +
-	"\x14ERROR_CLASS_CONFLICT\x10\a2\xa9\n" +
-	"\n" +
+	"\x14ERROR_CLASS_CONFLICT\x10\a\x12\x1d\n" +
+	"\x19ERROR_CLASS_UNIMPLEMENTED\x10\b2\xc8\v\n" +
 	"\aRuntime\x12C\n" +
 	"\x04Info\x12\x1c.zaki.runtime.v1.InfoRequest\x1a\x1d.zaki.runtime.v1.InfoResponse\x12X\n" +
 	"\vImageExists\x12#.zaki.runtime.v1.ImageExistsRequest\x1a$.zaki.runtime.v1.ImageExistsResponse\x12O\n" +
@@ -3135,7 +3498,10 @@ const file_runtime_proto_rawDesc = "" +
 	"\x04List\x12\x1c.zaki.runtime.v1.ListRequest\x1a\x1d.zaki.runtime.v1.ListResponse\x12K\n" +
 	"\x06Events\x12\x1e.zaki.runtime.v1.EventsRequest\x1a\x1f.zaki.runtime.v1.EventsResponse0\x01\x12E\n" +
 	"\x04Logs\x12\x1c.zaki.runtime.v1.LogsRequest\x1a\x1d.zaki.runtime.v1.LogsResponse0\x01\x12C\n" +
-	"\x04Exec\x12\x1c.zaki.runtime.v1.ExecRequest\x1a\x1d.zaki.runtime.v1.ExecResponseB3Z1github.com/zaki-platform/zaki-agent/runtime/protob\x06proto3"
+	"\x04Exec\x12\x1c.zaki.runtime.v1.ExecRequest\x1a\x1d.zaki.runtime.v1.ExecResponse\x12F\n" +
+	"\x05Nodes\x12\x1d.zaki.runtime.v1.NodesRequest\x1a\x1e.zaki.runtime.v1.NodesResponse\x12U\n" +
+	"\n" +
+	"PrepareDir\x12\".zaki.runtime.v1.PrepareDirRequest\x1a#.zaki.runtime.v1.PrepareDirResponseB3Z1github.com/zaki-platform/zaki-agent/runtime/protob\x06proto3"
 
 var (
 	file_runtime_proto_rawDescOnce sync.Once
@@ -3150,7 +3516,7 @@ func file_runtime_proto_rawDescGZIP() []byte {
 }
 
 var file_runtime_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_runtime_proto_goTypes = []any{
 	(ErrorClass)(0),               // 0: zaki.runtime.v1.ErrorClass
 	(*RefFailure)(nil),            // 1: zaki.runtime.v1.RefFailure
@@ -3174,104 +3540,116 @@ var file_runtime_proto_goTypes = []any{
 	(*Mount)(nil),                 // 19: zaki.runtime.v1.Mount
 	(*Healthcheck)(nil),           // 20: zaki.runtime.v1.Healthcheck
 	(*ContainerSpec)(nil),         // 21: zaki.runtime.v1.ContainerSpec
-	(*LogConfig)(nil),             // 22: zaki.runtime.v1.LogConfig
-	(*Container)(nil),             // 23: zaki.runtime.v1.Container
-	(*CreateRequest)(nil),         // 24: zaki.runtime.v1.CreateRequest
-	(*CreateResponse)(nil),        // 25: zaki.runtime.v1.CreateResponse
-	(*StartRequest)(nil),          // 26: zaki.runtime.v1.StartRequest
-	(*StartResponse)(nil),         // 27: zaki.runtime.v1.StartResponse
-	(*StopRequest)(nil),           // 28: zaki.runtime.v1.StopRequest
-	(*StopResponse)(nil),          // 29: zaki.runtime.v1.StopResponse
-	(*RestartRequest)(nil),        // 30: zaki.runtime.v1.RestartRequest
-	(*RestartResponse)(nil),       // 31: zaki.runtime.v1.RestartResponse
-	(*PauseRequest)(nil),          // 32: zaki.runtime.v1.PauseRequest
-	(*PauseResponse)(nil),         // 33: zaki.runtime.v1.PauseResponse
-	(*ResumeRequest)(nil),         // 34: zaki.runtime.v1.ResumeRequest
-	(*ResumeResponse)(nil),        // 35: zaki.runtime.v1.ResumeResponse
-	(*RemoveRequest)(nil),         // 36: zaki.runtime.v1.RemoveRequest
-	(*RemoveResponse)(nil),        // 37: zaki.runtime.v1.RemoveResponse
-	(*InspectRequest)(nil),        // 38: zaki.runtime.v1.InspectRequest
-	(*InspectResponse)(nil),       // 39: zaki.runtime.v1.InspectResponse
-	(*ListRequest)(nil),           // 40: zaki.runtime.v1.ListRequest
-	(*ListResponse)(nil),          // 41: zaki.runtime.v1.ListResponse
-	(*EventsRequest)(nil),         // 42: zaki.runtime.v1.EventsRequest
-	(*Event)(nil),                 // 43: zaki.runtime.v1.Event
-	(*EventsResponse)(nil),        // 44: zaki.runtime.v1.EventsResponse
-	(*LogsRequest)(nil),           // 45: zaki.runtime.v1.LogsRequest
-	(*LogsResponse)(nil),          // 46: zaki.runtime.v1.LogsResponse
-	(*ExecRequest)(nil),           // 47: zaki.runtime.v1.ExecRequest
-	(*ExecResponse)(nil),          // 48: zaki.runtime.v1.ExecResponse
-	nil,                           // 49: zaki.runtime.v1.NetworkSpec.LabelsEntry
-	nil,                           // 50: zaki.runtime.v1.ContainerSpec.EnvEntry
-	nil,                           // 51: zaki.runtime.v1.ContainerSpec.LabelsEntry
-	nil,                           // 52: zaki.runtime.v1.ListRequest.LabelsEntry
-	nil,                           // 53: zaki.runtime.v1.EventsRequest.LabelsEntry
-	nil,                           // 54: zaki.runtime.v1.Event.LabelsEntry
+	(*Placement)(nil),             // 22: zaki.runtime.v1.Placement
+	(*LogConfig)(nil),             // 23: zaki.runtime.v1.LogConfig
+	(*Container)(nil),             // 24: zaki.runtime.v1.Container
+	(*CreateRequest)(nil),         // 25: zaki.runtime.v1.CreateRequest
+	(*CreateResponse)(nil),        // 26: zaki.runtime.v1.CreateResponse
+	(*StartRequest)(nil),          // 27: zaki.runtime.v1.StartRequest
+	(*StartResponse)(nil),         // 28: zaki.runtime.v1.StartResponse
+	(*StopRequest)(nil),           // 29: zaki.runtime.v1.StopRequest
+	(*StopResponse)(nil),          // 30: zaki.runtime.v1.StopResponse
+	(*RestartRequest)(nil),        // 31: zaki.runtime.v1.RestartRequest
+	(*RestartResponse)(nil),       // 32: zaki.runtime.v1.RestartResponse
+	(*PauseRequest)(nil),          // 33: zaki.runtime.v1.PauseRequest
+	(*PauseResponse)(nil),         // 34: zaki.runtime.v1.PauseResponse
+	(*ResumeRequest)(nil),         // 35: zaki.runtime.v1.ResumeRequest
+	(*ResumeResponse)(nil),        // 36: zaki.runtime.v1.ResumeResponse
+	(*RemoveRequest)(nil),         // 37: zaki.runtime.v1.RemoveRequest
+	(*RemoveResponse)(nil),        // 38: zaki.runtime.v1.RemoveResponse
+	(*InspectRequest)(nil),        // 39: zaki.runtime.v1.InspectRequest
+	(*InspectResponse)(nil),       // 40: zaki.runtime.v1.InspectResponse
+	(*ListRequest)(nil),           // 41: zaki.runtime.v1.ListRequest
+	(*ListResponse)(nil),          // 42: zaki.runtime.v1.ListResponse
+	(*EventsRequest)(nil),         // 43: zaki.runtime.v1.EventsRequest
+	(*Event)(nil),                 // 44: zaki.runtime.v1.Event
+	(*EventsResponse)(nil),        // 45: zaki.runtime.v1.EventsResponse
+	(*LogsRequest)(nil),           // 46: zaki.runtime.v1.LogsRequest
+	(*LogsResponse)(nil),          // 47: zaki.runtime.v1.LogsResponse
+	(*ExecRequest)(nil),           // 48: zaki.runtime.v1.ExecRequest
+	(*ExecResponse)(nil),          // 49: zaki.runtime.v1.ExecResponse
+	(*NodesRequest)(nil),          // 50: zaki.runtime.v1.NodesRequest
+	(*Node)(nil),                  // 51: zaki.runtime.v1.Node
+	(*NodesResponse)(nil),         // 52: zaki.runtime.v1.NodesResponse
+	(*PrepareDirRequest)(nil),     // 53: zaki.runtime.v1.PrepareDirRequest
+	(*PrepareDirResponse)(nil),    // 54: zaki.runtime.v1.PrepareDirResponse
+	nil,                           // 55: zaki.runtime.v1.NetworkSpec.LabelsEntry
+	nil,                           // 56: zaki.runtime.v1.ContainerSpec.EnvEntry
+	nil,                           // 57: zaki.runtime.v1.ContainerSpec.LabelsEntry
+	nil,                           // 58: zaki.runtime.v1.ListRequest.LabelsEntry
+	nil,                           // 59: zaki.runtime.v1.EventsRequest.LabelsEntry
+	nil,                           // 60: zaki.runtime.v1.Event.LabelsEntry
 }
 var file_runtime_proto_depIdxs = []int32{
 	0,  // 0: zaki.runtime.v1.RefFailure.class:type_name -> zaki.runtime.v1.ErrorClass
-	49, // 1: zaki.runtime.v1.NetworkSpec.labels:type_name -> zaki.runtime.v1.NetworkSpec.LabelsEntry
+	55, // 1: zaki.runtime.v1.NetworkSpec.labels:type_name -> zaki.runtime.v1.NetworkSpec.LabelsEntry
 	8,  // 2: zaki.runtime.v1.EnsureNetworkRequest.spec:type_name -> zaki.runtime.v1.NetworkSpec
 	13, // 3: zaki.runtime.v1.Resources.ulimits:type_name -> zaki.runtime.v1.Ulimit
 	15, // 4: zaki.runtime.v1.Security.tmpfs:type_name -> zaki.runtime.v1.Tmpfs
-	50, // 5: zaki.runtime.v1.ContainerSpec.env:type_name -> zaki.runtime.v1.ContainerSpec.EnvEntry
-	51, // 6: zaki.runtime.v1.ContainerSpec.labels:type_name -> zaki.runtime.v1.ContainerSpec.LabelsEntry
+	56, // 5: zaki.runtime.v1.ContainerSpec.env:type_name -> zaki.runtime.v1.ContainerSpec.EnvEntry
+	57, // 6: zaki.runtime.v1.ContainerSpec.labels:type_name -> zaki.runtime.v1.ContainerSpec.LabelsEntry
 	14, // 7: zaki.runtime.v1.ContainerSpec.resources:type_name -> zaki.runtime.v1.Resources
 	16, // 8: zaki.runtime.v1.ContainerSpec.security:type_name -> zaki.runtime.v1.Security
 	17, // 9: zaki.runtime.v1.ContainerSpec.restart:type_name -> zaki.runtime.v1.RestartPolicy
 	18, // 10: zaki.runtime.v1.ContainerSpec.ports:type_name -> zaki.runtime.v1.PortBinding
 	19, // 11: zaki.runtime.v1.ContainerSpec.mounts:type_name -> zaki.runtime.v1.Mount
 	20, // 12: zaki.runtime.v1.ContainerSpec.healthcheck:type_name -> zaki.runtime.v1.Healthcheck
-	22, // 13: zaki.runtime.v1.ContainerSpec.log:type_name -> zaki.runtime.v1.LogConfig
-	21, // 14: zaki.runtime.v1.Container.spec:type_name -> zaki.runtime.v1.ContainerSpec
-	21, // 15: zaki.runtime.v1.CreateRequest.spec:type_name -> zaki.runtime.v1.ContainerSpec
-	1,  // 16: zaki.runtime.v1.StopResponse.failures:type_name -> zaki.runtime.v1.RefFailure
-	1,  // 17: zaki.runtime.v1.RemoveResponse.failures:type_name -> zaki.runtime.v1.RefFailure
-	23, // 18: zaki.runtime.v1.InspectResponse.container:type_name -> zaki.runtime.v1.Container
-	52, // 19: zaki.runtime.v1.ListRequest.labels:type_name -> zaki.runtime.v1.ListRequest.LabelsEntry
-	23, // 20: zaki.runtime.v1.ListResponse.containers:type_name -> zaki.runtime.v1.Container
-	53, // 21: zaki.runtime.v1.EventsRequest.labels:type_name -> zaki.runtime.v1.EventsRequest.LabelsEntry
-	54, // 22: zaki.runtime.v1.Event.labels:type_name -> zaki.runtime.v1.Event.LabelsEntry
-	43, // 23: zaki.runtime.v1.EventsResponse.event:type_name -> zaki.runtime.v1.Event
-	2,  // 24: zaki.runtime.v1.Runtime.Info:input_type -> zaki.runtime.v1.InfoRequest
-	4,  // 25: zaki.runtime.v1.Runtime.ImageExists:input_type -> zaki.runtime.v1.ImageExistsRequest
-	6,  // 26: zaki.runtime.v1.Runtime.PullImage:input_type -> zaki.runtime.v1.PullImageRequest
-	9,  // 27: zaki.runtime.v1.Runtime.EnsureNetwork:input_type -> zaki.runtime.v1.EnsureNetworkRequest
-	11, // 28: zaki.runtime.v1.Runtime.RemoveNetwork:input_type -> zaki.runtime.v1.RemoveNetworkRequest
-	24, // 29: zaki.runtime.v1.Runtime.Create:input_type -> zaki.runtime.v1.CreateRequest
-	26, // 30: zaki.runtime.v1.Runtime.Start:input_type -> zaki.runtime.v1.StartRequest
-	28, // 31: zaki.runtime.v1.Runtime.Stop:input_type -> zaki.runtime.v1.StopRequest
-	30, // 32: zaki.runtime.v1.Runtime.Restart:input_type -> zaki.runtime.v1.RestartRequest
-	32, // 33: zaki.runtime.v1.Runtime.Pause:input_type -> zaki.runtime.v1.PauseRequest
-	34, // 34: zaki.runtime.v1.Runtime.Resume:input_type -> zaki.runtime.v1.ResumeRequest
-	36, // 35: zaki.runtime.v1.Runtime.Remove:input_type -> zaki.runtime.v1.RemoveRequest
-	38, // 36: zaki.runtime.v1.Runtime.Inspect:input_type -> zaki.runtime.v1.InspectRequest
-	40, // 37: zaki.runtime.v1.Runtime.List:input_type -> zaki.runtime.v1.ListRequest
-	42, // 38: zaki.runtime.v1.Runtime.Events:input_type -> zaki.runtime.v1.EventsRequest
-	45, // 39: zaki.runtime.v1.Runtime.Logs:input_type -> zaki.runtime.v1.LogsRequest
-	47, // 40: zaki.runtime.v1.Runtime.Exec:input_type -> zaki.runtime.v1.ExecRequest
-	3,  // 41: zaki.runtime.v1.Runtime.Info:output_type -> zaki.runtime.v1.InfoResponse
-	5,  // 42: zaki.runtime.v1.Runtime.ImageExists:output_type -> zaki.runtime.v1.ImageExistsResponse
-	7,  // 43: zaki.runtime.v1.Runtime.PullImage:output_type -> zaki.runtime.v1.PullProgress
-	10, // 44: zaki.runtime.v1.Runtime.EnsureNetwork:output_type -> zaki.runtime.v1.EnsureNetworkResponse
-	12, // 45: zaki.runtime.v1.Runtime.RemoveNetwork:output_type -> zaki.runtime.v1.RemoveNetworkResponse
-	25, // 46: zaki.runtime.v1.Runtime.Create:output_type -> zaki.runtime.v1.CreateResponse
-	27, // 47: zaki.runtime.v1.Runtime.Start:output_type -> zaki.runtime.v1.StartResponse
-	29, // 48: zaki.runtime.v1.Runtime.Stop:output_type -> zaki.runtime.v1.StopResponse
-	31, // 49: zaki.runtime.v1.Runtime.Restart:output_type -> zaki.runtime.v1.RestartResponse
-	33, // 50: zaki.runtime.v1.Runtime.Pause:output_type -> zaki.runtime.v1.PauseResponse
-	35, // 51: zaki.runtime.v1.Runtime.Resume:output_type -> zaki.runtime.v1.ResumeResponse
-	37, // 52: zaki.runtime.v1.Runtime.Remove:output_type -> zaki.runtime.v1.RemoveResponse
-	39, // 53: zaki.runtime.v1.Runtime.Inspect:output_type -> zaki.runtime.v1.InspectResponse
-	41, // 54: zaki.runtime.v1.Runtime.List:output_type -> zaki.runtime.v1.ListResponse
-	44, // 55: zaki.runtime.v1.Runtime.Events:output_type -> zaki.runtime.v1.EventsResponse
-	46, // 56: zaki.runtime.v1.Runtime.Logs:output_type -> zaki.runtime.v1.LogsResponse
-	48, // 57: zaki.runtime.v1.Runtime.Exec:output_type -> zaki.runtime.v1.ExecResponse
-	41, // [41:58] is the sub-list for method output_type
-	24, // [24:41] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	23, // 13: zaki.runtime.v1.ContainerSpec.log:type_name -> zaki.runtime.v1.LogConfig
+	22, // 14: zaki.runtime.v1.ContainerSpec.placement:type_name -> zaki.runtime.v1.Placement
+	21, // 15: zaki.runtime.v1.Container.spec:type_name -> zaki.runtime.v1.ContainerSpec
+	21, // 16: zaki.runtime.v1.CreateRequest.spec:type_name -> zaki.runtime.v1.ContainerSpec
+	1,  // 17: zaki.runtime.v1.StopResponse.failures:type_name -> zaki.runtime.v1.RefFailure
+	1,  // 18: zaki.runtime.v1.RemoveResponse.failures:type_name -> zaki.runtime.v1.RefFailure
+	24, // 19: zaki.runtime.v1.InspectResponse.container:type_name -> zaki.runtime.v1.Container
+	58, // 20: zaki.runtime.v1.ListRequest.labels:type_name -> zaki.runtime.v1.ListRequest.LabelsEntry
+	24, // 21: zaki.runtime.v1.ListResponse.containers:type_name -> zaki.runtime.v1.Container
+	59, // 22: zaki.runtime.v1.EventsRequest.labels:type_name -> zaki.runtime.v1.EventsRequest.LabelsEntry
+	60, // 23: zaki.runtime.v1.Event.labels:type_name -> zaki.runtime.v1.Event.LabelsEntry
+	44, // 24: zaki.runtime.v1.EventsResponse.event:type_name -> zaki.runtime.v1.Event
+	51, // 25: zaki.runtime.v1.NodesResponse.nodes:type_name -> zaki.runtime.v1.Node
+	2,  // 26: zaki.runtime.v1.Runtime.Info:input_type -> zaki.runtime.v1.InfoRequest
+	4,  // 27: zaki.runtime.v1.Runtime.ImageExists:input_type -> zaki.runtime.v1.ImageExistsRequest
+	6,  // 28: zaki.runtime.v1.Runtime.PullImage:input_type -> zaki.runtime.v1.PullImageRequest
+	9,  // 29: zaki.runtime.v1.Runtime.EnsureNetwork:input_type -> zaki.runtime.v1.EnsureNetworkRequest
+	11, // 30: zaki.runtime.v1.Runtime.RemoveNetwork:input_type -> zaki.runtime.v1.RemoveNetworkRequest
+	25, // 31: zaki.runtime.v1.Runtime.Create:input_type -> zaki.runtime.v1.CreateRequest
+	27, // 32: zaki.runtime.v1.Runtime.Start:input_type -> zaki.runtime.v1.StartRequest
+	29, // 33: zaki.runtime.v1.Runtime.Stop:input_type -> zaki.runtime.v1.StopRequest
+	31, // 34: zaki.runtime.v1.Runtime.Restart:input_type -> zaki.runtime.v1.RestartRequest
+	33, // 35: zaki.runtime.v1.Runtime.Pause:input_type -> zaki.runtime.v1.PauseRequest
+	35, // 36: zaki.runtime.v1.Runtime.Resume:input_type -> zaki.runtime.v1.ResumeRequest
+	37, // 37: zaki.runtime.v1.Runtime.Remove:input_type -> zaki.runtime.v1.RemoveRequest
+	39, // 38: zaki.runtime.v1.Runtime.Inspect:input_type -> zaki.runtime.v1.InspectRequest
+	41, // 39: zaki.runtime.v1.Runtime.List:input_type -> zaki.runtime.v1.ListRequest
+	43, // 40: zaki.runtime.v1.Runtime.Events:input_type -> zaki.runtime.v1.EventsRequest
+	46, // 41: zaki.runtime.v1.Runtime.Logs:input_type -> zaki.runtime.v1.LogsRequest
+	48, // 42: zaki.runtime.v1.Runtime.Exec:input_type -> zaki.runtime.v1.ExecRequest
+	50, // 43: zaki.runtime.v1.Runtime.Nodes:input_type -> zaki.runtime.v1.NodesRequest
+	53, // 44: zaki.runtime.v1.Runtime.PrepareDir:input_type -> zaki.runtime.v1.PrepareDirRequest
+	3,  // 45: zaki.runtime.v1.Runtime.Info:output_type -> zaki.runtime.v1.InfoResponse
+	5,  // 46: zaki.runtime.v1.Runtime.ImageExists:output_type -> zaki.runtime.v1.ImageExistsResponse
+	7,  // 47: zaki.runtime.v1.Runtime.PullImage:output_type -> zaki.runtime.v1.PullProgress
+	10, // 48: zaki.runtime.v1.Runtime.EnsureNetwork:output_type -> zaki.runtime.v1.EnsureNetworkResponse
+	12, // 49: zaki.runtime.v1.Runtime.RemoveNetwork:output_type -> zaki.runtime.v1.RemoveNetworkResponse
+	26, // 50: zaki.runtime.v1.Runtime.Create:output_type -> zaki.runtime.v1.CreateResponse
+	28, // 51: zaki.runtime.v1.Runtime.Start:output_type -> zaki.runtime.v1.StartResponse
+	30, // 52: zaki.runtime.v1.Runtime.Stop:output_type -> zaki.runtime.v1.StopResponse
+	32, // 53: zaki.runtime.v1.Runtime.Restart:output_type -> zaki.runtime.v1.RestartResponse
+	34, // 54: zaki.runtime.v1.Runtime.Pause:output_type -> zaki.runtime.v1.PauseResponse
+	36, // 55: zaki.runtime.v1.Runtime.Resume:output_type -> zaki.runtime.v1.ResumeResponse
+	38, // 56: zaki.runtime.v1.Runtime.Remove:output_type -> zaki.runtime.v1.RemoveResponse
+	40, // 57: zaki.runtime.v1.Runtime.Inspect:output_type -> zaki.runtime.v1.InspectResponse
+	42, // 58: zaki.runtime.v1.Runtime.List:output_type -> zaki.runtime.v1.ListResponse
+	45, // 59: zaki.runtime.v1.Runtime.Events:output_type -> zaki.runtime.v1.EventsResponse
+	47, // 60: zaki.runtime.v1.Runtime.Logs:output_type -> zaki.runtime.v1.LogsResponse
+	49, // 61: zaki.runtime.v1.Runtime.Exec:output_type -> zaki.runtime.v1.ExecResponse
+	52, // 62: zaki.runtime.v1.Runtime.Nodes:output_type -> zaki.runtime.v1.NodesResponse
+	54, // 63: zaki.runtime.v1.Runtime.PrepareDir:output_type -> zaki.runtime.v1.PrepareDirResponse
+	45, // [45:64] is the sub-list for method output_type
+	26, // [26:45] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_runtime_proto_init() }
@@ -3279,14 +3657,14 @@ func file_runtime_proto_init() {
 	if File_runtime_proto != nil {
 		return
 	}
-	file_runtime_proto_msgTypes[44].OneofWrappers = []any{}
+	file_runtime_proto_msgTypes[45].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runtime_proto_rawDesc), len(file_runtime_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   54,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -46,6 +46,8 @@ const (
 	Runtime_Events_FullMethodName        = "/zaki.runtime.v1.Runtime/Events"
 	Runtime_Logs_FullMethodName          = "/zaki.runtime.v1.Runtime/Logs"
 	Runtime_Exec_FullMethodName          = "/zaki.runtime.v1.Runtime/Exec"
+	Runtime_Nodes_FullMethodName         = "/zaki.runtime.v1.Runtime/Nodes"
+	Runtime_PrepareDir_FullMethodName    = "/zaki.runtime.v1.Runtime/PrepareDir"
 )
 
 // RuntimeClient is the client API for Runtime service.
@@ -74,6 +76,10 @@ type RuntimeClient interface {
 	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EventsResponse], error)
 	Logs(ctx context.Context, in *LogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogsResponse], error)
 	Exec(ctx context.Context, in *ExecRequest, opts ...grpc.CallOption) (*ExecResponse, error)
+	// The Cluster calls (runtime.Cluster): a plugin whose runtime has no
+	// nodes answers them with codes.Unimplemented (runtime.ErrUnimplemented).
+	Nodes(ctx context.Context, in *NodesRequest, opts ...grpc.CallOption) (*NodesResponse, error)
+	PrepareDir(ctx context.Context, in *PrepareDirRequest, opts ...grpc.CallOption) (*PrepareDirResponse, error)
 }
 
 type runtimeClient struct {
@@ -281,6 +287,26 @@ func (c *runtimeClient) Exec(ctx context.Context, in *ExecRequest, opts ...grpc.
 	return out, nil
 }
 
+func (c *runtimeClient) Nodes(ctx context.Context, in *NodesRequest, opts ...grpc.CallOption) (*NodesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NodesResponse)
+	err := c.cc.Invoke(ctx, Runtime_Nodes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *runtimeClient) PrepareDir(ctx context.Context, in *PrepareDirRequest, opts ...grpc.CallOption) (*PrepareDirResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PrepareDirResponse)
+	err := c.cc.Invoke(ctx, Runtime_PrepareDir_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RuntimeServer is the server API for Runtime service.
 // All implementations must embed UnimplementedRuntimeServer
 // for forward compatibility.
@@ -307,6 +333,10 @@ type RuntimeServer interface {
 	Events(*EventsRequest, grpc.ServerStreamingServer[EventsResponse]) error
 	Logs(*LogsRequest, grpc.ServerStreamingServer[LogsResponse]) error
 	Exec(context.Context, *ExecRequest) (*ExecResponse, error)
+	// The Cluster calls (runtime.Cluster): a plugin whose runtime has no
+	// nodes answers them with codes.Unimplemented (runtime.ErrUnimplemented).
+	Nodes(context.Context, *NodesRequest) (*NodesResponse, error)
+	PrepareDir(context.Context, *PrepareDirRequest) (*PrepareDirResponse, error)
 	mustEmbedUnimplementedRuntimeServer()
 }
 
@@ -367,6 +397,12 @@ func (UnimplementedRuntimeServer) Logs(*LogsRequest, grpc.ServerStreamingServer[
 }
 func (UnimplementedRuntimeServer) Exec(context.Context, *ExecRequest) (*ExecResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Exec not implemented")
+}
+func (UnimplementedRuntimeServer) Nodes(context.Context, *NodesRequest) (*NodesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Nodes not implemented")
+}
+func (UnimplementedRuntimeServer) PrepareDir(context.Context, *PrepareDirRequest) (*PrepareDirResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PrepareDir not implemented")
 }
 func (UnimplementedRuntimeServer) mustEmbedUnimplementedRuntimeServer() {}
 func (UnimplementedRuntimeServer) testEmbeddedByValue()                 {}
@@ -674,6 +710,42 @@ func _Runtime_Exec_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Runtime_Nodes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NodesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RuntimeServer).Nodes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Runtime_Nodes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RuntimeServer).Nodes(ctx, req.(*NodesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Runtime_PrepareDir_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PrepareDirRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RuntimeServer).PrepareDir(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Runtime_PrepareDir_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RuntimeServer).PrepareDir(ctx, req.(*PrepareDirRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Runtime_ServiceDesc is the grpc.ServiceDesc for Runtime service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -736,6 +808,14 @@ var Runtime_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Exec",
 			Handler:    _Runtime_Exec_Handler,
+		},
+		{
+			MethodName: "Nodes",
+			Handler:    _Runtime_Nodes_Handler,
+		},
+		{
+			MethodName: "PrepareDir",
+			Handler:    _Runtime_PrepareDir_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

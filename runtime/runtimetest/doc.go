@@ -18,6 +18,12 @@
 //   - looking without calling: Container, Containers, CreatedSpec
 //     (Env included), Networks, Subscribers.
 //
+// NewFakeCluster returns a FakeCluster: the same fake in cluster mode, a
+// runtime.Cluster of fake nodes that honours ContainerSpec.Placement,
+// reports Container.Node and NodeAddr, lists fields it cannot enforce
+// (WithUnenforced), and takes nodes down and up (SetNodeDown, SetNodeUp).
+// A plain Fake is one local engine and does not implement runtime.Cluster.
+//
 // Run is the conformance suite that every runtime passes: the fake in this
 // package's tests, the gRPC shims and plugin process in package runtime,
 // and the docker and podman plugins against their real engines, where

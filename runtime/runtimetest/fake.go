@@ -63,7 +63,12 @@ type Fake struct {
 	faults        map[string][]*faultState
 	seq           int // containers created so far
 	down          bool
-	downCh        chan struct{} // closed when the engine goes down, replaced when it comes up
+	// unenforced are the fields Info lists as unenforced (WithUnenforced);
+	// nodes, the nodes of a FakeCluster (nil for a plain Fake). Both are
+	// set at construction; the nodes' state is guarded by mu.
+	unenforced []string
+	nodes      map[string]*fakeNode
+	downCh     chan struct{} // closed when the engine goes down, replaced when it comes up
 }
 
 var _ runtime.Runtime = (*Fake)(nil)
@@ -158,6 +163,8 @@ func (f *Fake) Info(ctx context.Context) (runtime.Info, error) {
 		SecurityOptions: []string{"seccomp", "no-new-privileges"},
 		ImageEvents:     !f.noImageEvents,
 		OCIRuntimes:     slices.Clone(FakeOCIRuntimes),
+		Unenforced:      f.validationInfo().Unenforced,
+		Capabilities:    f.validationInfo().Capabilities,
 	}, nil
 }
 

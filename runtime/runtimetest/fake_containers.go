@@ -32,6 +32,11 @@ type fakeContainer struct {
 	logWake chan struct{} // closed and replaced when logs or state change
 
 	sleeping int // exec'd "-exec sleep" and "-exec tree" processes running
+
+	// node and nodeAddr: where a FakeCluster placed it ("" for a plain
+	// Fake); lostWithNode: it was running when its node went down.
+	node, nodeAddr string
+	lostWithNode   bool
 }
 
 func (c *fakeContainer) running() bool { return c.state == runtime.StateRunning }
@@ -44,7 +49,7 @@ func (c *fakeContainer) alive() bool { return c.running() || c.state == runtime.
 // present and its network must exist (ErrNotFound otherwise); a taken name
 // is ErrAlreadyExists.
 func (f *Fake) Create(ctx context.Context, spec runtime.ContainerSpec) (string, error) {
-	if err := f.begin(ctx, "Create", spec.Validate(), spec.Name); err != nil {
+	if err := f.begin(ctx, "Create", spec.ValidateOn(f.validationInfo()), spec.Name); err != nil {
 		return "", fmt.Errorf("create container %q: %w", spec.Name, err)
 	}
 	f.mu.Lock()
@@ -68,16 +73,28 @@ func (f *Fake) Create(ctx context.Context, spec runtime.ContainerSpec) (string, 
 	if spec.OCIRuntime != "" && !slices.Contains(FakeOCIRuntimes, spec.OCIRuntime) {
 		return "", fmt.Errorf("create container %q: %w", spec.Name, runtime.UnknownOCIRuntime("fake", spec.OCIRuntime))
 	}
+	node, err := f.placeLocked(spec)
+	if err != nil {
+		return "", fmt.Errorf("create container %q: %w", spec.Name, err)
+	}
+	addr := ""
+	if node != "" {
+		addr = f.nodes[node].Addr
+	}
+	back := readBack(spec)
+	f.clearUnenforced(&back)
 	f.seq++
 	c := &fakeContainer{
-		id:      newID(),
-		seq:     f.seq,
-		given:   cloneSpec(spec),
-		spec:    readBack(spec),
-		imageID: img,
-		state:   runtime.StateCreated,
-		created: f.now(),
-		logWake: make(chan struct{}),
+		node:     node,
+		nodeAddr: addr,
+		id:       newID(),
+		seq:      f.seq,
+		given:    cloneSpec(spec),
+		spec:     back,
+		imageID:  img,
+		state:    runtime.StateCreated,
+		created:  f.now(),
+		logWake:  make(chan struct{}),
 	}
 	f.containers[c.id] = c
 	f.names[spec.Name] = c.id
@@ -102,6 +119,9 @@ func (f *Fake) Start(ctx context.Context, ref string) error {
 	}
 	if c.state == runtime.StatePaused {
 		return fmt.Errorf("start %q: %w", ref, runtime.Errorf(runtime.ErrConflict, "cannot start a paused container, resume it instead"))
+	}
+	if err := f.nodeUpLocked(c); err != nil {
+		return fmt.Errorf("start %q: %w", ref, err)
 	}
 	if !f.hasNetwork(c.spec.Network) {
 		return fmt.Errorf("start %q: %w", ref, runtime.Errorf(runtime.ErrNotFound, "network %q not found", c.spec.Network))
@@ -132,6 +152,9 @@ func (f *Fake) Restart(ctx context.Context, ref string, timeout time.Duration) e
 	defer f.mu.Unlock()
 	c, err := f.lookup(ref)
 	if err != nil {
+		return fmt.Errorf("restart %q: %w", ref, err)
+	}
+	if err := f.nodeUpLocked(c); err != nil {
 		return fmt.Errorf("restart %q: %w", ref, err)
 	}
 	if c.alive() {
@@ -168,6 +191,9 @@ func (f *Fake) freeze(ctx context.Context, method, ref string, from, to runtime.
 	defer f.mu.Unlock()
 	c, err := f.lookup(ref)
 	if err != nil {
+		return fmt.Errorf("%s %q: %w", verb, ref, err)
+	}
+	if err := f.nodeUpLocked(c); err != nil {
 		return fmt.Errorf("%s %q: %w", verb, ref, err)
 	}
 	switch c.state {
@@ -325,6 +351,8 @@ func (c *fakeContainer) snapshot() runtime.Container {
 		StartedAt:    c.started,
 		FinishedAt:   c.finished,
 		Spec:         cloneSpec(c.spec),
+		Node:         c.node,
+		NodeAddr:     c.nodeAddr,
 	}
 }
 

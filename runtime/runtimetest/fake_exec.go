@@ -31,6 +31,9 @@ func (f *Fake) Exec(ctx context.Context, ref string, opts runtime.ExecOptions) (
 	}
 	f.mu.Lock()
 	c, err := f.lookup(ref)
+	if err == nil {
+		err = f.nodeUpLocked(c)
+	}
 	if err == nil && !c.running() {
 		err = runtime.Errorf(runtime.ErrConflict, "container %s is not running", c.spec.Name)
 	}

@@ -3,6 +3,7 @@ package runtimetest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -19,7 +20,7 @@ var Methods = []string{
 
 var isMethod = func() map[string]bool {
 	m := map[string]bool{}
-	for _, n := range Methods {
+	for _, n := range append(slices.Clone(Methods), ClusterMethods...) {
 		m[n] = true
 	}
 	return m
@@ -144,7 +145,7 @@ func cloneCounts(m map[string]int) map[string]int {
 
 func mustMethod(m string) {
 	if !isMethod[m] {
-		names := append([]string(nil), Methods...)
+		names := append(slices.Clone(Methods), ClusterMethods...)
 		sort.Strings(names)
 		panic(fmt.Sprintf("runtimetest: unknown method %q (want one of %v)", m, names))
 	}

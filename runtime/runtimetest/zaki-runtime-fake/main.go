@@ -10,6 +10,12 @@
 //	ZAKI_FAKE_IMAGES=ref,...             images the fake holds, instead of its defaults
 //	ZAKI_FAKE_PULLABLE=ref,...           images it can pull, instead of its defaults
 //	ZAKI_FAKE_LOG_LEVEL=debug|info|...   its log level (default debug)
+//	ZAKI_FAKE_NODES=name=addr,...        cluster mode (runtimetest.NewFakeCluster):
+//	                                     these nodes, ready; it then serves
+//	                                     runtime.Cluster (Unimplemented without)
+//	ZAKI_FAKE_NODES_DOWN=name,...        nodes of ZAKI_FAKE_NODES that start down
+//	ZAKI_FAKE_UNENFORCED=key,...         Info.Unenforced, instead of the default
+//	                                     (none; in cluster mode, the swarm's)
 //
 // At start it logs "fake runtime serving" (info) with the sorted names
 // (never the values) of its environment variables and their count, so that
@@ -59,11 +65,33 @@ func run(_ context.Context, args []string) error {
 	if refs := list(os.Getenv("ZAKI_FAKE_PULLABLE")); len(refs) > 0 {
 		opts = append(opts, runtimetest.WithPullable(refs...))
 	}
-	fake := runtimetest.NewFake(opts...)
+	if keys := list(os.Getenv("ZAKI_FAKE_UNENFORCED")); len(keys) > 0 {
+		opts = append(opts, runtimetest.WithUnenforced(keys...))
+	}
+	var (
+		fake  *runtimetest.Fake
+		serve runtime.Runtime
+	)
+	if kvs := list(os.Getenv("ZAKI_FAKE_NODES")); len(kvs) == 0 {
+		fake = runtimetest.NewFake(opts...)
+		serve = fake
+	} else {
+		down := list(os.Getenv("ZAKI_FAKE_NODES_DOWN"))
+		var nodes []runtime.Node
+		for _, kv := range kvs {
+			name, addr, ok := strings.Cut(kv, "=")
+			if !ok || name == "" || addr == "" {
+				return fmt.Errorf("ZAKI_FAKE_NODES: want name=addr, got %q", kv)
+			}
+			nodes = append(nodes, runtime.Node{Name: name, Addr: addr, Ready: !slices.Contains(down, name)})
+		}
+		cluster := runtimetest.NewFakeCluster(nodes, opts...)
+		fake, serve = cluster.Fake, cluster
+	}
 	for _, kv := range list(os.Getenv("ZAKI_FAKE_DELAY")) {
 		method, ds, _ := strings.Cut(kv, "=")
 		d, err := time.ParseDuration(ds)
-		if err != nil || !slices.Contains(runtimetest.Methods, method) {
+		if err != nil || !(slices.Contains(runtimetest.Methods, method) || slices.Contains(runtimetest.ClusterMethods, method)) {
 			return fmt.Errorf("ZAKI_FAKE_DELAY: want Method=duration, got %q", kv)
 		}
 		fake.Delay(method, d)
@@ -78,7 +106,7 @@ func run(_ context.Context, args []string) error {
 	slices.Sort(names)
 	log.Info("fake runtime serving", "env_names", strings.Join(names, ","), "env_count", len(names))
 
-	runtime.Serve(fake)
+	runtime.Serve(serve)
 	return nil
 }
 
