@@ -263,9 +263,11 @@ func (a *Agent) create(ctx context.Context, userID string, e effectiveSpec, outc
 	// data dir and which the container runs as. Reserving one is a
 	// registry write: only once the engine has answered (the image and
 	// the network may have come from memory), so that an ensure while it
-	// is down writes nothing.
+	// is down writes nothing. The engine is asked for the image's ID, its
+	// cheapest question (docker: `image inspect`, a third of `info`'s
+	// time on a busy host), straight, not from the cache.
 	if _, has := a.reg.UID(userID); !has && !a.conf().Instance.fixedUser() {
-		if _, err := a.rt.Info(ctx); err != nil {
+		if _, err := a.rt.ImageID(ctx, e.Image); err != nil {
 			return Instance{}, err
 		}
 	}
