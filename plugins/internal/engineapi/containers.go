@@ -106,6 +106,15 @@ func (c *Client) ContainerLogs(ctx context.Context, ref string, opts LogsOptions
 	if err != nil {
 		return nil, err
 	}
+	resp, err := c.do(ctx, request{method: http.MethodGet, path: "/containers/" + id + "/logs", query: opts.query()})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// query returns the logs endpoints' parameters for opts.
+func (opts LogsOptions) query() url.Values {
 	q := url.Values{"stdout": {"1"}, "stderr": {"1"}}
 	if opts.Follow {
 		q.Set("follow", "1")
@@ -119,11 +128,7 @@ func (c *Client) ContainerLogs(ctx context.Context, ref string, opts LogsOptions
 	if opts.Tail != nil {
 		q.Set("tail", strconv.Itoa(max(*opts.Tail, 0)))
 	}
-	resp, err := c.do(ctx, request{method: http.MethodGet, path: "/containers/" + id + "/logs", query: q})
-	if err != nil {
-		return nil, err
-	}
-	return resp.Body, nil
+	return q
 }
 
 // unixTime formats t as the engine's "seconds.nanoseconds".
