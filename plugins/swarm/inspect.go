@@ -73,14 +73,3 @@ func labelFilters(labels map[string]string) engineapi.Filters {
 	}
 	return f
 }
-
-// matches reports whether labels carry every one of want (as List's).
-func matches(labels, want map[string]string) bool {
-	for k, v := range want {
-		got, ok := labels[k]
-		if !ok || (v != "" && got != v) {
-			return false
-		}
-	}
-	return true
-}
