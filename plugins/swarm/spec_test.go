@@ -75,11 +75,11 @@ func TestSpecReadBack(t *testing.T) {
 	got := fromService(back)
 
 	want := spec
-	want.Env = nil                                                      // never read back
-	want.Network = ""                                                   // no networks
-	want.Resources.CPUShares, want.Resources.MemorySwap = 0, ""         // unenforced
-	want.Security.NoNewPrivileges = false                               // unenforced
-	want.Resources.Memory = "2147483648"                                // a byte count
+	want.Env = nil                                              // never read back
+	want.Network = ""                                           // no networks
+	want.Resources.CPUShares, want.Resources.MemorySwap = 0, "" // unenforced
+	want.Security.NoNewPrivileges = false                       // unenforced
+	want.Resources.Memory = "2147483648"                        // a byte count
 	want.Security.Tmpfs = []runtime.Tmpfs{{Path: "/tmp", Options: "size=67108864"}, {Path: "/run"}}
 	want.Log.MaxSize = "10485760"
 	want.Ports = []runtime.PortBinding{ // every address of the node
