@@ -245,15 +245,18 @@ func (r *Runtime) Restart(ctx context.Context, ref string, timeout time.Duration
 	return r.waitStarted(ctx, s.ID, ref, before)
 }
 
-// Remove removes the services (force: running ones too) and returns once
-// their tasks have stopped, so that their ports are free. A running one
+// Remove removes the services (force: running ones too). A running one
+// is first scaled to 0 and waited for, as Stop does, so that its port is
+// free when Remove returns (the engine removes a service's containers
+// after it answered) and the tasks can still be looked up: the engine
+// refuses a task filter naming a service that is gone. A running one
 // without force is ErrConflict.
 func (r *Runtime) Remove(ctx context.Context, refs []string, opts runtime.RemoveOptions) error {
 	if err := runtime.ValidateRefs(refs); err != nil {
 		return err
 	}
 	failed := map[string]error{}
-	waiting := map[string]string{}
+	remove := map[string]string{} // service ID -> ref
 	for _, ref := range refs {
 		s, err := r.service(ctx, ref)
 		if runtime.Class(err) == runtime.ErrNotFound {
@@ -272,17 +275,26 @@ func (r *Runtime) Remove(ctx context.Context, refs []string, opts runtime.Remove
 			failed[ref] = runtime.Errorf(runtime.ErrConflict, "container %q is running: stop it first, or remove it with force", ref)
 			continue
 		}
-		if err := r.api.RemoveService(ctx, s.ID); err != nil && runtime.Class(err) != runtime.ErrNotFound {
-			failed[ref] = wrap(err, "remove "+ref)
-			continue
+		if replicas(s) > 0 {
+			if _, err := r.update(ctx, ref, func(s *engineapi.Service) bool {
+				s.Spec.Mode.Replicated = &engineapi.ReplicatedService{Replicas: 0}
+				return true
+			}); err != nil && runtime.Class(err) != runtime.ErrNotFound {
+				failed[ref] = err
+				continue
+			}
 		}
-		if len(ts[s.ID]) > 0 {
-			waiting[s.ID] = ref
-		}
+		remove[s.ID] = ref
 	}
-	if err := r.waitGone(ctx, waiting); err != nil {
-		for _, ref := range waiting {
+	if err := r.waitGone(ctx, maps.Clone(remove)); err != nil {
+		for _, ref := range remove {
 			failed[ref] = wrap(err, "remove "+ref+": wait for its task to stop")
+		}
+		return batch(failed)
+	}
+	for id, ref := range remove {
+		if err := r.api.RemoveService(ctx, id); err != nil && runtime.Class(err) != runtime.ErrNotFound {
+			failed[ref] = wrap(err, "remove "+ref)
 		}
 	}
 	return batch(failed)

@@ -164,14 +164,39 @@ func (r *Runtime) tasks(ctx context.Context, ids ...string) (map[string][]engine
 	out := map[string][]engineapi.Task{}
 	const chunk = 100 // services per call: the filter goes in the URL
 	for i := 0; i < len(ids); i += chunk {
-		f := engineapi.Filters{"service": ids[i:min(i+chunk, len(ids))]}
-		ts, err := r.api.Tasks(ctx, f)
+		part := ids[i:min(i+chunk, len(ids))]
+		ts, err := r.api.Tasks(ctx, engineapi.Filters{"service": part})
+		if runtime.Class(err) == runtime.ErrNotFound && len(part) > 1 {
+			// a service removed since it was listed: the engine refuses
+			// the whole filter, so ask for each one alone
+			ts, err = r.eachTasks(ctx, part)
+		}
+		if runtime.Class(err) == runtime.ErrNotFound {
+			continue // the one service is gone: it has no tasks
+		}
 		if err != nil {
 			return nil, wrap(err, "list tasks")
 		}
 		for _, t := range ts {
 			out[t.ServiceID] = append(out[t.ServiceID], t)
 		}
+	}
+	return out, nil
+}
+
+// eachTasks lists the tasks of each of ids in a call of its own,
+// skipping the services that are gone.
+func (r *Runtime) eachTasks(ctx context.Context, ids []string) ([]engineapi.Task, error) {
+	var out []engineapi.Task
+	for _, id := range ids {
+		ts, err := r.api.Tasks(ctx, engineapi.Filters{"service": {id}})
+		if runtime.Class(err) == runtime.ErrNotFound {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ts...)
 	}
 	return out, nil
 }
