@@ -476,11 +476,11 @@ func TestPrepareDir(t *testing.T) {
 		assert.Check(t, is.Equal(int(st.Gid), gid))
 	}
 	start := time.Now()
-	assert.NilError(t, rt.PrepareDir(ctx, runtime.DirSpec{Node: "n3", Path: dir, UID: 1000, GID: 1001}))
+	assert.NilError(t, rt.PrepareDir(ctx, runtime.DirSpec{Node: "n2", Path: dir, UID: 1000, GID: 1001}))
 	t.Logf("prepare dir took %v", time.Since(start))
 	check(1000, 1001)
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "keep"), []byte("x"), 0o600))
-	assert.NilError(t, rt.PrepareDir(ctx, runtime.DirSpec{Node: "n3", Path: dir, UID: 2000, GID: 2000}))
+	assert.NilError(t, rt.PrepareDir(ctx, runtime.DirSpec{Node: "n2", Path: dir, UID: 2000, GID: 2000}))
 	check(2000, 2000)
 	_, err := os.Stat(filepath.Join(dir, "keep"))
 	assert.Check(t, err)
