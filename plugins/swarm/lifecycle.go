@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/zaki-platform/zaki-agent/plugins/internal/engineapi"
@@ -109,7 +110,7 @@ func (r *Runtime) waitStarted(ctx context.Context, id, ref string, before map[st
 		}
 		if t := newest(fresh); t != nil {
 			switch {
-			case up(*t), final(t.Status.State) && started(*t):
+			case up(*t), final(t.Status.State) && ran(*t):
 				return nil
 			case final(t.Status.State):
 				return r.startFailed(ctx, ref, "the swarm could not run its task ("+string(t.Status.State)+"): "+taskErr(*t))
@@ -127,6 +128,12 @@ func (r *Runtime) waitStarted(ctx context.Context, id, ref string, before map[st
 			return wrap(err, "start "+ref)
 		}
 	}
+}
+
+// ran reports whether an ended task's container ran: a container that
+// was made but failed to start (a port taken on the node, say) did not.
+func ran(t engineapi.Task) bool {
+	return started(t) && !strings.HasPrefix(t.Status.Err, "starting container failed")
 }
 
 // taskErr is what a task says of its failure.

@@ -159,3 +159,15 @@ func TestLabelFilters(t *testing.T) {
 	f := labelFilters(map[string]string{"b": "", "a": "1"})
 	assert.Check(t, is.DeepEqual(f, engineapi.Filters{"label": {LabelName, "a=1", "b"}}))
 }
+
+func TestRan(t *testing.T) {
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	exited := task("a", engineapi.TaskFailed, t0, 3)
+	exited.Status.Err = "task: non-zero exit (3)"
+	assert.Check(t, ran(exited))
+	notStarted := task("b", engineapi.TaskFailed, t0, 128)
+	notStarted.Status.Err = "starting container failed: driver failed programming external connectivity: port is already allocated"
+	assert.Check(t, !ran(notStarted))
+	rejected := task("c", engineapi.TaskRejected, t0, -1)
+	assert.Check(t, !ran(rejected))
+}
