@@ -46,8 +46,8 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.ContainerSpec) (strin
 	return created.ID, nil
 }
 
-// Start scales the service to 1 replica and returns once its task's
-// container runs (task state starting or running: its health check may
+// Start scales the service to 1 replica (bumping ForceUpdate, see below)
+// and returns once its task's container runs (task state starting or running: its health check may
 // still be pending). A container that ended and is not restarted by its
 // policy is started again with a new task. A task the swarm cannot run
 // (rejected by its node, or no node fits for pendingGrace) is
@@ -78,12 +78,14 @@ func (r *Runtime) Start(ctx context.Context, ref string) error {
 	for _, t := range ts[s.ID] {
 		before[t.ID] = true
 	}
-	rerun := replicas(s) == 1 // ended for good: a new task
+	// ForceUpdate too, always: a task that ended for good (replicas 1)
+	// is replaced only so, and after a Stop the old task lingers in state
+	// shutdown, desired remove, for a minute or more, while the swarm
+	// counts its slot as taken: scaling to 1 alone makes no task until
+	// it is gone (seen on 20.10).
 	if _, err := r.update(ctx, ref, func(s *engineapi.Service) bool {
 		s.Spec.Mode.Replicated = &engineapi.ReplicatedService{Replicas: 1}
-		if rerun {
-			s.Spec.TaskTemplate.ForceUpdate++
-		}
+		s.Spec.TaskTemplate.ForceUpdate++
 		s.Spec.Labels[labelStarted] = now()
 		delete(s.Spec.Labels, labelStopped)
 		return true
