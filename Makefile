@@ -79,3 +79,10 @@ faults: stub-image ## the fault-injection suite: agent/plugin kills, dockerd res
 	@scripts/ensure-runsc.sh
 	@scripts/sweep-test-leftovers.sh
 	@ZAKI_BIN_DIR=$(BIN) scripts/faults.sh
+
+.PHONY: swarm-e2e
+
+swarm-e2e: stub-image ## the swarm runtime against a 3-node swarm of engines in network namespaces on this machine (scripts/swarm-harness.sh, brought down at the end; needs root)
+	@trap 'scripts/swarm-harness.sh down' EXIT; \
+		scripts/swarm-harness.sh up 3 && \
+		ZAKI_BIN_DIR=$(BIN) ZAKI_REQUIRE_DOCKER=1 $(GO) test -count=1 -tags swarm -timeout 30m ./plugins/swarm/...

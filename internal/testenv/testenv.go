@@ -31,6 +31,7 @@ var Binaries = map[string]string{
 	"zakictl":             Module + "/socketapi/cmd/zakictl",
 	"zaki-runtime-docker": Module + "/plugins/docker/cmd/zaki-runtime-docker",
 	"zaki-runtime-podman": Module + "/plugins/podman/cmd/zaki-runtime-podman",
+	"zaki-runtime-swarm":  Module + "/plugins/swarm/cmd/zaki-runtime-swarm",
 	"gateway-stub":        Module + "/runtime/runtimetest/gateway-stub",
 	"zaki-runtime-fake":   Module + "/runtime/runtimetest/zaki-runtime-fake",
 }

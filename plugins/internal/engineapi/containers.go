@@ -23,6 +23,9 @@ type Container struct {
 		User     string
 		Labels   map[string]string // a swarm task's carry com.docker.swarm.{service,task,node}.id
 		Tty      bool              // when set, Logs and exec output are not multiplexed
+		// Healthcheck is the container's own check (nil: the image's).
+		Healthcheck *HealthConfig
+		StopTimeout *int // seconds; nil: the engine's 10
 	}
 	HostConfig struct {
 		Init           *bool
@@ -33,7 +36,20 @@ type Container struct {
 		PidsLimit      *int64
 		Memory         int64
 		NanoCpus       int64
+		Ulimits        []Ulimit
+		// Mounts are the mounts asked for (a swarm task's binds and
+		// tmpfs, with their options).
+		Mounts []Mount
+		// PortBindings maps "18789/tcp" to where it is published.
+		PortBindings map[string][]PortBinding
 	}
+}
+
+// PortBinding is a published port of a container ("" HostIp: every
+// address).
+type PortBinding struct {
+	HostIP   string `json:"HostIp"`
+	HostPort string
 }
 
 // ContainerState is a container's run state.
@@ -106,6 +122,15 @@ func (c *Client) ContainerLogs(ctx context.Context, ref string, opts LogsOptions
 	if err != nil {
 		return nil, err
 	}
+	resp, err := c.do(ctx, request{method: http.MethodGet, path: "/containers/" + id + "/logs", query: opts.query()})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// query returns the logs endpoints' parameters for opts.
+func (opts LogsOptions) query() url.Values {
 	q := url.Values{"stdout": {"1"}, "stderr": {"1"}}
 	if opts.Follow {
 		q.Set("follow", "1")
@@ -119,11 +144,7 @@ func (c *Client) ContainerLogs(ctx context.Context, ref string, opts LogsOptions
 	if opts.Tail != nil {
 		q.Set("tail", strconv.Itoa(max(*opts.Tail, 0)))
 	}
-	resp, err := c.do(ctx, request{method: http.MethodGet, path: "/containers/" + id + "/logs", query: q})
-	if err != nil {
-		return nil, err
-	}
-	return resp.Body, nil
+	return q
 }
 
 // unixTime formats t as the engine's "seconds.nanoseconds".

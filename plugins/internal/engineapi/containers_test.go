@@ -31,7 +31,10 @@ func TestContainerInspect(t *testing.T) {
 		          "Health": {"Status": "healthy", "FailingStreak": 0, "Log": []}},
 		"Config": {"Image": "zaki/gateway-stub:latest@sha256:abc", "User": "1000:1000", "Tty": false,
 		           "Labels": {"com.docker.swarm.service.id": "9mnp"}, "Env": ["A=b"]},
-		"HostConfig": {"Init": true, "ReadonlyRootfs": true, "CapDrop": ["ALL"], "PidsLimit": 100, "Memory": 2147483648, "NanoCpus": 2000000000},
+		"HostConfig": {"Init": true, "ReadonlyRootfs": true, "CapDrop": ["ALL"], "PidsLimit": 100, "Memory": 2147483648, "NanoCpus": 2000000000,
+		               "Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 2048}],
+		               "Mounts": [{"Type": "tmpfs", "Target": "/tmp", "TmpfsOptions": {"SizeBytes": 67108864}}],
+		               "PortBindings": {"18789/tcp": [{"HostIp": "", "HostPort": "21001"}]}},
 		"NetworkSettings": {"Ports": {}}}`})
 	got, err := c.ContainerInspect(context.Background(), "e5d62702a1b4")
 	assert.NilError(t, err)
@@ -44,6 +47,10 @@ func TestContainerInspect(t *testing.T) {
 	assert.Check(t, got.HostConfig.ReadonlyRootfs && *got.HostConfig.Init)
 	assert.Check(t, is.Equal(*got.HostConfig.PidsLimit, int64(100)))
 	assert.Check(t, is.DeepEqual(got.HostConfig.CapDrop, []string{"ALL"}))
+	assert.Check(t, is.DeepEqual(got.HostConfig.Ulimits, []engineapi.Ulimit{{Name: "nofile", Soft: 1024, Hard: 2048}}))
+	assert.Check(t, is.DeepEqual(got.HostConfig.Mounts, []engineapi.Mount{{Type: "tmpfs", Target: "/tmp",
+		TmpfsOptions: &engineapi.TmpfsOptions{SizeBytes: 64 << 20}}}))
+	assert.Check(t, is.DeepEqual(got.HostConfig.PortBindings, map[string][]engineapi.PortBinding{"18789/tcp": {{HostPort: "21001"}}}))
 }
 
 func TestContainerInspectNotFound(t *testing.T) {

@@ -2,7 +2,12 @@ package engineapi
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -36,4 +41,57 @@ func (c *Client) ImageInspect(ctx context.Context, ref string) (Image, error) {
 	}
 	err := c.call(ctx, request{method: http.MethodGet, path: "/images/" + ref + "/json"}, &out)
 	return out, err
+}
+
+// PullStatus is one message of an image pull's progress stream.
+type PullStatus struct {
+	ID       string `json:"id"`     // the layer, when the line is about one
+	Status   string `json:"status"` // "Pulling fs layer", "Downloading", ...
+	Progress string `json:"progress"`
+	Error    string `json:"error"` // set on the last message of a failed pull
+}
+
+// PullImage pulls ref (name, name:tag or name@digest) into this engine,
+// calling progress (when not nil) with each message of the engine's
+// progress stream, in order, until the pull ends. A pull the engine
+// refuses at once (an unknown registry, a bad reference) fails with the
+// answer's class; one that fails in the middle, as the stream's last
+// message says, is ErrUnavailable, or ErrNotFound when the engine says
+// the image or its tag does not exist.
+func (c *Client) PullImage(ctx context.Context, ref string, progress func(PullStatus)) error {
+	if ref == "" || strings.HasPrefix(ref, "-") {
+		return errdefs.Errorf(errdefs.ErrInvalidArgument, "invalid image reference %q", ref)
+	}
+	q := url.Values{"fromImage": {ref}}
+	resp, err := c.do(ctx, request{method: http.MethodPost, path: "/images/create", query: q})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	lim := &resetLimit{r: resp.Body}
+	dec := json.NewDecoder(lim)
+	for {
+		lim.n = maxEvent
+		var m PullStatus
+		err := dec.Decode(&m)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("pull %s: %w", ref, ctx.Err())
+			}
+			return errdefs.Errorf(errdefs.ErrUnavailable, "pull %s: %w", ref, err)
+		}
+		if m.Error != "" {
+			class := errdefs.ErrUnavailable
+			if strings.Contains(m.Error, "not found") || strings.Contains(m.Error, "does not exist") {
+				class = errdefs.ErrNotFound
+			}
+			return errdefs.Errorf(class, "pull %s: engine: %s", ref, m.Error)
+		}
+		if progress != nil {
+			progress(m)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package engineapi
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -111,6 +112,24 @@ func (c *Client) RemoveService(ctx context.Context, ref string) error {
 		return err
 	}
 	return c.call(ctx, request{method: http.MethodDelete, path: "/services/" + id}, nil)
+}
+
+// ServiceLogs streams the stdout and stderr of the tasks of service ref,
+// as a manager gathers them from the nodes: always multiplexed (see Demux
+// and Merge; a service's tasks have no TTY here), Tail counted per task.
+// A follow does not end when the tasks stop, only when ctx ends or the
+// service is removed: the caller decides when it has read enough. The
+// caller closes the stream.
+func (c *Client) ServiceLogs(ctx context.Context, ref string, opts LogsOptions) (io.ReadCloser, error) {
+	id, err := pathID("service", ref)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.do(ctx, request{method: http.MethodGet, path: "/services/" + id + "/logs", query: opts.query()})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
 }
 
 // secrets returns what of s no error may show: its env values.

@@ -32,6 +32,9 @@
 //	id                 prints uid:gid
 //	procs WORD         prints how many other processes have WORD in their
 //	                   command line (read from /proc)
+//	mkdir PATH UID GID makes the directory PATH (and its missing parents),
+//	                   mode 0700, owned by UID:GID (the swarm runtime's
+//	                   PrepareDir job runs it as root on a node)
 package main
 
 import (
@@ -283,11 +286,35 @@ func execTest(args []string) int {
 		fmt.Printf("%d:%d\n", os.Getuid(), os.Getgid())
 	case "procs":
 		fmt.Println(countProcs(strings.Join(rest, " ")))
+	case "mkdir":
+		if err := mkdirOwned(rest); err != nil {
+			fmt.Fprintf(os.Stderr, "gateway-stub -exec mkdir: %v\n", err)
+			return 1
+		}
 	default:
 		fmt.Fprintf(os.Stderr, "gateway-stub -exec: unknown verb %q\n", verb)
 		return 2
 	}
 	return 0
+}
+
+// mkdirOwned makes args[0] a directory of mode 0700 owned by args[1]:args[2].
+func mkdirOwned(args []string) error {
+	if len(args) != 3 || !filepath.IsAbs(args[0]) {
+		return fmt.Errorf("want an absolute PATH, UID and GID, got %q", args)
+	}
+	uid, err1 := strconv.Atoi(args[1])
+	gid, err2 := strconv.Atoi(args[2])
+	if err1 != nil || err2 != nil || uid < 0 || gid < 0 {
+		return fmt.Errorf("uid %q, gid %q: want numbers", args[1], args[2])
+	}
+	if err := os.MkdirAll(args[0], 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(args[0], 0o700); err != nil {
+		return err
+	}
+	return os.Chown(args[0], uid, gid)
 }
 
 // countProcs counts the processes other than this one whose command line
