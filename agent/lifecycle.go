@@ -102,6 +102,11 @@ func (a *Agent) Remove(ctx context.Context, userID string, purge bool) error {
 	if err := validateUserID(userID); err != nil {
 		return err
 	}
+	if purge && a.cluster != nil {
+		node, _ := a.reg.Node(userID)
+		return invalid("purge of user %q: its data lives on node %q, where the agent cannot delete it yet (a cluster runtime has no call for it): remove without purge, then delete %s on that node",
+			userID, node, filepath.Join(a.dataDir, userID))
+	}
 	unlock := a.locks.lock(userID)
 	defer unlock()
 	if err := a.confirmUser(ctx, userID); err != nil {
