@@ -103,9 +103,12 @@ func (a *Agent) Remove(ctx context.Context, userID string, purge bool) error {
 		return err
 	}
 	if purge && a.cluster != nil {
-		node, _ := a.reg.Node(userID)
-		return invalid("purge of user %q: its data lives on node %q, where the agent cannot delete it yet (a cluster runtime has no call for it): remove without purge, then delete %s on that node",
-			userID, node, filepath.Join(a.dataDir, userID))
+		where := "on its node"
+		if node, ok := a.reg.Node(userID); ok {
+			where = fmt.Sprintf("on node %q", node)
+		}
+		return invalid("purge of user %q: its data lives %s, where the agent cannot delete it yet (a cluster runtime has no call for it): remove without purge, then delete %s there",
+			userID, where, filepath.Join(a.dataDir, userID))
 	}
 	unlock := a.locks.lock(userID)
 	defer unlock()
