@@ -69,6 +69,11 @@ func (a *Agent) Restart(ctx context.Context, userID string) (Instance, error) {
 	if err := a.checkQuota(ctx, userID); err != nil {
 		return Instance{}, err
 	}
+	if a.cluster != nil {
+		if err := a.checkNode(ctx, userID, ls); err != nil {
+			return Instance{}, err
+		}
+	}
 	release, err := a.acquire(ctx)
 	if err != nil {
 		return Instance{}, err

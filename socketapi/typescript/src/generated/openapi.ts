@@ -647,6 +647,15 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /** @description runtime_unavailable: the runtime plugin or the engine does not answer. node_unavailable (a cluster runtime only): the node the user is pinned to is not ready (the message names it and says why): retry once the node is back. */
+        RestartUnavailable: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description instance_failed: the user's container exited (or was killed for memory) before it became ready: its image or its spec (env, files) is at fault, not the agent. The message has the exit code; after a failed ensure the container is removed (port and data kept). */
         InstanceFailed: {
             headers: {
@@ -976,7 +985,7 @@ export interface operations {
             405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["Internal"];
             502: components["responses"]["InstanceFailed"];
-            503: components["responses"]["RuntimeUnavailable"];
+            503: components["responses"]["RestartUnavailable"];
             504: components["responses"]["Timeout"];
             507: components["responses"]["QuotaExceeded"];
         };
