@@ -183,7 +183,9 @@ func New(cfg Config, rt runtime.Runtime, reg *registry.Registry, opts Options) (
 	a.metrics.attach(a)
 	ir := instrument(rt, a.metrics, seconds(cfg.CallTimeoutSeconds))
 	a.rt = ir
-	if err := a.detectCluster(rt, ir, seconds(cfg.CallTimeoutSeconds)); err != nil {
+	// At most 30 s: with the plugin's launch (30 s at most), within the
+	// unit's TimeoutStartSec (90 s).
+	if err := a.detectCluster(rt, ir, min(seconds(cfg.CallTimeoutSeconds), 30*time.Second)); err != nil {
 		return nil, err
 	}
 	if err := cfg.checkRuntime(a.facts.Load()); err != nil {

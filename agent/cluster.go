@@ -65,7 +65,8 @@ const (
 // local plugin (one call to the plugin at start, none to its engine). A
 // cluster runtime must list its nodes and answer Info (its capabilities
 // and what it cannot enforce, which the config is checked against before
-// the agent serves) within bound; until then it is asked again.
+// the agent serves) within bound, asked again until then; else the agent
+// does not start (systemd starts it again).
 func (a *Agent) detectCluster(rt runtime.Runtime, ir *instrumented, bound time.Duration) error {
 	raw, ok := rt.(runtime.Cluster)
 	if !ok {
