@@ -135,8 +135,6 @@ type nodeCache struct {
 	poll time.Duration
 }
 
-func (c *nodeCache) maxAge() time.Duration { return nodeCacheFor }
-
 // refreshNodes asks the runtime for its nodes and makes that the view,
 // telling of the nodes lost and back. When the runtime does not answer,
 // the view stays (returned with the error).
@@ -157,15 +155,15 @@ func (a *Agent) refreshNodesLocked(ctx context.Context) (*nodeView, error) {
 	return v, nil
 }
 
-// freshNodes returns the node view, asked anew when it is older than the
-// cache bound.
+// freshNodes returns the node view, asked anew when it is older than
+// nodeCacheFor.
 func (a *Agent) freshNodes(ctx context.Context) (*nodeView, error) {
-	if v := a.nodes.view.Load(); v != nil && time.Since(v.at) <= a.nodes.maxAge() {
+	if v := a.nodes.view.Load(); v != nil && time.Since(v.at) <= nodeCacheFor {
 		return v, nil
 	}
 	a.nodes.mu.Lock()
 	defer a.nodes.mu.Unlock()
-	if v := a.nodes.view.Load(); v != nil && time.Since(v.at) <= a.nodes.maxAge() {
+	if v := a.nodes.view.Load(); v != nil && time.Since(v.at) <= nodeCacheFor {
 		return v, nil // asked meanwhile
 	}
 	return a.refreshNodesLocked(ctx)
@@ -208,7 +206,8 @@ func (a *Agent) nodeChanges(prev, next *nodeView) {
 	}
 }
 
-// nodesBack reports whether some node ready in next was not in prev.
+// nodesBack reports whether some node ready in next was not ready (or
+// not there) in prev.
 func nodesBack(prev, next *nodeView) bool {
 	if prev == nil || next == nil {
 		return false
@@ -221,9 +220,10 @@ func nodesBack(prev, next *nodeView) bool {
 	return false
 }
 
-// nodeLoop asks the runtime for its nodes every nodePoll (Options.NodePoll), so that the
-// users of a node lost are reported missing, and resyncs when a node is
-// back (the runtime starts again what ran there; the live view learns it).
+// nodeLoop asks the runtime for its nodes every nodePoll
+// (Options.NodePoll), so that the users of a node lost are reported
+// missing, and resyncs when a node is back (the runtime starts again what
+// ran there; the live view learns it).
 func (a *Agent) nodeLoop(ctx context.Context) {
 	for sleepCtx(ctx, a.nodes.poll) {
 		prev := a.nodes.view.Load()

@@ -17,6 +17,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/zaki-platform/zaki-agent/internal/errdefs"
+	"github.com/zaki-platform/zaki-agent/internal/testenv"
 	"github.com/zaki-platform/zaki-agent/registry"
 	"github.com/zaki-platform/zaki-agent/runtime"
 	"github.com/zaki-platform/zaki-agent/runtime/runtimetest"
@@ -394,4 +395,61 @@ func TestLocalRuntimeIsNotACluster(t *testing.T) {
 	_, ok := e.reg.Node("alice")
 	assert.Check(t, !ok)
 	assert.Equal(t, len(e.reg.Nodes()), 0)
+}
+
+// Through the plugin process: the supervisor's Cluster calls reach the
+// fake's cluster mode (ZAKI_FAKE_NODES); without it the plugin answers
+// ErrUnimplemented, and the agent is local.
+func TestClusterThroughPlugin(t *testing.T) {
+	for _, tc := range []struct {
+		name, node, host string
+		env              []string
+	}{
+		{name: "cluster", node: "n1", host: "10.0.0.1", env: []string{"ZAKI_FAKE_NODES=n1=10.0.0.1,n2=10.0.0.2"}},
+		{name: "local", node: "", host: "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bin := testenv.Binary(t, "zaki-runtime-fake")
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			p, err := runtime.Launch(ctx, runtime.PluginConfig{Name: "fake", Path: bin, Env: tc.env, Logger: slog.New(slog.DiscardHandler)})
+			assert.NilError(t, err)
+			t.Cleanup(func() { p.Close() }) // after the agent's stop (cleanups run last first)
+			cfg := testConfig(t)
+			clusterConfig(&cfg.Config)
+			e := &fakeEnv{t: t, cfg: cfg, clock: newClock(), rt: p}
+			e.start()
+			assert.Equal(t, e.a.cluster != nil, tc.node != "")
+			in := e.ensure("alice", InstanceSpec{})
+			assert.Equal(t, in.Outcome, OutcomeCreated)
+			assert.Equal(t, in.Node, tc.node)
+			assert.Equal(t, in.URL, fmt.Sprintf("http://%s:%d", tc.host, in.Port))
+			c, err := p.Inspect(ctx, in.ContainerID)
+			assert.NilError(t, err)
+			assert.Equal(t, c.Spec.Placement.Node, tc.node)
+			node, pinned := e.reg.Node("alice")
+			assert.Equal(t, pinned, tc.node != "")
+			assert.Equal(t, node, tc.node)
+		})
+	}
+}
+
+// With instance.mounts, each mounted sub-dir is made on the node too.
+func TestClusterPreparesMountedDirs(t *testing.T) {
+	e, fc := newClusterEnv(t, twoNodes(), func(c *Config) {
+		c.Instance.Mounts = []string{".openclaw:/home/node/.openclaw", "workspace/a:/home/node/workspace"}
+	})
+	in := e.ensure("alice", InstanceSpec{})
+	uid, _ := e.reg.UID("alice")
+	dir := filepath.Join(e.cfg.StateDir, "instances", "alice")
+	assert.DeepEqual(t, fc.Dirs(in.Node), []runtime.DirSpec{
+		{Node: "n1", Path: dir, UID: uid, GID: uid},
+		{Node: "n1", Path: filepath.Join(dir, ".openclaw"), UID: uid, GID: uid},
+		{Node: "n1", Path: filepath.Join(dir, "workspace/a"), UID: uid, GID: uid},
+	})
+	created, _ := fc.CreatedSpec(in.ContainerID)
+	assert.DeepEqual(t, created.Mounts, []runtime.Mount{
+		{Source: filepath.Join(dir, ".openclaw"), Target: "/home/node/.openclaw"},
+		{Source: filepath.Join(dir, "workspace/a"), Target: "/home/node/workspace"},
+	})
 }
