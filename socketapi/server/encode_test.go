@@ -72,7 +72,8 @@ func TestAppendInstanceKnowsEveryField(t *testing.T) {
 	}
 	want := []string{
 		"UserID string userId", "ContainerName string containerName", "ContainerID string containerId,omitempty",
-		"Image string image", "ImageID string imageId,omitempty", "State string state", "Health string health,omitempty", "Port int port", "URL string url",
+		"Image string image", "ImageID string imageId,omitempty", "State string state", "Health string health,omitempty", "Reason string reason,omitempty",
+		"Port int port", "URL string url", "Node string node,omitempty",
 		"CreatedAtMs int64 createdAtMs", "LastUsedAtMs int64 lastUsedAtMs", "ConfigHash string configHash",
 		"Stale bool stale", "Labels map[string]string labels,omitempty", "DataBytes int64 dataBytes,omitempty", "Outcome string outcome,omitempty",
 	}
