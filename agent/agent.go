@@ -43,6 +43,10 @@ type Options struct {
 	// whose ids are never handed to a tenant; /etc when empty (tests point
 	// it elsewhere).
 	AccountsDir string
+	// NodePoll is how often a cluster runtime is asked for its nodes
+	// (cluster.go); nodePoll when 0 (tests make it long, and drive the
+	// refresh themselves).
+	NodePoll time.Duration
 }
 
 // Agent owns the per-user instances of one host. Create it with New, run
@@ -67,6 +71,13 @@ type Agent struct {
 	imageEvents atomic.Bool
 	metrics     *Metrics
 	restarts    func() int
+
+	// cluster is the runtime's Cluster calls when it places instances on
+	// nodes, nil for a local runtime; facts is what the agent learnt of
+	// the runtime at start, nodes its nodes as last asked (cluster.go).
+	cluster runtime.Cluster
+	facts   atomic.Pointer[runtimeFacts]
+	nodes   nodeCache
 
 	// probe checks that an address serves (a field so that unit tests over
 	// the fake runtime, where nothing listens, can stand in for it).
@@ -152,6 +163,7 @@ func New(cfg Config, rt runtime.Runtime, reg *registry.Registry, opts Options) (
 		a.portInUse = portInUse
 	}
 	a.accountsDir = cmp.Or(opts.AccountsDir, "/etc")
+	a.nodes.poll = cmp.Or(opts.NodePoll, nodePoll)
 	a.cfg.Store(&cfg)
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -169,7 +181,17 @@ func New(cfg Config, rt runtime.Runtime, reg *registry.Registry, opts Options) (
 		a.metrics = NewMetrics()
 	}
 	a.metrics.attach(a)
-	a.rt = instrument(rt, a.metrics, seconds(cfg.CallTimeoutSeconds))
+	ir := instrument(rt, a.metrics, seconds(cfg.CallTimeoutSeconds))
+	a.rt = ir
+	// At most 30 s: with the plugin's launch (30 s at most), within the
+	// unit's TimeoutStartSec (90 s).
+	if err := a.detectCluster(rt, ir, min(seconds(cfg.CallTimeoutSeconds), 30*time.Second)); err != nil {
+		return nil, err
+	}
+	if err := cfg.checkRuntime(a.facts.Load()); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	a.warnBindAddress(nil, &cfg)
 	a.images.a, a.images.refresh = a, make(chan struct{}, 1)
 	a.bg, a.bgCancel = context.WithCancel(context.Background())
 	if err := a.fixModes(opts.StateDir); err != nil {
@@ -232,6 +254,9 @@ func (a *Agent) instance(rec registry.Record) Instance {
 	a.mu.RUnlock()
 	in := instanceOf(rec, ls, ok || !a.reconciled(), a.urlCache(), a.images.idsView())
 	in.DataBytes = a.usage.bytes(rec.UserID)
+	if a.cluster != nil {
+		a.placeInstance(&in, ls)
+	}
 	return in
 }
 
@@ -332,6 +357,9 @@ func (a *Agent) EachInstance(state string, fn func(*Instance)) error {
 		ls, ok := a.live[rec.UserID]
 		in = instanceOf(rec, ls, ok || pending, urls, ids)
 		in.DataBytes = a.usage.bytes(rec.UserID)
+		if a.cluster != nil {
+			a.placeInstance(&in, ls)
+		}
 		if state == "" || in.State == state {
 			fn(&in)
 		}
@@ -435,6 +463,8 @@ func (a *Agent) Counts() Counts {
 	a.reg.Each(func(rec registry.Record) bool {
 		c.Total++
 		switch ls, ok := a.live[rec.UserID]; {
+		case a.cluster != nil && a.nodeDown(rec.UserID, ls):
+			c.Missing++ // its node is not ready
 		case !ok && pending && rec.State == StateRunning:
 			c.Running++ // as last recorded: not yet asked of the engine
 		case !ok && pending && rec.State == StatePaused:

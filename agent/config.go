@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,6 +59,11 @@ type InstanceConfig struct {
 	LogMaxSize              string   `toml:"logMaxSize" help:"size at which a container's log file is rotated, e.g. 10m (\"\" = the engine's default: unbounded for docker)"`
 	LogMaxFiles             int      `toml:"logMaxFiles" help:"log files kept per container, the live one included (docker; podman keeps one, emptied at logMaxSize)"`
 	DataQuota               string   `toml:"dataQuota" help:"most disk space one user's data dir may use, e.g. 10g; over it the instance is stopped, data kept (\"\" or 0 = off)"`
+	// EnforcedByNodes lists the spec fields (runtime.Field* keys, spelt
+	// as the keys under [instance]) that node provisioning enforces, for
+	// a cluster runtime that cannot (Info.Unenforced): the operator's
+	// word, without which a config setting one is refused.
+	EnforcedByNodes []string `toml:"enforcedByNodes" help:"with a cluster runtime, the fields node provisioning enforces that the runtime cannot, e.g. [\"security.noNewPrivileges\"]"`
 
 	Resources ResourcesConfig `toml:"resources"`
 	Security  SecurityConfig  `toml:"security"`
@@ -131,6 +137,7 @@ func DefaultConfig() Config {
 			LogMaxSize:              "10m",
 			LogMaxFiles:             3,
 			DataQuota:               "10g",
+			EnforcedByNodes:         []string{},
 			Resources: ResourcesConfig{
 				CPUs:      2,
 				Memory:    "2g",
@@ -275,6 +282,60 @@ func (c *InstanceConfig) checkPlacement(p *problems) {
 	if c.LabelPrefix == "" || strings.ContainsAny(c.LabelPrefix, "= \n") {
 		p.add("instance.labelPrefix %q is not a label prefix", c.LabelPrefix)
 	}
+	for _, f := range c.EnforcedByNodes {
+		if !slices.Contains(enforceableFields, f) {
+			p.add("instance.enforcedByNodes: unknown field %q (known: %s)", f, strings.Join(enforceableFields, ", "))
+		}
+	}
+}
+
+// enforceableFields are the keys instance.enforcedByNodes may list: the
+// fields a runtime may list in Info.Unenforced (placement is not one: a
+// runtime places or does not).
+var enforceableFields = []string{
+	runtime.FieldNoNewPrivileges, runtime.FieldMemorySwap, runtime.FieldCPUShares, runtime.FieldHostIP,
+}
+
+// checkRuntime checks the configuration against its runtime (rf, learnt
+// at start: nil or empty for a local runtime, which passes whatever it
+// is). With a cluster runtime:
+//
+//   - a field of the instances' spec that the runtime cannot enforce
+//     (Info.Unenforced) is refused unless instance.enforcedByNodes lists
+//     it; the fields the agent sets on its own (the swap limit, the
+//     port's host address) are left out of the spec instead (see
+//     containerSpec), and the placement and address-less port that a
+//     cluster needs are checked with the runtime's own rules (ValidateOn);
+//   - instance.dataQuota and minFreeSpace are off: the agent measures
+//     disks on this host only, and the users' data lives on the nodes. At
+//     their built-in defaults they count as off; any other value but off
+//     is refused.
+func (c *Config) checkRuntime(rf *runtimeFacts) error {
+	if rf == nil || !rf.cluster {
+		return nil
+	}
+	var p problems
+	def := DefaultConfig()
+	if n, _ := optionalSize(c.Instance.DataQuota); n > 0 && c.Instance.DataQuota != def.Instance.DataQuota {
+		p.add("instance.dataQuota %q: not with a runtime that places instances on nodes (the agent measures data dirs on this host only, and the users' data lives on the nodes): set it to \"\" or 0", c.Instance.DataQuota)
+	}
+	if n, _ := optionalSize(c.MinFreeSpace); n > 0 && c.MinFreeSpace != def.MinFreeSpace {
+		p.add("minFreeSpace %q: not with a runtime that places instances on nodes (the agent measures this host's disk only, and the users' data lives on the nodes): set it to \"\" or 0", c.MinFreeSpace)
+	}
+	e, err := c.resolve(InstanceSpec{})
+	if err != nil {
+		return err // refused by Validate already
+	}
+	lo, _, _ := c.Instance.Ports()
+	spec := c.containerSpec(newLabelKeys(c.Instance.LabelPrefix), rf, "check", e, "v2-check", lo, 1, "/check")
+	spec.Placement.Node = "check"
+	if err := spec.ValidateOn(rf.info); err != nil {
+		p.add("instance defaults: %v", err)
+	}
+	for _, f := range runtime.Unenforced(spec, rf.info, c.Instance.EnforcedByNodes) {
+		p.add("instance.%s is set, but the runtime %s cannot enforce it: unset it, or list %q in instance.enforcedByNodes when node provisioning enforces it", f, rf.info.Runtime, f)
+	}
+	return errors.Join(p...)
 }
 
 // checkLog checks the log bound: a size and a count of files, or no size

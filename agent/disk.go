@@ -160,6 +160,9 @@ func (c *Config) minFree() int64 {
 // of a large tree may take longer than its bound, and nothing else waits
 // on it.
 func (a *Agent) diskLoop(ctx context.Context) {
+	if a.cluster != nil {
+		return // the users' data lives on the nodes (see checkRuntime)
+	}
 	known := a.reg.List()
 	select {
 	case <-a.ready:
@@ -307,7 +310,7 @@ func (a *Agent) checkQuota(ctx context.Context, userID string) error {
 // cannot be asked is no reason to refuse (logged).
 func (a *Agent) checkFreeSpace() error {
 	floor := a.conf().minFree()
-	if floor == 0 {
+	if floor == 0 || a.cluster != nil {
 		return nil
 	}
 	free, err := a.freeSpace(a.dataDir)

@@ -23,6 +23,11 @@
 //     it copies their tenant-writable data dirs without following
 //     anything out of them, keeps their ports when free, and replaces
 //     their unlabelled containers; it never writes to the source;
+//   - with a runtime that places instances on nodes (cluster.go), each user
+//     is pinned to one node for life, where its data lives: a user whose
+//     node is not ready is missing, and its ensure is refused
+//     (ErrNodeUnavailable), never made on another node; a local runtime
+//     sees none of it;
 //   - errors are classes of internal/errdefs, wrapped with the user and the
 //     step where they arose.
 //

@@ -72,6 +72,9 @@ func (a *Agent) ensure(ctx context.Context, userID string, spec InstanceSpec, op
 	if err != nil {
 		return Instance{}, err
 	}
+	if a.cluster != nil && len(e.Files)+len(e.SeedFiles) > 0 {
+		return Instance{}, invalid("files and seedFiles are written into the user's data dir on this host; with a cluster runtime the data dirs live on the nodes, where the agent cannot write files yet: send none (see docs/swarm.md)")
+	}
 
 	unlock := a.locks.lock(userID)
 	defer unlock()
@@ -116,6 +119,13 @@ func (a *Agent) ensureLocked(ctx context.Context, userID string, e effectiveSpec
 	// load for everyone else).
 	if err := a.checkQuota(ctx, userID); err != nil {
 		return Instance{}, err
+	}
+	// With a cluster runtime, a user whose node is not ready is refused
+	// (nil check only for a local runtime).
+	if a.cluster != nil {
+		if err := a.checkNode(ctx, userID, ls); err != nil {
+			return Instance{}, err
+		}
 	}
 	if ls.exists() {
 		// An existing instance: its data dir's mode again (one lstat when
@@ -259,6 +269,14 @@ func (a *Agent) create(ctx context.Context, userID string, e effectiveSpec, outc
 	if err := a.ensureNetwork(ctx); err != nil {
 		return Instance{}, err
 	}
+	// With a cluster runtime, the user's node: pinned now (durably) at its
+	// first create, once the runtime has answered with its nodes.
+	node := ""
+	if a.cluster != nil {
+		if node, err = a.pinNode(ctx, userID); err != nil {
+			return Instance{}, err
+		}
+	}
 	// The user's uid (reserved now for a user with none), which owns the
 	// data dir and which the container runs as. Reserving one is a
 	// registry write: only once the engine has answered (the image and
@@ -277,12 +295,17 @@ func (a *Agent) create(ctx context.Context, userID string, e effectiveSpec, outc
 	}
 	e.User = a.knownUser(userID)
 	hash := a.hash.current(e)
-	dir, err := a.prepareDataDir(userID, e, uid, gid)
+	var dir string
+	if node != "" {
+		dir, err = a.prepareNodeDir(ctx, node, userID, e, uid, gid)
+	} else {
+		dir, err = a.prepareDataDir(userID, e, uid, gid)
+	}
 	if err != nil {
 		return Instance{}, err
 	}
 	for moved := false; ; moved = true {
-		in, err := a.createOnce(ctx, userID, e, hash, dir, opts)
+		in, err := a.createOnce(ctx, userID, e, hash, dir, node, opts)
 		if err == nil {
 			in.Outcome = outcome
 			return in, nil
@@ -299,8 +322,9 @@ func (a *Agent) create(ctx context.Context, userID string, e effectiveSpec, outc
 
 // createOnce creates and starts userID's container on the user's port (a
 // new user's is held in memory and reserved by the record's Put below:
-// see portHolds) and waits until it is ready.
-func (a *Agent) createOnce(ctx context.Context, userID string, e effectiveSpec, hash, dir string, opts EnsureOptions) (Instance, error) {
+// see portHolds), on node with a cluster runtime, and waits until it is
+// ready.
+func (a *Agent) createOnce(ctx context.Context, userID string, e effectiveSpec, hash, dir, node string, opts EnsureOptions) (Instance, error) {
 	ic := &a.conf().Instance
 	lo, hi, _ := ic.Ports()
 	port, releasePort, err := a.ports.pick(a.reg, userID, lo, hi, a.usablePort(ic))
@@ -309,7 +333,7 @@ func (a *Agent) createOnce(ctx context.Context, userID string, e effectiveSpec, 
 	}
 	defer releasePort()
 	now := a.now()
-	spec := a.containerSpec(userID, e, hash, port, now.UnixMilli(), dir)
+	spec := a.containerSpec(userID, e, hash, port, now.UnixMilli(), dir, node)
 
 	id, err := a.createContainer(ctx, spec, opts)
 	if err != nil {
@@ -331,7 +355,7 @@ func (a *Agent) createOnce(ctx context.Context, userID string, e effectiveSpec, 
 	}
 	a.containerImages.Store(id, e.ImageID)
 	a.setLive(userID, liveState{ID: id, Name: spec.Name, Image: e.Image, ImageID: e.ImageID, State: runtime.StateCreated,
-		Hash: hash, Port: port, CreatedAtMs: rec.CreatedAtMs})
+		Hash: hash, Port: port, CreatedAtMs: rec.CreatedAtMs, Node: node, NodeAddr: a.nodeAddr(node)})
 	if err := a.reg.Put(rec); err != nil {
 		note := a.cleanup(userID, id)
 		return Instance{}, fmt.Errorf("record instance of user %q: %w (%s)", userID, err, note)
@@ -464,8 +488,11 @@ func (a *Agent) startAndWait(ctx context.Context, rec registry.Record) error {
 	}
 	err = a.rt.Start(ctx, rec.ContainerID)
 	release()
+	if err != nil && a.cluster != nil && unavailable(err) {
+		err = a.nodeUnavailable(ctx, rec.UserID, err)
+	}
 	if err != nil {
-		if !unavailable(err) {
+		if !unavailable(err) && !errors.Is(err, errdefs.ErrNodeUnavailable) {
 			note := a.cleanup(rec.UserID, rec.ContainerID)
 			return fmt.Errorf("start container of user %q: %w (%s; port %d and data kept)", rec.UserID, err, note, rec.Port)
 		}

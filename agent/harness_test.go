@@ -13,6 +13,7 @@ import (
 
 	"github.com/zaki-platform/zaki-agent/internal/testenv"
 	"github.com/zaki-platform/zaki-agent/registry"
+	"github.com/zaki-platform/zaki-agent/runtime"
 	"github.com/zaki-platform/zaki-agent/runtime/runtimetest"
 )
 
@@ -39,9 +40,12 @@ func (c *clock) Add(d time.Duration) {
 // fakeEnv is an agent over the in-memory runtime, its registry in a temp
 // state dir.
 type fakeEnv struct {
-	t      *testing.T
-	cfg    envConfig
-	fake   *runtimetest.Fake
+	t    *testing.T
+	cfg  envConfig
+	fake *runtimetest.Fake
+	// rt, when set, is the runtime the agent drives instead of fake (a
+	// FakeCluster whose Fake is fake, say).
+	rt     runtime.Runtime
 	reg    *registry.Registry
 	a      *Agent
 	clock  *clock
@@ -107,7 +111,12 @@ func (e *fakeEnv) startNoWait() {
 		}})
 	assert.NilError(t, err)
 	e.reg = reg
-	a, err := New(e.cfg.Config, e.fake, reg, Options{StateDir: e.cfg.StateDir, Now: e.clock.Now})
+	var rt runtime.Runtime = e.fake
+	if e.rt != nil {
+		rt = e.rt
+	}
+	// The node loop of a cluster runtime is driven by the tests (resync).
+	a, err := New(e.cfg.Config, rt, reg, Options{StateDir: e.cfg.StateDir, Now: e.clock.Now, NodePoll: time.Hour})
 	assert.NilError(t, err)
 	a.probe = func(ctx context.Context, addr string) error { return nil }
 	e.a = a

@@ -83,6 +83,9 @@ type usersFileEntry struct {
 // read) is an error, and so is a runtime that does not answer; a user
 // that fails is reported and the others go on.
 func (a *Agent) Import(ctx context.Context, req ImportRequest) (ImportResult, error) {
+	if a.cluster != nil {
+		return ImportResult{}, invalid("import: not with a runtime that places instances on nodes: it copies the users' data into this host's state dir, and the instances' data lives on the nodes")
+	}
 	req, entries, ids, err := readImport(req)
 	if err != nil {
 		return ImportResult{}, err

@@ -152,3 +152,41 @@ func (r *instrumented) Exec(ctx context.Context, ref string, opts runtime.ExecOp
 	done(err)
 	return res, err
 }
+
+// instrumentedCluster is the runtime's Cluster calls, bounded and
+// measured as the others are. instrumented itself does not implement
+// runtime.Cluster: the agent keeps this beside it only for a runtime that
+// does (see detectCluster), so that a local runtime is told apart with a
+// nil check.
+type instrumentedCluster struct {
+	r  *instrumented
+	cl runtime.Cluster
+}
+
+var _ runtime.Cluster = instrumentedCluster{}
+
+// cluster returns the runtime's Cluster calls, instrumented; nil when the
+// runtime does not implement runtime.Cluster (a local runtime: the fake).
+// The plugin shim always does, and answers runtime.ErrUnimplemented when
+// its plugin is local.
+func (r *instrumented) cluster() runtime.Cluster {
+	cl, ok := r.rt.(runtime.Cluster)
+	if !ok {
+		return nil
+	}
+	return instrumentedCluster{r: r, cl: cl}
+}
+
+func (c instrumentedCluster) Nodes(ctx context.Context) ([]runtime.Node, error) {
+	ctx, done := c.r.call(ctx, "Nodes", 0)
+	nodes, err := c.cl.Nodes(ctx)
+	done(err)
+	return nodes, err
+}
+
+func (c instrumentedCluster) PrepareDir(ctx context.Context, spec runtime.DirSpec) error {
+	ctx, done := c.r.call(ctx, "PrepareDir", 0)
+	err := c.cl.PrepareDir(ctx, spec)
+	done(err)
+	return err
+}

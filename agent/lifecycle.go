@@ -69,6 +69,11 @@ func (a *Agent) Restart(ctx context.Context, userID string) (Instance, error) {
 	if err := a.checkQuota(ctx, userID); err != nil {
 		return Instance{}, err
 	}
+	if a.cluster != nil {
+		if err := a.checkNode(ctx, userID, ls); err != nil {
+			return Instance{}, err
+		}
+	}
 	release, err := a.acquire(ctx)
 	if err != nil {
 		return Instance{}, err
@@ -101,6 +106,14 @@ func (a *Agent) Restart(ctx context.Context, userID string) (Instance, error) {
 func (a *Agent) Remove(ctx context.Context, userID string, purge bool) error {
 	if err := validateUserID(userID); err != nil {
 		return err
+	}
+	if purge && a.cluster != nil {
+		where := "on its node"
+		if node, ok := a.reg.Node(userID); ok {
+			where = fmt.Sprintf("on node %q", node)
+		}
+		return invalid("purge of user %q: its data lives %s, where the agent cannot delete it yet (a cluster runtime has no call for it): remove without purge, then delete %s there",
+			userID, where, filepath.Join(a.dataDir, userID))
 	}
 	unlock := a.locks.lock(userID)
 	defer unlock()

@@ -135,6 +135,8 @@ func className(err error) string {
 		return "instance_failed"
 	case errdefs.ErrQuotaExceeded:
 		return "quota_exceeded"
+	case errdefs.ErrNodeUnavailable:
+		return "node_unavailable"
 	}
 	return "internal"
 }

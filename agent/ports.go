@@ -80,6 +80,11 @@ func (h *portHolds) move(reg *registry.Registry, userID string, old, lo, hi int,
 func (a *Agent) usablePort(ic *InstanceConfig) func(int) bool {
 	reserved, _ := parsePortList(ic.ReservedPorts) // validated with the config
 	addr, inUse := ic.BindAddress, a.portInUse
+	if a.cluster != nil {
+		// The ports of this host say nothing of the nodes': the engine has
+		// the last word when the container starts (see movePort).
+		return func(p int) bool { return !reserved.has(p) }
+	}
 	return func(p int) bool { return !reserved.has(p) && !inUse(addr, p) }
 }
 

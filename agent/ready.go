@@ -22,7 +22,15 @@ func (a *Agent) waitReady(ctx context.Context, rec registry.Record) error {
 	timeout := seconds(a.conf().Instance.ReadinessTimeoutSeconds)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	addr := net.JoinHostPort(a.conf().Instance.BindAddress, strconv.Itoa(rec.Port))
+	host := a.conf().Instance.BindAddress
+	if a.cluster != nil {
+		// The address of the instance's node (its ports answer on every
+		// address of the node, not on bindAddress).
+		if h := a.nodeHost(rec.UserID); h != "" {
+			host = h
+		}
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(rec.Port))
 	// Probe every readyPoll while a gateway is expected to come up (a
 	// refused probe costs a connect through the engine's port proxy, next
 	// to nothing), then back off: a coarser poll would add up to its

@@ -34,7 +34,11 @@ type liveState struct {
 	Labels      map[string]string // the caller's labels (the agent's own removed)
 	FinishedAt  time.Time         // end of the last run (zero when unknown)
 	OOMKilled   bool              // the last run was killed for lack of memory
-	seq         uint64
+	// Node and NodeAddr are where a cluster runtime runs the container
+	// (Container.Node, NodeAddr); "" for a local runtime, and when known
+	// from events only.
+	Node, NodeAddr string
+	seq            uint64
 }
 
 func (l liveState) exists() bool { return l.ID != "" }
@@ -111,6 +115,7 @@ func (a *Agent) liveFromContainer(c runtime.Container) (string, liveState, bool)
 		a.containerImages.Store(c.ID, c.ImageID)
 	}
 	ls.FinishedAt, ls.OOMKilled = c.FinishedAt, c.OOMKilled
+	ls.Node, ls.NodeAddr = c.Node, c.NodeAddr
 	return userID, ls, ok
 }
 
@@ -122,6 +127,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.bgCancel()
 	var wg sync.WaitGroup
 	wg.Add(4)
+	if a.cluster != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.nodeLoop(ctx) }()
+	}
 	go func() { defer wg.Done(); a.eventLoop(ctx) }()
 	go func() { defer wg.Done(); a.diskLoop(ctx) }()
 	go func() { defer wg.Done(); a.images.refreshLoop(ctx) }()
@@ -259,12 +268,21 @@ func (a *Agent) reconcile(ctx context.Context) error {
 // changed container IDs and states are recorded, in one durable write.
 // Users busy in another call are left for the next resync.
 func (a *Agent) resync(ctx context.Context) error {
+	if a.cluster != nil {
+		// The nodes first: a user whose node is lost is missing.
+		if _, err := a.refreshNodes(ctx); err != nil {
+			a.log.Warn("resync: nodes", "err", err)
+		}
+	}
 	seq0 := a.seq.Load()
 	found, err := a.listInstances(ctx)
 	if err != nil {
 		return fmt.Errorf("resync: %w", err)
 	}
 	a.replaceLive(found, seq0)
+	if a.cluster != nil {
+		a.learnPins(found)
+	}
 
 	held := heldLocks{locks: &a.locks}
 	defer held.release()
@@ -496,6 +514,9 @@ func (a *Agent) resyncUser(ctx context.Context, userID string) error {
 		return errdefs.Errorf(errdefs.ErrConflict, "container %s is the instance of user %q, not of %q: remove or rename it", c.Name, id, userID)
 	}
 	a.setLive(userID, ls)
+	if a.cluster != nil {
+		a.learnPins(map[string]liveState{userID: ls})
+	}
 	return nil
 }
 
@@ -606,6 +627,9 @@ func (a *Agent) learnImageEvents(ctx context.Context) {
 	if info, err := a.rt.Info(ctx); err == nil {
 		a.imageEvents.Store(info.ImageEvents)
 		a.checkOCIRuntime(info)
+		if a.cluster != nil {
+			a.learnUnenforced(info)
+		}
 	}
 }
 

@@ -22,6 +22,9 @@ func (a *Agent) Reload(next Config) (needRestart, applied []string, err error) {
 	if err := next.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("config: %w", err)
 	}
+	if err := next.checkRuntime(a.facts.Load()); err != nil {
+		return nil, nil, fmt.Errorf("config: %w", err)
+	}
 	cur := a.conf()
 	needRestart = configkeys.Keep(cur, &next, restartOnly)
 	applied = configkeys.Diff(cur, &next)
@@ -29,6 +32,7 @@ func (a *Agent) Reload(next Config) (needRestart, applied []string, err error) {
 		a.netDone.Store(false)
 	}
 	a.warnFixedUser(cur, &next)
+	a.warnBindAddress(cur, &next)
 	a.cfg.Store(&next)
 	return needRestart, applied, nil
 }

@@ -280,9 +280,22 @@ func newLabelKeys(prefix string) labelKeys {
 	}
 }
 
-// containerSpec turns an effective spec into the runtime's terms.
-func (a *Agent) containerSpec(userID string, e effectiveSpec, hash string, port int, createdAtMs int64, dataDir string) runtime.ContainerSpec {
-	lk := a.labels
+// containerSpec turns an effective spec into the runtime's terms, placed
+// on node ("" for a local runtime).
+func (a *Agent) containerSpec(userID string, e effectiveSpec, hash string, port int, createdAtMs int64, dataDir, node string) runtime.ContainerSpec {
+	spec := a.conf().containerSpec(a.labels, a.facts.Load(), userID, e, hash, port, createdAtMs, dataDir)
+	spec.Placement.Node = node
+	return spec
+}
+
+// containerSpec turns an effective spec into the runtime's terms, for a
+// runtime of which rf tells (nil: a local one). What the runtime cannot
+// enforce of what the agent sets on its own, not from a config key, is
+// left out: the swap limit (memory swap = memory, so no swap: with such
+// a runtime swap is whatever the nodes have, see docs/swarm-nodes.md) and
+// the host address of the port (every address of the node, so
+// instance.bindAddress is not used).
+func (c *Config) containerSpec(lk labelKeys, rf *runtimeFacts, userID string, e effectiveSpec, hash string, port int, createdAtMs int64, dataDir string) runtime.ContainerSpec {
 	labels := make(map[string]string, len(e.Labels)+5)
 	for k, v := range e.Labels {
 		labels[k] = v
@@ -313,7 +326,7 @@ func (a *Agent) containerSpec(userID string, e effectiveSpec, hash string, port 
 			CPUs:       e.CPUs,
 			CPUShares:  e.CPUShares,
 			Memory:     fmt.Sprint(e.MemoryBytes),
-			MemorySwap: fmt.Sprint(e.MemoryBytes), // swap off
+			MemorySwap: fmt.Sprint(e.MemoryBytes), // swap off (but see above)
 			PidsLimit:  e.Pids,
 		},
 		Security: runtime.Security{
@@ -326,13 +339,19 @@ func (a *Agent) containerSpec(userID string, e effectiveSpec, hash string, port 
 		Restart: restart,
 		Network: e.Network,
 		Ports: []runtime.PortBinding{{
-			HostIP: a.conf().Instance.BindAddress, HostPort: port, ContainerPort: e.ContainerPort, Protocol: "tcp",
+			HostIP: c.Instance.BindAddress, HostPort: port, ContainerPort: e.ContainerPort, Protocol: "tcp",
 		}},
-		StopTimeout: seconds(a.conf().Instance.StopTimeoutSeconds),
+		StopTimeout: seconds(c.Instance.StopTimeoutSeconds),
 		// Not in the config hash: a changed bound applies as containers
 		// are made anew (create, recreate, the age rule's renewal).
-		Log:        a.conf().Instance.logConfig(),
+		Log:        c.Instance.logConfig(),
 		OCIRuntime: e.OCIRuntime,
+	}
+	if rf.unenforced(runtime.FieldMemorySwap) {
+		spec.Resources.MemorySwap = ""
+	}
+	if rf.unenforced(runtime.FieldHostIP) {
+		spec.Ports[0].HostIP = ""
 	}
 	for _, m := range e.mountList() {
 		spec.Mounts = append(spec.Mounts, runtime.Mount{Source: filepath.Join(dataDir, m.Dir), Target: m.Target})
@@ -351,7 +370,7 @@ func (a *Agent) containerSpec(userID string, e effectiveSpec, hash string, port 
 			Test:        e.HealthCmd,
 			Interval:    iv,
 			Timeout:     min(iv, seconds(5)),
-			StartPeriod: seconds(a.conf().Instance.ReadinessTimeoutSeconds),
+			StartPeriod: seconds(c.Instance.ReadinessTimeoutSeconds),
 			Retries:     3,
 		}
 	}

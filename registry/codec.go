@@ -64,6 +64,23 @@ func (s *state) encode(b []byte) []byte {
 		}
 		b = append(b, '\n', '}')
 	}
+	if len(s.nodeIDs) > 0 {
+		// Only when some user is pinned (a cluster runtime): a file
+		// without is read by agents that predate pins.
+		b = append(b, `,"nodes":{`...)
+		for i, id := range s.nodeIDs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			// Node names are validated too: nothing to escape.
+			b = append(b, '\n', '"')
+			b = append(b, id...)
+			b = append(b, '"', ':', '"')
+			b = append(b, s.nodes[id]...)
+			b = append(b, '"')
+		}
+		b = append(b, '\n', '}')
+	}
 	return append(b, "}\n"...)
 }
 
@@ -72,11 +89,12 @@ func (s *state) encode(b []byte) []byte {
 // apart from an empty one) or the platform's old registry (entries, no
 // version field), whose entries are decoded apart, leniently.
 type fileAny struct {
-	Version *int            `json:"version"`
-	Records *[]fileRecord   `json:"records"`
-	Ports   *map[string]int `json:"ports"`
-	UIDs    map[string]int  `json:"uids"`
-	Entries json.RawMessage `json:"entries"`
+	Version *int              `json:"version"`
+	Records *[]fileRecord     `json:"records"`
+	Ports   *map[string]int   `json:"ports"`
+	UIDs    map[string]int    `json:"uids"`
+	Nodes   map[string]string `json:"nodes"`
+	Entries json.RawMessage   `json:"entries"`
 }
 
 type legacyEntry struct {
@@ -134,8 +152,8 @@ func decode(data []byte) (s *state, legacy bool, err error) {
 		s, err := decodeV1(&f)
 		return s, false, err
 	case f.Entries != nil:
-		if f.Records != nil || f.Ports != nil || f.UIDs != nil {
-			return nil, false, errors.New(`"records" or "ports" without a "version" field`)
+		if f.Records != nil || f.Ports != nil || f.UIDs != nil || f.Nodes != nil {
+			return nil, false, errors.New(`"records", "ports", "uids" or "nodes" without a "version" field`)
 		}
 		s, err := decodeLegacy(data, f.Entries)
 		return s, true, err
@@ -184,6 +202,18 @@ func decodeV1(f *fileAny) (*state, error) {
 		s.uidIDs = append(s.uidIDs, id)
 	}
 	slices.Sort(s.uidIDs)
+	for id, node := range f.Nodes {
+		if !validUserID(id) {
+			return nil, fmt.Errorf("nodes: invalid user id %q", id)
+		}
+		if !validNodeName(node) {
+			return nil, fmt.Errorf("nodes: user %q: invalid node name %q", id, node)
+		}
+		s.nodes[id] = node
+		s.byNode[node]++
+		s.nodeIDs = append(s.nodeIDs, id)
+	}
+	slices.Sort(s.nodeIDs)
 	for i, fr := range *f.Records {
 		rec := Record{
 			UserID: fr.UserID, ContainerName: fr.ContainerName, ContainerID: fr.ContainerID,

@@ -24,7 +24,7 @@
 // in memory and the flusher retries every FlushInterval; a crash then also
 // loses the touches made since the failures began.
 //
-// Reads (Get, List, Port, Ports, UID, UIDs) load an immutable snapshot and never wait
+// Reads (Get, List, Port, Ports, UID, UIDs, Node, Nodes) load an immutable snapshot and never wait
 // for a write in progress.
 //
 // # The state dir
@@ -44,10 +44,13 @@
 //	"alice":18790
 //	},"uids":{
 //	"alice":200000
+//	},"nodes":{
+//	"alice":"n1"
 //	}}
 //
 // One record per line, sorted by user ID; ports maps each user ID to its
-// host port, uids (written only when some user has one) to its uid.
+// host port, uids (written only when some user has one) to its uid, nodes
+// (written only when some user is pinned) to its node.
 // Record fields: userId, containerName, containerId, image,
 // port, uid (when not 0), configHash, hashVersion, desiredHash, renew, state, labels,
 // createdAtMs, lastUsedAtMs. A file with a newer version, an unknown field, a record
@@ -82,4 +85,11 @@
 // life in the same way, and never moves: the user's data on disk is owned
 // by it. A record's UID is 0 (the container runs as a fixed user) or its
 // user's reservation; anything else fails with ErrUIDConflict.
+//
+// # Nodes
+//
+// With a cluster runtime each user is pinned to a node (PinNode, or
+// PinNodes learning a pin back from where its container runs), kept for
+// life like its uid: the user's data lives on that node. Many users share
+// a node; a user's pin never moves.
 package registry

@@ -18,11 +18,14 @@ type state struct {
 	uids    map[string]int // each user's uid, for life (see ReserveUID)
 	uidIDs  []string       // keys of uids, sorted
 	byUID   map[int]string
+	nodes   map[string]string // each user's node, for life (see PinNode)
+	nodeIDs []string          // keys of nodes, sorted
+	byNode  map[string]int    // how many users each node has pinned
 }
 
 func emptyState() *state {
 	return &state{recs: map[string]*entry{}, ports: map[string]int{}, byPort: map[int]string{},
-		uids: map[string]int{}, byUID: map[int]string{}}
+		uids: map[string]int{}, byUID: map[int]string{}, nodes: map[string]string{}, byNode: map[string]int{}}
 }
 
 func byUserID(a, b *entry) int { return cmp.Compare(a.rec.UserID, b.rec.UserID) }
@@ -34,6 +37,7 @@ type stage struct {
 	changedID map[string]bool // records put or deleted
 	portsCopy bool
 	uidsCopy  bool
+	nodesCopy bool
 }
 
 func newStage(cur *state) *stage {
@@ -63,6 +67,15 @@ func (st *stage) copyUIDs() {
 		st.next.byUID = maps.Clone(st.cur.byUID)
 		st.next.uidIDs = slices.Clone(st.cur.uidIDs)
 		st.uidsCopy = true
+	}
+}
+
+func (st *stage) copyNodes() {
+	if !st.nodesCopy {
+		st.next.nodes = maps.Clone(st.cur.nodes)
+		st.next.byNode = maps.Clone(st.cur.byNode)
+		st.next.nodeIDs = slices.Clone(st.cur.nodeIDs)
+		st.nodesCopy = true
 	}
 }
 
@@ -100,8 +113,19 @@ func (st *stage) reserveUID(id string, uid int) {
 	st.next.uidIDs = slices.Insert(st.next.uidIDs, i, id)
 }
 
+// pinNode records node as id's; the caller has checked that id has none.
+func (st *stage) pinNode(id, node string) {
+	st.copyNodes()
+	st.next.nodes[id] = node
+	st.next.byNode[node]++
+	i, _ := slices.BinarySearch(st.next.nodeIDs, id)
+	st.next.nodeIDs = slices.Insert(st.next.nodeIDs, i, id)
+}
+
 // changed reports whether the stage differs from the current state.
-func (st *stage) changed() bool { return st.changedID != nil || st.portsCopy || st.uidsCopy }
+func (st *stage) changed() bool {
+	return st.changedID != nil || st.portsCopy || st.uidsCopy || st.nodesCopy
+}
 
 // done finishes the sorted list and returns the next state.
 func (st *stage) done() *state {

@@ -280,7 +280,7 @@ func ValidateFor(spec ContainerSpec, info Info, enforcedElsewhere []string) erro
 	for i, f := range fields {
 		msgs[i] = fmt.Sprintf("%s is set but %s cannot enforce it", f, runtimeName(info))
 	}
-	return invalid("%s; unset it, or list it in runtime.enforcedByNodes if node provisioning enforces it", strings.Join(msgs, "; "))
+	return invalid("%s; unset it, or list it in instance.enforcedByNodes if node provisioning enforces it", strings.Join(msgs, "; "))
 }
 
 // Unenforced lists, in the order of info.Unenforced, the fields spec sets

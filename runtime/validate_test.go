@@ -81,7 +81,7 @@ func TestUnenforcedFields(t *testing.T) {
 				assert.Check(t, is.DeepEqual(got, []string{field}))
 				assert.Check(t, errors.Is(err, runtime.ErrInvalidArgument), "%v", err)
 				assert.Check(t, is.ErrorContains(err, field+" is set but the runtime swarm cannot enforce it"))
-				assert.Check(t, is.ErrorContains(err, "runtime.enforcedByNodes"))
+				assert.Check(t, is.ErrorContains(err, "instance.enforcedByNodes"))
 				// ValidateOn, the runtime's own check, does not refuse it:
 				// the runtime cannot know what its nodes enforce.
 				assert.Check(t, spec.ValidateOn(info))

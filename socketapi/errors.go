@@ -8,8 +8,8 @@ import (
 	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 )
 
-// The error classes of the API, tested with errors.Is. The first twelve
-// are the agent's own (package internal/errdefs); the others arise in the
+// The error classes of the API, tested with errors.Is. The first
+// thirteen are the agent's own (package internal/errdefs); the others arise in the
 // API layer alone. The agent's errdefs.ErrDataLoss (a corrupt file of its
 // own) is answered as internal.
 var (
@@ -30,6 +30,10 @@ var (
 	// ErrQuotaExceeded: the user's data is over instance.dataQuota; the
 	// instance is stopped (data kept) until it is under.
 	ErrQuotaExceeded = errdefs.ErrQuotaExceeded
+	// ErrNodeUnavailable: with a cluster runtime, the node the user is
+	// pinned to (where its data lives) is not ready; retry once it is
+	// back: the instance is never made on another node.
+	ErrNodeUnavailable = errdefs.ErrNodeUnavailable
 	// ErrTooLarge: the request body is larger than the agent accepts.
 	ErrTooLarge = errors.New("too large")
 	// ErrMethodNotAllowed: the path exists, the method does not.
@@ -52,6 +56,7 @@ const (
 	CodePullFailed         = "pull_failed"
 	CodeTooManyRequests    = "too_many_requests"
 	CodeQuotaExceeded      = "quota_exceeded"
+	CodeNodeUnavailable    = "node_unavailable"
 	CodeTimeout            = "timeout"
 	CodeInternal           = "internal"
 )
@@ -59,9 +64,10 @@ const (
 // errorKind ties a class to its code and HTTP status: the one table both
 // the server and the client translate with. Two classes share "conflict"
 // (the wire does not tell them apart: the client's error is of both), and
-// two share 503, told apart by their codes: runtime_unavailable passes
+// three share 503, told apart by their codes: runtime_unavailable passes
 // (retry), resource_exhausted lasts until someone widens the port range
-// or frees disk space (place the user on another host).
+// or frees disk space (place the user on another host), node_unavailable
+// lasts until the node the user is pinned to is back.
 type errorKind struct {
 	class  error
 	code   string
@@ -78,6 +84,7 @@ var errorKinds = []errorKind{
 	{ErrTooLarge, CodeTooLarge, http.StatusRequestEntityTooLarge},
 	{ErrUnavailable, CodeRuntimeUnavailable, http.StatusServiceUnavailable},
 	{ErrResourceExhausted, CodeResourceExhausted, http.StatusServiceUnavailable},
+	{ErrNodeUnavailable, CodeNodeUnavailable, http.StatusServiceUnavailable},
 	{ErrTooManyRequests, CodeTooManyRequests, http.StatusTooManyRequests},
 	{ErrQuotaExceeded, CodeQuotaExceeded, http.StatusInsufficientStorage},
 	{ErrInstanceFailed, CodeInstanceFailed, http.StatusBadGateway},

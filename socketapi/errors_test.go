@@ -41,6 +41,7 @@ func TestHTTPError(t *testing.T) {
 		{fmt.Errorf("ensure: %w", errdefs.Errorf(errdefs.ErrForbidden, "image not allowed")), 403, "forbidden", socketapi.ErrForbidden},
 		{errdefs.Errorf(errdefs.ErrTooManyRequests, "2 running"), 429, "too_many_requests", socketapi.ErrTooManyRequests},
 		{fmt.Errorf("ensure: %w", errdefs.Errorf(errdefs.ErrQuotaExceeded, "over instance.dataQuota")), 507, "quota_exceeded", socketapi.ErrQuotaExceeded},
+		{fmt.Errorf("ensure: %w", errdefs.Errorf(errdefs.ErrNodeUnavailable, "node n2 is not ready: node n2 is down")), 503, "node_unavailable", socketapi.ErrNodeUnavailable},
 		{fmt.Errorf("x: %w", errdefs.Errorf(errdefs.ErrUnavailable, "down")), 503, "runtime_unavailable", socketapi.ErrUnavailable},
 		{errdefs.Errorf(errdefs.ErrTimeout, "slow"), 504, "timeout", socketapi.ErrTimeout},
 		{fmt.Errorf("wait: %w", context.DeadlineExceeded), 504, "timeout", socketapi.ErrTimeout},

@@ -38,11 +38,21 @@ type Instance struct {
 	Image         string `json:"image"`
 	// ImageID is the ID of the image the container runs ("sha256:..."),
 	// empty when not known.
-	ImageID      string            `json:"imageId,omitempty"`
-	State        string            `json:"state"` // running, paused, stopped or missing
-	Health       string            `json:"health,omitempty"`
-	Port         int               `json:"port"`
-	URL          string            `json:"url"`
+	ImageID string `json:"imageId,omitempty"`
+	State   string `json:"state"` // running, paused, stopped or missing
+	Health  string `json:"health,omitempty"`
+	// Reason says why the instance is in its state when that is not its
+	// container's: with a cluster runtime, a user whose node is not ready
+	// is missing ("node n2 is not ready: node n2 is down").
+	Reason string `json:"reason,omitempty"`
+	Port   int    `json:"port"`
+	// URL is the gateway's address: on instance.bindAddress, or with a
+	// cluster runtime on the address of the instance's node.
+	URL string `json:"url"`
+	// Node is, with a cluster runtime, the node the user is pinned to (at
+	// its first ensure, for life: its data lives there); "" for a local
+	// runtime.
+	Node         string            `json:"node,omitempty"`
 	CreatedAtMs  int64             `json:"createdAtMs"`
 	LastUsedAtMs int64             `json:"lastUsedAtMs"`
 	ConfigHash   string            `json:"configHash"`

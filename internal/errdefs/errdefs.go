@@ -50,12 +50,16 @@ var (
 	// ErrQuotaExceeded: the user's data takes more disk space than its
 	// quota allows; the instance is not run until it takes less.
 	ErrQuotaExceeded = errors.New("quota exceeded")
+	// ErrNodeUnavailable: the node a user is pinned to (with a cluster
+	// runtime: its data lives there) is not ready; the instance is not
+	// made on another node, and runs again once its node is back.
+	ErrNodeUnavailable = errors.New("node unavailable")
 )
 
 // classes lists the error classes, most specific first.
 var classes = []error{
 	ErrInvalidArgument, ErrForbidden, ErrPullFailed, ErrNotFound, ErrAlreadyExists, ErrConflict,
-	ErrTooManyRequests, ErrQuotaExceeded, ErrResourceExhausted, ErrDataLoss, ErrInstanceFailed, ErrTimeout, ErrUnavailable,
+	ErrTooManyRequests, ErrQuotaExceeded, ErrNodeUnavailable, ErrResourceExhausted, ErrDataLoss, ErrInstanceFailed, ErrTimeout, ErrUnavailable,
 }
 
 // Errorf returns an error of class class whose text is the formatted

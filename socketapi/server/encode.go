@@ -90,10 +90,18 @@ func appendInstance(b []byte, in *socketapi.Instance) []byte {
 		b = append(b, `,"health":`...)
 		b = appendString(b, in.Health)
 	}
+	if in.Reason != "" {
+		b = append(b, `,"reason":`...)
+		b = appendString(b, in.Reason)
+	}
 	b = append(b, `,"port":`...)
 	b = strconv.AppendInt(b, int64(in.Port), 10)
 	b = append(b, `,"url":`...)
 	b = appendString(b, in.URL)
+	if in.Node != "" {
+		b = append(b, `,"node":`...)
+		b = appendString(b, in.Node)
+	}
 	b = append(b, `,"createdAtMs":`...)
 	b = strconv.AppendInt(b, in.CreatedAtMs, 10)
 	b = append(b, `,"lastUsedAtMs":`...)

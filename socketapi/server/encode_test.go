@@ -21,7 +21,7 @@ func TestAppendInstancesMatchesMarshal(t *testing.T) {
 	var ins []socketapi.Instance
 	for i, s := range odd {
 		ins = append(ins, socketapi.Instance{
-			UserID: "u" + s, ContainerName: s, ContainerID: s, Image: s, ImageID: s, State: s, Health: s,
+			UserID: "u" + s, ContainerName: s, ContainerID: s, Image: s, ImageID: s, State: s, Health: s, Reason: s, Node: s,
 			Port: 18790 + i, URL: s, CreatedAtMs: int64(i) * 1e12, LastUsedAtMs: -int64(i), ConfigHash: s,
 			Stale: i%2 == 0, Labels: map[string]string{s: s, "b": "2", "a" + s: "1"}, Outcome: s,
 			DataBytes: int64(i) * 40961,
@@ -72,7 +72,8 @@ func TestAppendInstanceKnowsEveryField(t *testing.T) {
 	}
 	want := []string{
 		"UserID string userId", "ContainerName string containerName", "ContainerID string containerId,omitempty",
-		"Image string image", "ImageID string imageId,omitempty", "State string state", "Health string health,omitempty", "Port int port", "URL string url",
+		"Image string image", "ImageID string imageId,omitempty", "State string state", "Health string health,omitempty", "Reason string reason,omitempty",
+		"Port int port", "URL string url", "Node string node,omitempty",
 		"CreatedAtMs int64 createdAtMs", "LastUsedAtMs int64 lastUsedAtMs", "ConfigHash string configHash",
 		"Stale bool stale", "Labels map[string]string labels,omitempty", "DataBytes int64 dataBytes,omitempty", "Outcome string outcome,omitempty",
 	}

@@ -281,7 +281,7 @@ export interface components {
         Error: {
             error: {
                 /** @enum {string} */
-                code: "invalid_argument" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "too_large" | "too_many_requests" | "quota_exceeded" | "runtime_unavailable" | "resource_exhausted" | "instance_failed" | "pull_failed" | "timeout" | "internal";
+                code: "invalid_argument" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "too_large" | "too_many_requests" | "quota_exceeded" | "runtime_unavailable" | "resource_exhausted" | "node_unavailable" | "instance_failed" | "pull_failed" | "timeout" | "internal";
                 message: string;
             };
         };
@@ -351,10 +351,23 @@ export interface components {
              * @example healthy
              */
             health?: string;
+            /**
+             * @description why the instance is in its state when that is not its container's: with a cluster runtime, a user whose node is not ready is missing, and the reason says so
+             * @example node n2 is not ready: node n2 is down
+             */
+            reason?: string;
             /** @description the host port, the user's for life */
             port: number;
-            /** @example http://127.0.0.1:18790 */
+            /**
+             * @description the gateway's address: the host's instance.bindAddress, or with a cluster runtime the address of the node the instance runs on
+             * @example http://127.0.0.1:18790
+             */
             url: string;
+            /**
+             * @description with a cluster runtime, the node the user is pinned to (at its first ensure, for life: its data lives there); absent for a local runtime
+             * @example n1
+             */
+            node?: string;
             /** Format: int64 */
             createdAtMs: number;
             /** Format: int64 */
@@ -634,6 +647,15 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /** @description runtime_unavailable: the runtime plugin or the engine does not answer. node_unavailable (a cluster runtime only): the node the user is pinned to is not ready (the message names it and says why): retry once the node is back. */
+        RestartUnavailable: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description instance_failed: the user's container exited (or was killed for memory) before it became ready: its image or its spec (env, files) is at fault, not the agent. The message has the exit code; after a failed ensure the container is removed (port and data kept). */
         InstanceFailed: {
             headers: {
@@ -643,7 +665,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description runtime_unavailable: the runtime plugin or the engine does not answer (retry later). resource_exhausted: the host ran out of something: a new user needs a port and every port of instance.portRange is reserved (a user keeps its port for life, so this lasts until the range is widened), or the state dir's file system is full or over quota (no space left on device), or a new user's instance is refused while that file system has less free space than minFreeSpace. Place the user on another host meanwhile. */
+        /** @description runtime_unavailable: the runtime plugin or the engine does not answer (retry later). resource_exhausted: the host ran out of something: a new user needs a port and every port of instance.portRange is reserved (a user keeps its port for life, so this lasts until the range is widened), or the state dir's file system is full or over quota (no space left on device), or a new user's instance is refused while that file system has less free space than minFreeSpace. Place the user on another host meanwhile. node_unavailable (a cluster runtime only): the node the user is pinned to, where its data lives, is not ready (the message names it and says why); the instance is not made on another node: retry once the node is back. */
         Unavailable: {
             headers: {
                 [name: string]: unknown;
@@ -963,7 +985,7 @@ export interface operations {
             405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["Internal"];
             502: components["responses"]["InstanceFailed"];
-            503: components["responses"]["RuntimeUnavailable"];
+            503: components["responses"]["RestartUnavailable"];
             504: components["responses"]["Timeout"];
             507: components["responses"]["QuotaExceeded"];
         };
