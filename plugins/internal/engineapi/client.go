@@ -271,3 +271,21 @@ func pathID(kind, id string) (string, error) {
 	}
 	return id, nil
 }
+
+// get answers a GET of path (with query q, nil for none), decoded into a T.
+func get[T any](ctx context.Context, c *Client, path string, q url.Values) (T, error) {
+	var out T
+	err := c.call(ctx, request{method: http.MethodGet, path: path, query: q}, &out)
+	return out, err
+}
+
+// inspect answers a GET of prefix/<ref>suffix, ref checked by pathID as
+// the ID or name of a kind.
+func inspect[T any](ctx context.Context, c *Client, kind, prefix, ref, suffix string) (T, error) {
+	id, err := pathID(kind, ref)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return get[T](ctx, c, prefix+id+suffix, nil)
+}

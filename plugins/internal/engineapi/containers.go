@@ -70,13 +70,7 @@ type ContainerState struct {
 
 // ContainerInspect inspects the container of ID or name ref.
 func (c *Client) ContainerInspect(ctx context.Context, ref string) (Container, error) {
-	id, err := pathID("container", ref)
-	if err != nil {
-		return Container{}, err
-	}
-	var out Container
-	err = c.call(ctx, request{method: http.MethodGet, path: "/containers/" + id + "/json"}, &out)
-	return out, err
+	return inspect[Container](ctx, c, "container", "/containers/", ref, "/json")
 }
 
 // ContainerSummary is one container of Containers.
@@ -99,9 +93,7 @@ func (c *Client) Containers(ctx context.Context, all bool, filters Filters) ([]C
 	if all {
 		q.Set("all", "1")
 	}
-	var out []ContainerSummary
-	err := c.call(ctx, request{method: http.MethodGet, path: "/containers/json", query: q}, &out)
-	return out, err
+	return get[[]ContainerSummary](ctx, c, "/containers/json", q)
 }
 
 // LogsOptions tune ContainerLogs.

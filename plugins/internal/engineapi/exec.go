@@ -63,11 +63,5 @@ type ExecInspect struct {
 
 // ExecInspect inspects exec instance id.
 func (c *Client) ExecInspect(ctx context.Context, id string) (ExecInspect, error) {
-	id, err := pathID("exec", id)
-	if err != nil {
-		return ExecInspect{}, err
-	}
-	var out ExecInspect
-	err = c.call(ctx, request{method: http.MethodGet, path: "/exec/" + id + "/json"}, &out)
-	return out, err
+	return inspect[ExecInspect](ctx, c, "exec", "/exec/", id, "/json")
 }

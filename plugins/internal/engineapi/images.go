@@ -33,14 +33,12 @@ type Image struct {
 // ImageInspect inspects the image of reference or ID ref on this engine
 // (a swarm node pulls or finds its own copy when it starts a task).
 func (c *Client) ImageInspect(ctx context.Context, ref string) (Image, error) {
-	var out Image
 	// A reference may hold "/" (registry/repo:tag): the engine's route
 	// takes the rest of the path as the name. It never holds "..".
 	if ref == "" || strings.HasPrefix(ref, "/") || strings.Contains(ref, "..") {
-		return out, errdefs.Errorf(errdefs.ErrInvalidArgument, "invalid image reference %q", ref)
+		return Image{}, errdefs.Errorf(errdefs.ErrInvalidArgument, "invalid image reference %q", ref)
 	}
-	err := c.call(ctx, request{method: http.MethodGet, path: "/images/" + ref + "/json"}, &out)
-	return out, err
+	return get[Image](ctx, c, "/images/"+ref+"/json", nil)
 }
 
 // PullStatus is one message of an image pull's progress stream.

@@ -2,7 +2,6 @@ package engineapi
 
 import (
 	"context"
-	"net/http"
 	"net/url"
 	"time"
 )
@@ -65,18 +64,10 @@ type ManagerStatus struct {
 func (c *Client) Nodes(ctx context.Context, filters Filters) ([]Node, error) {
 	q := url.Values{}
 	filters.query(q)
-	var out []Node
-	err := c.call(ctx, request{method: http.MethodGet, path: "/nodes", query: q}, &out)
-	return out, err
+	return get[[]Node](ctx, c, "/nodes", q)
 }
 
 // Node inspects the node of ID or name ref.
 func (c *Client) Node(ctx context.Context, ref string) (Node, error) {
-	id, err := pathID("node", ref)
-	if err != nil {
-		return Node{}, err
-	}
-	var out Node
-	err = c.call(ctx, request{method: http.MethodGet, path: "/nodes/" + id}, &out)
-	return out, err
+	return inspect[Node](ctx, c, "node", "/nodes/", ref, "")
 }

@@ -64,13 +64,7 @@ func (c *Client) CreateService(ctx context.Context, spec ServiceSpec) (ServiceCr
 // an upper-case letter can never be taken for a prefix of another
 // service's ID.
 func (c *Client) Service(ctx context.Context, ref string) (Service, error) {
-	id, err := pathID("service", ref)
-	if err != nil {
-		return Service{}, err
-	}
-	var out Service
-	err = c.call(ctx, request{method: http.MethodGet, path: "/services/" + id}, &out)
-	return out, err
+	return inspect[Service](ctx, c, "service", "/services/", ref, "")
 }
 
 // Services lists the services filters select ("id", "label", "mode",
@@ -81,9 +75,7 @@ func (c *Client) Services(ctx context.Context, filters Filters, status bool) ([]
 	if status {
 		q.Set("status", "true")
 	}
-	var out []Service
-	err := c.call(ctx, request{method: http.MethodGet, path: "/services", query: q}, &out)
-	return out, err
+	return get[[]Service](ctx, c, "/services", q)
 }
 
 // UpdateService replaces the spec of service ref, last read at version.

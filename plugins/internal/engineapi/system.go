@@ -34,9 +34,7 @@ type Version struct {
 
 // Version returns the engine's version.
 func (c *Client) Version(ctx context.Context) (Version, error) {
-	var v Version
-	err := c.call(ctx, request{method: http.MethodGet, path: "/version"}, &v)
-	return v, err
+	return get[Version](ctx, c, "/version", nil)
 }
 
 // Info is the part of GET /info the plugin reads.
@@ -69,7 +67,5 @@ type SwarmInfo struct {
 
 // Info returns the engine's system information.
 func (c *Client) Info(ctx context.Context) (Info, error) {
-	var v Info
-	err := c.call(ctx, request{method: http.MethodGet, path: "/info"}, &v)
-	return v, err
+	return get[Info](ctx, c, "/info", nil)
 }

@@ -2,7 +2,6 @@ package engineapi
 
 import (
 	"context"
-	"net/http"
 	"net/url"
 	"time"
 )
@@ -76,18 +75,10 @@ type ContainerStatus struct {
 func (c *Client) Tasks(ctx context.Context, filters Filters) ([]Task, error) {
 	q := url.Values{}
 	filters.query(q)
-	var out []Task
-	err := c.call(ctx, request{method: http.MethodGet, path: "/tasks", query: q}, &out)
-	return out, err
+	return get[[]Task](ctx, c, "/tasks", q)
 }
 
 // Task inspects the task of ID id.
 func (c *Client) Task(ctx context.Context, id string) (Task, error) {
-	id, err := pathID("task", id)
-	if err != nil {
-		return Task{}, err
-	}
-	var out Task
-	err = c.call(ctx, request{method: http.MethodGet, path: "/tasks/" + id}, &out)
-	return out, err
+	return inspect[Task](ctx, c, "task", "/tasks/", id, "")
 }
