@@ -40,8 +40,16 @@ fi
 
 # The daemon of the default socket, by its pidfile: another dockerd on a
 # socket of its own (a test's) must not count.
+# A pidfile whose pid is no dockerd (left by a machine restored from a
+# snapshot, its pid since reused) is stale: dockerd refuses to start while
+# it exists.
 pid=$(cat /var/run/docker.pid 2>/dev/null || true)
-if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != dockerd ]; then
+	log "removing the stale /var/run/docker.pid (pid $pid is not dockerd)"
+	rm -f /var/run/docker.pid
+	pid=
+fi
+if [ -z "$pid" ]; then
 	log "starting dockerd (log: /var/log/zaki-dockerd.log)"
 	# setsid: the engine must outlive the make target that started it.
 	setsid nohup dockerd >/var/log/zaki-dockerd.log 2>&1 </dev/null &
