@@ -82,7 +82,7 @@ faults: stub-image ## the fault-injection suite: agent/plugin kills, dockerd res
 
 .PHONY: swarm-e2e
 
-swarm-e2e: stub-image ## the swarm runtime against a 3-node swarm of engines in network namespaces on this machine (scripts/swarm-harness.sh, brought down at the end; needs root)
+swarm-e2e: stub-image ## the swarm runtime plugin, and the agent on it, against a 3-node swarm of engines in network and mount namespaces on this machine (scripts/swarm-harness.sh, brought down at the end; ~4 min; needs root)
 	@trap 'scripts/swarm-harness.sh down' EXIT; \
 		scripts/swarm-harness.sh up 3 && \
-		ZAKI_BIN_DIR=$(BIN) ZAKI_REQUIRE_DOCKER=1 $(GO) test -count=1 -tags swarm -timeout 30m ./plugins/swarm/...
+		ZAKI_BIN_DIR=$(BIN) ZAKI_REQUIRE_DOCKER=1 $(GO) test -count=1 -tags swarm -timeout 30m ./internal/testenv/ ./plugins/swarm/...

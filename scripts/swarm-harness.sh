@@ -34,6 +34,14 @@
 # Its iptables stay on: each namespace has its own tables, where two more
 # rules keep tenants apart (see isolate below).
 #
+# Each node has a disk of its own: its dockerd also runs in a mount
+# namespace of its own (kept in /run/zaki-swarm/mnt/nK, so that it outlives
+# the engine as the network namespace does), where /var/lib/zaki-swarm-node
+# is /var/lib/zaki-swarm/disks/nK of the host. What a task or a job writes
+# under that path stays on its node; the host (and every other node) sees
+# it only at the node's disk. On the host the path is an empty dir of its
+# own (an agent's state dir may live there: the same path as on the nodes).
+#
 # n1 is the manager (swarm init, advertising 10.77.0.11); the others join
 # as workers (the token goes to the Engine API on stdin, never on a command
 # line). Every node gets the labels zaki.node=true and zaki.node.name=nK,
@@ -58,6 +66,7 @@ bridge=zkswarm0
 net=10.77.0
 image=zaki/gateway-stub:latest
 maxnodes=20
+nodepath=/var/lib/zaki-swarm-node
 
 log() { printf 'swarm-harness: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -68,6 +77,8 @@ addr() { echo "$net.$((10 + $1))"; }
 sock() { echo "$run/n$1.sock"; }
 host() { echo "unix://$run/n$1.sock"; }
 pidfile() { echo "$run/n$1.pid"; }
+disk() { echo "$data/disks/n$1"; }
+mntns() { echo "$run/mnt/n$1"; }
 nd() { docker -H "$(host "$1")" "${@:2}"; }
 
 # nodes: the node numbers that exist in any form (pidfile, netns, dirs).
@@ -127,6 +138,22 @@ setup_net() {
 	ip -n "$n" route add default via "$net.1"
 }
 
+# setup_mnt K: node K's mount namespace, kept in a file on a private mount
+# (a namespace file may not sit on a shared one), with its disk at
+# $nodepath. Slave propagation: the host's later mounts show in it, none of
+# its own (the engine's overlays and network namespaces) show on the host.
+setup_mnt() {
+	local k=$1
+	mkdir -p "$run/mnt" "$(disk "$k")" "$nodepath"
+	if ! mountpoint -q "$run/mnt"; then
+		mount --bind "$run/mnt" "$run/mnt"
+		mount --make-private "$run/mnt"
+	fi
+	touch "$(mntns "$k")"
+	unshare --mount="$(mntns "$k")" --propagation slave \
+		mount --bind "$(disk "$k")" "$nodepath"
+}
+
 # start_engine K: start node K's dockerd (its data root kept as it is) and
 # wait until it answers.
 start_engine() {
@@ -138,7 +165,7 @@ start_engine() {
 	[ -n "$(enginepid "$k")" ] || rm -f "$pf"
 	echo "=== start $(date -u +%FT%TZ)" >>"$lg"
 	DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 setsid unshare --uts -- \
-		nsenter --net="/run/netns/$(ns "$k")" -- \
+		nsenter --net="/run/netns/$(ns "$k")" --mount="$(mntns "$k")" -- \
 		sh -c 'hostname "$0" && exec "$@"' "zk-n$k" \
 		dockerd \
 		--config-file "$run/n$k.json" \
@@ -233,7 +260,10 @@ cmd_up() {
 	ip addr add "$net.1/24" dev "$bridge"
 	ip link set "$bridge" up
 	forward_rule
-	for k in $(seq 1 "$n"); do setup_net "$k"; done
+	for k in $(seq 1 "$n"); do
+		setup_net "$k"
+		setup_mnt "$k"
+	done
 	# The engines start one after another: two at once on 2 cores take
 	# longer than twice one.
 	for k in $(seq 1 "$n"); do
@@ -262,7 +292,8 @@ cmd_up() {
 		nd 1 node update --label-add zaki.node=true --label-add "zaki.node.name=n$k" "$id" >/dev/null
 		nodes_json=$(jq -c --arg name "n$k" --arg a "$(addr "$k")" --arg s "$(sock "$k")" \
 			--arg h "$(host "$k")" --arg id "$id" --arg role "$([ "$k" = 1 ] && echo manager || echo worker)" \
-			'. + [{name: $name, address: $a, socket: $s, host: $h, nodeId: $id, role: $role}]' <<<"$nodes_json")
+			--arg disk "$(disk "$k")" \
+			'. + [{name: $name, address: $a, socket: $s, host: $h, nodeId: $id, role: $role, disk: $disk}]' <<<"$nodes_json")
 	done
 	# Wait until the manager sees every node ready.
 	local ready
@@ -273,7 +304,8 @@ cmd_up() {
 	done
 	[ "$ready" = "$n" ] || die "only $ready of $n nodes ready"
 
-	jq -n --arg m "$(host 1)" --argjson nodes "$nodes_json" '{manager: $m, nodes: $nodes}' >"$state.tmp"
+	jq -n --arg m "$(host 1)" --arg np "$nodepath" --argjson nodes "$nodes_json" \
+		'{manager: $m, nodePath: $np, nodes: $nodes}' >"$state.tmp"
 	mv -f "$state.tmp" "$state"
 	trap - EXIT
 	log "up: $n nodes; manager $(host 1); state $state"
@@ -317,7 +349,9 @@ cmd_down() {
 	local k m cg
 	rm -f "$state"
 	for k in $(nodes); do power_cut "$k"; done
-	# Mounts under the engines' roots (overlays, shm, netns files), deepest first.
+	# Mounts under the engines' roots (overlays, shm, netns files, the
+	# nodes' mount namespaces), deepest first. Those made inside a node's
+	# mount namespace are gone with it: it has no process left.
 	awk -v r="$run" -v d="$data" 'index($5, r"/") == 1 || index($5, d"/") == 1 {print $5}' /proc/self/mountinfo |
 		sort -r | while read -r m; do umount -l "$(printf '%b' "$m")" 2>/dev/null || true; done
 	for k in $(nodes); do
@@ -332,6 +366,8 @@ cmd_down() {
 		iptables -D DOCKER-USER -i "$bridge" -o "$bridge" -j ACCEPT
 	done
 	rm -rf "$run" "$data"
+	# The host's side of the nodes' disk path: whatever a test left there.
+	rm -rf "$nodepath"
 	[ -z "$(nodes)" ] || die "down: left over: nodes $(nodes | tr '\n' ' ')"
 	log "down: removed"
 }

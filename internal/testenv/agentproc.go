@@ -30,6 +30,9 @@ type AgentOptions struct {
 	// Config is TOML appended to the generated config file (top-level
 	// keys first, then tables; it must not repeat generated keys).
 	Config string
+	// Instance is TOML added to the generated [instance] table (keys of
+	// its own, not sub-tables: put those in Config).
+	Instance string
 	// Args are extra command-line flags.
 	Args []string
 	// Env is added to the agent's environment (e.g. a PATH with a stand-in
@@ -122,7 +125,8 @@ healthCmd = ["/gateway-stub", "-probe"]
 healthIntervalSeconds = 2
 readinessTimeoutSeconds = 30
 stopTimeoutSeconds = 2
-`, p.Socket, p.StateDir, rt, p.PluginDir, topLevel(opts.Config), StubImage, p.Network, p.LabelPrefix, p.PortLo, p.PortHi)
+%s
+`, p.Socket, p.StateDir, rt, p.PluginDir, topLevel(opts.Config), StubImage, p.Network, p.LabelPrefix, p.PortLo, p.PortHi, opts.Instance)
 	cfg += tables(opts.Config)
 	if err := os.WriteFile(p.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -136,11 +140,11 @@ stopTimeoutSeconds = 2
 
 // topLevel returns the lines of a TOML snippet before its first table.
 func topLevel(s string) string {
-	if i := strings.Index(s, "\n["); i >= 0 {
-		return s[:i+1]
-	}
 	if strings.HasPrefix(s, "[") {
 		return ""
+	}
+	if i := strings.Index(s, "\n["); i >= 0 {
+		return s[:i+1]
 	}
 	return s
 }

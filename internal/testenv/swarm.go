@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -25,11 +27,30 @@ type SwarmNode struct {
 	Host    string `json:"host"`    // the same as a DOCKER_HOST (unix://...)
 	NodeID  string `json:"nodeId"`  // its swarm node ID
 	Role    string `json:"role"`    // "manager" (n1) or "worker"
+	// Disk is the host dir that is the node's own disk: the node (its
+	// engine, its tasks, its jobs) sees it at SwarmNodePath.
+	Disk string `json:"disk"`
+}
+
+// SwarmNodePath is the path each node of the harness sees its own disk
+// at; on the host it is an empty dir of its own.
+const SwarmNodePath = "/var/lib/zaki-swarm-node"
+
+// HostPath returns where the host sees path p of node n: under n.Disk
+// for a path under SwarmNodePath, p itself otherwise (the nodes share the
+// host's other files).
+func (n SwarmNode) HostPath(p string) string {
+	rel, err := filepath.Rel(SwarmNodePath, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") || n.Disk == "" {
+		return p
+	}
+	return filepath.Join(n.Disk, rel)
 }
 
 type swarmState struct {
-	Manager string      `json:"manager"`
-	Nodes   []SwarmNode `json:"nodes"`
+	Manager  string      `json:"manager"`
+	NodePath string      `json:"nodePath"`
+	Nodes    []SwarmNode `json:"nodes"`
 }
 
 // SwarmNodes returns the harness's nodes, the manager first, when every
@@ -62,6 +83,9 @@ func swarmNodes() ([]SwarmNode, error) {
 	}
 	if len(st.Nodes) == 0 || st.Nodes[0].Role != "manager" {
 		return nil, fmt.Errorf("%s: no manager node first", path)
+	}
+	if st.NodePath != SwarmNodePath {
+		return nil, fmt.Errorf("%s: nodes' disk path %q, want %q (a harness of an older version: run down and up)", path, st.NodePath, SwarmNodePath)
 	}
 	for _, n := range st.Nodes {
 		if err := enginePing(n.Socket); err != nil {

@@ -42,13 +42,14 @@ func TestSwarmNodesState(t *testing.T) {
 	tests := []struct {
 		name, body, wantErr string
 	}{
-		{"up", `{"manager":"unix://` + up + `","nodes":[` +
+		{"up", `{"manager":"unix://` + up + `","nodePath":"/var/lib/zaki-swarm-node","nodes":[` +
 			`{"name":"n1","address":"10.77.0.11","socket":"` + up + `","host":"unix://` + up + `","nodeId":"a","role":"manager"},` +
 			`{"name":"n2","address":"10.77.0.12","socket":"` + up + `","host":"unix://` + up + `","nodeId":"b","role":"worker"}]}`, ""},
-		{"node down", `{"nodes":[{"name":"n1","socket":"` + up + `","role":"manager"},` +
+		{"node down", `{"nodePath":"/var/lib/zaki-swarm-node","nodes":[{"name":"n1","socket":"` + up + `","role":"manager"},` +
 			`{"name":"n2","socket":"` + filepath.Join(dir, "gone.sock") + `","role":"worker"}]}`, "node n2: engine"},
 		{"no manager first", `{"nodes":[{"name":"n2","socket":"` + up + `","role":"worker"}]}`, "no manager node first"},
 		{"empty", `{"nodes":[]}`, "no manager node first"},
+		{"older harness", `{"nodes":[{"name":"n1","socket":"` + up + `","role":"manager"}]}`, "run down and up"},
 		{"not json", `{`, "nodes.json"},
 	}
 	for _, tc := range tests {
@@ -77,9 +78,27 @@ func TestSwarmNodesState(t *testing.T) {
 	})
 	t.Run("engine not ok", func(t *testing.T) {
 		bad := fakeEngine(t, t.TempDir(), http.StatusInternalServerError)
-		t.Setenv("ZAKI_SWARM_STATE", state(`{"nodes":[{"name":"n1","socket":"`+bad+`","role":"manager"}]}`))
+		t.Setenv("ZAKI_SWARM_STATE", state(`{"nodePath":"/var/lib/zaki-swarm-node","nodes":[{"name":"n1","socket":"`+bad+`","role":"manager"}]}`))
 		if _, err := swarmNodes(); err == nil || !strings.Contains(err.Error(), "500") {
 			t.Fatalf("got error %v, want a 500", err)
 		}
 	})
+}
+
+func TestSwarmNodeHostPath(t *testing.T) {
+	n := SwarmNode{Name: "n2", Disk: "/var/lib/zaki-swarm/disks/n2"}
+	for in, want := range map[string]string{
+		"/var/lib/zaki-swarm-node":                  "/var/lib/zaki-swarm/disks/n2",
+		"/var/lib/zaki-swarm-node/a/state/x":        "/var/lib/zaki-swarm/disks/n2/a/state/x",
+		"/var/lib/zaki-swarm-node-other/a":          "/var/lib/zaki-swarm-node-other/a",
+		"/tmp/zaki-swarm-e2e-1/u1":                  "/tmp/zaki-swarm-e2e-1/u1",
+		"/var/lib/zaki-swarm-node/../zaki-swarm/n2": "/var/lib/zaki-swarm-node/../zaki-swarm/n2",
+	} {
+		if got := n.HostPath(in); got != want {
+			t.Errorf("HostPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := (SwarmNode{}).HostPath("/var/lib/zaki-swarm-node/a"); got != "/var/lib/zaki-swarm-node/a" {
+		t.Errorf("no disk: HostPath = %q", got)
+	}
 }
