@@ -57,8 +57,10 @@ func node(n engineapi.Node) runtime.Node {
 const prepareMount = "/zaki-prepare"
 
 // PrepareDir makes spec.Path on spec.Node a directory of mode 0700 owned
-// by spec.UID:spec.GID with a one-shot job (a replicated job service
-// constrained to the node, removed afterwards): Config.PrepareImage's
+// by spec.UID:spec.GID with a one-shot task (a service of one replica
+// that is never restarted, constrained to the node, removed afterwards,
+// its container with it; a replicated-job service would leave each
+// completed task's container on the node on 20.10): Config.PrepareImage's
 // "/gateway-stub -exec mkdir", as root with CHOWN, FOWNER and
 // DAC_OVERRIDE only, with the path's parent directory bind-mounted. The
 // parent must exist on the node (the agent's state dir, made by
@@ -117,7 +119,7 @@ func (r *Runtime) PrepareDir(ctx context.Context, spec runtime.DirSpec) error {
 	}
 }
 
-// prepareJob is the job service of PrepareDir.
+// prepareJob is the one-shot service of PrepareDir.
 func prepareJob(spec runtime.DirSpec, image string) engineapi.ServiceSpec {
 	var b [5]byte
 	rand.Read(b[:])
@@ -142,7 +144,7 @@ func prepareJob(spec runtime.DirSpec, image string) engineapi.ServiceSpec {
 			Placement: &engineapi.Placement{Constraints: []string{
 				"node.labels." + NodeLabel + "==true", nodeNameConstraint + spec.Node}},
 		},
-		Mode: engineapi.ServiceMode{ReplicatedJob: &engineapi.ReplicatedJob{MaxConcurrent: 1, TotalCompletions: 1}},
+		Mode: engineapi.ServiceMode{Replicated: &engineapi.ReplicatedService{Replicas: 1}},
 	}
 }
 

@@ -45,7 +45,7 @@
 //     until it passes; Container.Health says so, and "healthy" once the
 //     task is running with the spec's health check.
 //
-// PrepareDir runs a one-shot job on the node (see its doc). Env values
+// PrepareDir runs a one-shot task on the node (see its doc). Env values
 // are secret: the Engine API client redacts them from every error, and
 // the plugin logs no spec; they are visible, as in every swarm, to whoever
 // can inspect the service on a manager.

@@ -493,12 +493,26 @@ func TestPrepareDir(t *testing.T) {
 	err = rt.PrepareDir(ctx, runtime.DirSpec{Node: "n3", Path: "relative", UID: 1000, GID: 1000})
 	assert.Check(t, is.ErrorIs(err, runtime.ErrInvalidArgument))
 
-	// No job is left behind.
-	api := engineapi.New(engineapi.Config{Socket: testenv.SwarmNodes(t)[0].Socket})
+	// No job is left behind: no service on the manager, and (once the
+	// node has heard of the removal) no container on the node.
+	nodes := testenv.SwarmNodes(t)
+	api := engineapi.New(engineapi.Config{Socket: nodes[0].Socket})
 	defer api.Close()
 	svcs, err := api.Services(ctx, engineapi.Filters{"name": {"zaki-prepare-"}}, false)
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(svcs, 0))
+	n2 := engineapi.New(engineapi.Config{Socket: node(t, nodes, "n2").Socket})
+	defer n2.Close()
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		cs, err := n2.Containers(ctx, true, engineapi.Filters{"label": {"zaki.swarm.prepare"}})
+		if err != nil {
+			return poll.Error(err)
+		}
+		if len(cs) > 0 {
+			return poll.Continue("%d job containers left on n2", len(cs))
+		}
+		return poll.Success()
+	}, poll.WithTimeout(30*time.Second), poll.WithDelay(500*time.Millisecond))
 }
 
 // TestLogs: a running container's output comes through the manager; a

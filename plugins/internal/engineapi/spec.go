@@ -18,21 +18,12 @@ type ServiceSpec struct {
 // ServiceMode sets how many tasks run: one of its fields is set.
 type ServiceMode struct {
 	Replicated *ReplicatedService `json:",omitempty"`
-	// ReplicatedJob runs tasks to completion once (a one-shot job, such
-	// as preparing a directory on one node).
-	ReplicatedJob *ReplicatedJob `json:",omitempty"`
 }
 
 // ReplicatedService runs Replicas tasks. Replicas is always sent, so that
 // zero means zero (the engine would make a missing one 1).
 type ReplicatedService struct {
 	Replicas uint64
-}
-
-// ReplicatedJob runs TotalCompletions tasks, MaxConcurrent at once.
-type ReplicatedJob struct {
-	MaxConcurrent    uint64 `json:",omitempty"`
-	TotalCompletions uint64 `json:",omitempty"`
 }
 
 // UpdateConfig is how an update replaces a service's tasks.
