@@ -35,6 +35,8 @@ import (
 //     files, quota measuring, the free-space floor, purge, import) is not
 //     done: files, purge and import are refused, dataQuota and
 //     minFreeSpace are off (see checkRuntime);
+//   - prune.idlePauseMinutes is refused at start and reload: a cluster
+//     runtime has no pause (see checkRuntime);
 //   - what the runtime cannot enforce of the config (Info.Unenforced) is
 //     refused at start and reload unless instance.enforcedByNodes lists it.
 

@@ -319,6 +319,12 @@ func TestClusterConfigRefusesUnenforced(t *testing.T) {
 	_, err = newAgent(t, cluster(), clusterConfig, func(c *Config) { c.Instance.DataQuota, c.MinFreeSpace = "0", "" })
 	assert.NilError(t, err)
 
+	// The pause tier: a cluster runtime has no pause (the swarm plugin
+	// answers ErrConflict to Pause), refused by its key.
+	_, err = newAgent(t, cluster(), clusterConfig, func(c *Config) { c.Prune.IdlePauseMinutes, c.Prune.IdleStopMinutes = 10, 60 })
+	assert.Check(t, is.ErrorContains(err, "prune.idlePauseMinutes 10: not with a runtime that places instances on nodes (it has no pause"))
+	assert.Check(t, is.ErrorContains(err, "set it to 0"))
+
 	// A reload is checked the same way, and the running config stays.
 	next := a.Config()
 	next.Instance.Resources.CPUShares = 256
@@ -328,9 +334,19 @@ func TestClusterConfigRefusesUnenforced(t *testing.T) {
 	next.Instance.EnforcedByNodes = append(next.Instance.EnforcedByNodes, runtime.FieldCPUShares)
 	_, _, err = a.Reload(next)
 	assert.NilError(t, err)
+	// So is the pause tier at reload, and nothing changes.
+	before := a.Config()
+	next = before
+	next.Prune.IdlePauseMinutes, next.Prune.IdleStopMinutes = 10, 60
+	needRestart, applied, err := a.Reload(next)
+	assert.Check(t, is.ErrorContains(err, "prune.idlePauseMinutes 10: not with a runtime that places instances on nodes"))
+	assert.Check(t, needRestart == nil && applied == nil)
+	assert.DeepEqual(t, a.Config(), before)
 
 	// A local runtime is not concerned: the defaults stand as they are.
 	_, err = newAgent(t, runtimetest.NewFake())
+	assert.NilError(t, err)
+	_, err = newAgent(t, runtimetest.NewFake(), func(c *Config) { c.Prune.IdlePauseMinutes, c.Prune.IdleStopMinutes = 10, 60 })
 	assert.NilError(t, err)
 }
 
