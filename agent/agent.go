@@ -370,10 +370,21 @@ func (a *Agent) EachInstance(state string, fn func(*Instance)) error {
 
 // Touch marks userID's instance as used now, pushing idle pruning back.
 // A paused instance is thawed too, and answered once its port answers,
-// with outcome "resumed".
+// with outcome "resumed". With a cluster runtime, a user whose node is
+// not ready is refused (ErrNodeUnavailable), as its ensure is.
 func (a *Agent) Touch(ctx context.Context, userID string) (Instance, error) {
 	if err := validateUserID(userID); err != nil {
 		return Instance{}, err
+	}
+	if a.cluster != nil {
+		// Refused while its node is not ready, as an ensure, on the nodes
+		// as last asked (no runtime call), its last use left as it was.
+		if _, ok := a.reg.Get(userID); !ok {
+			return Instance{}, notFound(userID)
+		}
+		if err := a.refuseNodeDown(userID, a.liveOf(userID)); err != nil {
+			return Instance{}, err
+		}
 	}
 	if a.liveOf(userID).paused() {
 		unlock := a.locks.lock(userID)

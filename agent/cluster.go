@@ -35,6 +35,8 @@ import (
 //     files, quota measuring, the free-space floor, purge, import) is not
 //     done: files, purge and import are refused, dataQuota and
 //     minFreeSpace are off (see checkRuntime);
+//   - prune.idlePauseMinutes is refused at start and reload: a cluster
+//     runtime has no pause (see checkRuntime);
 //   - what the runtime cannot enforce of the config (Info.Unenforced) is
 //     refused at start and reload unless instance.enforcedByNodes lists it.
 
@@ -314,12 +316,37 @@ func (a *Agent) nodeDown(userID string, ls liveState) bool {
 	return node != "" && nodeProblem(a.nodes.view.Load(), node) != ""
 }
 
+// errNodeDown is the refusal of a call on userID's instance while its
+// node is not ready (problem, from nodeProblem, names it and says why):
+// ErrNodeUnavailable, the same for an ensure, a restart, logs, exec and
+// touch.
+func errNodeDown(userID, problem string) error {
+	return errdefs.Errorf(errdefs.ErrNodeUnavailable, "instance of user %q: %s (its data lives there: it is not made on another node; retry once the node is back)", userID, problem)
+}
+
+// refuseNodeDown refuses a touch of userID while its node is known not
+// to be ready: judged on the nodes as last asked only, with no runtime
+// call whatever the instance's state (a touch is on the gateway's hot
+// path). nil for a local runtime, and for a user with no node known.
+func (a *Agent) refuseNodeDown(userID string, ls liveState) error {
+	if a.cluster == nil {
+		return nil
+	}
+	if node := a.nodeOf(userID, ls); node != "" {
+		if problem := nodeProblem(a.nodes.view.Load(), node); problem != "" {
+			return errNodeDown(userID, problem)
+		}
+	}
+	return nil
+}
+
 // checkNode refuses an ensure of userID while its node is not ready
-// (ErrNodeUnavailable, naming the node and the reason). A running
-// instance is judged on the nodes as last asked (a hot ensure makes no
-// runtime call); any other on a view at most nodeCacheFor old. A user
-// with a container but no pin (a registry that lost it) is pinned to its
-// container's node first. A new user passes: it is pinned at its create.
+// (ErrNodeUnavailable, naming the node and the reason), and so a
+// restart, logs and exec. A running instance is judged on the nodes as
+// last asked (a hot ensure makes no runtime call); any other on a view
+// at most nodeCacheFor old. A user with a container but no pin (a
+// registry that lost it) is pinned to its container's node first. A new
+// user passes: it is pinned at its create.
 func (a *Agent) checkNode(ctx context.Context, userID string, ls liveState) error {
 	node, ok := a.reg.Node(userID)
 	if !ok && ls.Node != "" {
@@ -340,7 +367,7 @@ func (a *Agent) checkNode(ctx context.Context, userID string, ls liveState) erro
 		}
 	}
 	if problem := nodeProblem(v, node); problem != "" {
-		return errdefs.Errorf(errdefs.ErrNodeUnavailable, "instance of user %q: %s (its data lives there: it is not made on another node; retry once the node is back)", userID, problem)
+		return errNodeDown(userID, problem)
 	}
 	return nil
 }
@@ -355,7 +382,7 @@ func (a *Agent) nodeUnavailable(ctx context.Context, userID string, err error) e
 	}
 	v, _ := a.refreshNodes(ctx)
 	if problem := nodeProblem(v, node); problem != "" {
-		return errdefs.Errorf(errdefs.ErrNodeUnavailable, "instance of user %q: %s (its data lives there: it is not made on another node; retry once the node is back)", userID, problem)
+		return errNodeDown(userID, problem)
 	}
 	return err
 }

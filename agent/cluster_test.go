@@ -21,6 +21,7 @@ import (
 	"github.com/zaki-platform/zaki-agent/registry"
 	"github.com/zaki-platform/zaki-agent/runtime"
 	"github.com/zaki-platform/zaki-agent/runtime/runtimetest"
+	"github.com/zaki-platform/zaki-agent/socketapi"
 )
 
 // twoNodes are the nodes of the test cluster.
@@ -193,6 +194,74 @@ func TestClusterNodeDown(t *testing.T) {
 	assert.Equal(t, created.Placement.Node, "n2")
 }
 
+// Logs, exec, touch and restart of a user whose node is not ready are
+// refused as its ensure is (503 node_unavailable, the same message), not
+// answered with what the runtime says; a touch reads the nodes as last
+// asked only, and leaves the user's last use alone. The users of other
+// nodes are served as before.
+func TestClusterNodeDownRefusesCalls(t *testing.T) {
+	e, fc := newClusterEnv(t, twoNodes())
+	ctx := context.Background()
+	e.ensure("c19alice", InstanceSpec{})
+	bob := e.ensure("c19bob", InstanceSpec{})
+	assert.Equal(t, bob.Node, "n2")
+	assert.NilError(t, fc.SetNodeDown("n2", ""))
+	e.reconcile()
+	before, ok := e.reg.Get("c19bob")
+	assert.Assert(t, ok)
+	e.clock.Add(time.Minute)
+
+	_, ensureErr := e.a.Ensure(ctx, "c19bob", InstanceSpec{}, EnsureOptions{})
+	assert.Assert(t, errors.Is(ensureErr, errdefs.ErrNodeUnavailable), "%v", ensureErr)
+	const want = `instance of user "c19bob": node n2 is not ready: node n2 is down (its data lives there: it is not made on another node; retry once the node is back)`
+	assert.Check(t, is.ErrorContains(ensureErr, want))
+
+	fc.ResetCalls()
+	_, err := e.a.Touch(ctx, "c19bob")
+	assert.Check(t, errors.Is(err, errdefs.ErrNodeUnavailable), "touch: %v", err)
+	assert.Check(t, is.Error(err, want))
+	assert.Equal(t, fc.TotalCalls(), 0, "touch: %v", fc.CallCounts())
+	after, _ := e.reg.Get("c19bob")
+	assert.Equal(t, after.LastUsedAtMs, before.LastUsedAtMs)
+
+	_, err = e.a.Logs(ctx, "c19bob", runtime.LogOptions{})
+	assert.Check(t, errors.Is(err, errdefs.ErrNodeUnavailable), "logs: %v", err)
+	assert.Check(t, is.Error(err, want))
+	_, err = e.a.Exec(ctx, "c19bob", socketapi.ExecRequest{Cmd: runtimetest.StubCmd("echo", "x")})
+	assert.Check(t, errors.Is(err, errdefs.ErrNodeUnavailable), "exec: %v", err)
+	assert.Check(t, is.Error(err, want))
+	_, err = e.a.Restart(ctx, "c19bob")
+	assert.Check(t, errors.Is(err, errdefs.ErrNodeUnavailable), "restart: %v", err)
+	assert.Check(t, is.Error(err, want))
+	assert.Equal(t, fc.Calls("Logs")+fc.Calls("Exec")+fc.Calls("Restart"), 0, "%v", fc.CallCounts())
+
+	// An unknown user is still not found, whatever the nodes.
+	_, err = e.a.Touch(ctx, "c19nobody")
+	assert.Check(t, errors.Is(err, errdefs.ErrNotFound), "%v", err)
+
+	// A user of a ready node: touch makes no runtime call, logs and exec
+	// answer.
+	fc.ResetCalls()
+	in, err := e.a.Touch(ctx, "c19alice")
+	assert.NilError(t, err)
+	assert.Equal(t, in.State, StateRunning)
+	assert.Equal(t, fc.TotalCalls(), 0, "%v", fc.CallCounts())
+	rc, err := e.a.Logs(ctx, "c19alice", runtime.LogOptions{})
+	assert.NilError(t, err)
+	rc.Close()
+	res, err := e.a.Exec(ctx, "c19alice", socketapi.ExecRequest{Cmd: runtimetest.StubCmd("echo", "x")})
+	assert.NilError(t, err)
+	assert.Equal(t, res.Stdout, "x\n")
+
+	// Node back: served again.
+	assert.NilError(t, fc.SetNodeUp("n2"))
+	e.reconcile()
+	_, err = e.a.Touch(ctx, "c19bob")
+	assert.NilError(t, err)
+	_, err = e.a.Exec(ctx, "c19bob", socketapi.ExecRequest{Cmd: runtimetest.StubCmd("echo", "x")})
+	assert.NilError(t, err)
+}
+
 // A user whose container stopped on a node lost is refused too, and
 // started where it is once the node is back.
 func TestClusterNodeDownStopped(t *testing.T) {
@@ -319,6 +388,12 @@ func TestClusterConfigRefusesUnenforced(t *testing.T) {
 	_, err = newAgent(t, cluster(), clusterConfig, func(c *Config) { c.Instance.DataQuota, c.MinFreeSpace = "0", "" })
 	assert.NilError(t, err)
 
+	// The pause tier: a cluster runtime has no pause (the swarm plugin
+	// answers ErrConflict to Pause), refused by its key.
+	_, err = newAgent(t, cluster(), clusterConfig, func(c *Config) { c.Prune.IdlePauseMinutes, c.Prune.IdleStopMinutes = 10, 60 })
+	assert.Check(t, is.ErrorContains(err, "prune.idlePauseMinutes 10: not with a runtime that places instances on nodes (it has no pause"))
+	assert.Check(t, is.ErrorContains(err, "set it to 0"))
+
 	// A reload is checked the same way, and the running config stays.
 	next := a.Config()
 	next.Instance.Resources.CPUShares = 256
@@ -328,9 +403,19 @@ func TestClusterConfigRefusesUnenforced(t *testing.T) {
 	next.Instance.EnforcedByNodes = append(next.Instance.EnforcedByNodes, runtime.FieldCPUShares)
 	_, _, err = a.Reload(next)
 	assert.NilError(t, err)
+	// So is the pause tier at reload, and nothing changes.
+	before := a.Config()
+	next = before
+	next.Prune.IdlePauseMinutes, next.Prune.IdleStopMinutes = 10, 60
+	needRestart, applied, err := a.Reload(next)
+	assert.Check(t, is.ErrorContains(err, "prune.idlePauseMinutes 10: not with a runtime that places instances on nodes"))
+	assert.Check(t, needRestart == nil && applied == nil)
+	assert.DeepEqual(t, a.Config(), before)
 
 	// A local runtime is not concerned: the defaults stand as they are.
 	_, err = newAgent(t, runtimetest.NewFake())
+	assert.NilError(t, err)
+	_, err = newAgent(t, runtimetest.NewFake(), func(c *Config) { c.Prune.IdlePauseMinutes, c.Prune.IdleStopMinutes = 10, 60 })
 	assert.NilError(t, err)
 }
 

@@ -309,7 +309,11 @@ var enforceableFields = []string{
 //   - instance.dataQuota and minFreeSpace are off: the agent measures
 //     disks on this host only, and the users' data lives on the nodes. At
 //     their built-in defaults they count as off; any other value but off
-//     is refused.
+//     is refused;
+//   - prune.idlePauseMinutes is refused: a runtime that places instances
+//     on nodes has no pause (the swarm plugin answers ErrConflict to
+//     Pause), so an idle instance would never be frozen, and each prune
+//     would try again in vain.
 func (c *Config) checkRuntime(rf *runtimeFacts) error {
 	if rf == nil || !rf.cluster {
 		return nil
@@ -321,6 +325,9 @@ func (c *Config) checkRuntime(rf *runtimeFacts) error {
 	}
 	if n, _ := optionalSize(c.MinFreeSpace); n > 0 && c.MinFreeSpace != def.MinFreeSpace {
 		p.add("minFreeSpace %q: not with a runtime that places instances on nodes (the agent measures this host's disk only, and the users' data lives on the nodes): set it to \"\" or 0", c.MinFreeSpace)
+	}
+	if c.Prune.IdlePauseMinutes > 0 {
+		p.add("prune.idlePauseMinutes %g: not with a runtime that places instances on nodes (it has no pause: a swarm service cannot be frozen): set it to 0, and stop idle instances with prune.idleStopMinutes", c.Prune.IdlePauseMinutes)
 	}
 	e, err := c.resolve(InstanceSpec{})
 	if err != nil {

@@ -49,7 +49,8 @@ func (s *execSlots) take(userID string) (release func(), err error) {
 // Exec runs a command in userID's running instance (see
 // socketapi.ExecRequest): 404 without an instance, 409 when it is not
 // running, 429 past the bounds of execs at once, 504 (the command killed)
-// past its timeout. The command's arguments are never logged nor quoted
+// past its timeout, 503 node_unavailable while its node is not ready (a
+// cluster runtime). The command's arguments are never logged nor quoted
 // in an error: they may hold secrets.
 func (a *Agent) Exec(ctx context.Context, userID string, req socketapi.ExecRequest) (socketapi.ExecResult, error) {
 	if err := validateUserID(userID); err != nil {
@@ -69,6 +70,11 @@ func (a *Agent) Exec(ctx context.Context, userID string, req socketapi.ExecReque
 		return socketapi.ExecResult{}, err
 	}
 	ls := a.liveOf(userID)
+	if a.cluster != nil {
+		if err := a.checkNode(ctx, userID, ls); err != nil {
+			return socketapi.ExecResult{}, err
+		}
+	}
 	switch {
 	case !ls.exists():
 		return socketapi.ExecResult{}, errdefs.Errorf(errdefs.ErrConflict, "instance of user %q is not running: its container is missing; ensure it first", userID)
@@ -85,6 +91,9 @@ func (a *Agent) Exec(ctx context.Context, userID string, req socketapi.ExecReque
 
 	start := time.Now()
 	res, err := a.rt.Exec(ctx, ls.ID, runtime.ExecOptions{Cmd: req.Cmd, Timeout: timeout, MaxOutput: ExecOutputCap})
+	if err != nil && a.cluster != nil && unavailable(err) {
+		err = a.nodeUnavailable(ctx, userID, err)
+	}
 	if err != nil {
 		a.log.Warn("exec failed", "user", userID, "seconds", time.Since(start).Seconds(), "err", err)
 		return socketapi.ExecResult{}, fmt.Errorf("exec in instance of user %q: %w", userID, err)

@@ -80,6 +80,9 @@ func (a *Agent) Restart(ctx context.Context, userID string) (Instance, error) {
 	}
 	err = a.rt.Restart(ctx, ls.ID, seconds(a.conf().Instance.StopTimeoutSeconds))
 	release()
+	if err != nil && a.cluster != nil && unavailable(err) {
+		err = a.nodeUnavailable(ctx, userID, err)
+	}
 	if err != nil {
 		return Instance{}, fmt.Errorf("restart instance of user %q: %w", userID, err)
 	}
@@ -169,7 +172,8 @@ func (a *Agent) hasDataDir(userID string) bool {
 	return !errors.Is(err, fs.ErrNotExist)
 }
 
-// Logs streams userID's container output.
+// Logs streams userID's container output (with a cluster runtime,
+// ErrNodeUnavailable while its node is not ready).
 func (a *Agent) Logs(ctx context.Context, userID string, opts runtime.LogOptions) (io.ReadCloser, error) {
 	if err := validateUserID(userID); err != nil {
 		return nil, err
@@ -181,10 +185,18 @@ func (a *Agent) Logs(ctx context.Context, userID string, opts runtime.LogOptions
 		return nil, err
 	}
 	ls := a.liveOf(userID)
+	if a.cluster != nil {
+		if err := a.checkNode(ctx, userID, ls); err != nil {
+			return nil, err
+		}
+	}
 	if !ls.exists() {
 		return nil, fmt.Errorf("logs of user %q: %w", userID, runtime.Errorf(runtime.ErrNotFound, "its container is missing"))
 	}
 	rc, err := a.rt.Logs(ctx, ls.ID, opts)
+	if err != nil && a.cluster != nil && unavailable(err) {
+		err = a.nodeUnavailable(ctx, userID, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("logs of user %q: %w", userID, err)
 	}

@@ -3,7 +3,8 @@
 # (packaging/nfpm.yaml), then check the .deb with lintian (no errors allowed;
 # warnings are printed).
 #
-# Needs bin/zaki-agent, bin/zakictl and bin/zaki-runtime-docker (`make build`;
+# Needs bin/zaki-agent, bin/zakictl, bin/zaki-runtime-docker,
+# bin/zaki-runtime-podman and bin/zaki-runtime-swarm (`make build`;
 # `make packages` builds them first). ZAKI_PKG_BIN_DIR points elsewhere.
 # VERSION (from the Makefile: git describe) becomes the package version.
 # nfpm is installed into .tools/ on first use; lintian from Debian when missing.
@@ -17,7 +18,7 @@ die() { log "$*"; exit 1; }
 
 bin_dir=${ZAKI_PKG_BIN_DIR:-$root/bin}
 missing=()
-for b in zaki-agent zakictl zaki-runtime-docker zaki-runtime-podman; do
+for b in zaki-agent zakictl zaki-runtime-docker zaki-runtime-podman zaki-runtime-swarm; do
 	[ -x "$bin_dir/$b" ] || missing+=("$bin_dir/$b")
 done
 [ ${#missing[@]} -eq 0 ] || die "missing binaries (run make build): ${missing[*]}"
@@ -48,7 +49,8 @@ stage=$root/dist/.stage
 rm -rf "$stage"
 mkdir -p "$stage/bin"
 trap 'rm -rf "$stage"' EXIT
-cp "$bin_dir/zaki-agent" "$bin_dir/zakictl" "$bin_dir/zaki-runtime-docker" "$bin_dir/zaki-runtime-podman" "$stage/bin/"
+cp "$bin_dir/zaki-agent" "$bin_dir/zakictl" "$bin_dir/zaki-runtime-docker" "$bin_dir/zaki-runtime-podman" \
+	"$bin_dir/zaki-runtime-swarm" "$stage/bin/"
 # A native package's changelog, as lintian wants it (gzip -n: reproducible).
 {
 	printf 'zaki-agent (%s) unstable; urgency=medium\n\n' "$version"

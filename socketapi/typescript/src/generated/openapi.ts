@@ -647,8 +647,8 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description runtime_unavailable: the runtime plugin or the engine does not answer. node_unavailable (a cluster runtime only): the node the user is pinned to is not ready (the message names it and says why): retry once the node is back. */
-        RestartUnavailable: {
+        /** @description runtime_unavailable: the runtime plugin or the engine does not answer. node_unavailable (a cluster runtime only): the node the user is pinned to is not ready (the message names it and says why, as an ensure's does): retry once the node is back. */
+        InstanceUnavailable: {
             headers: {
                 [name: string]: unknown;
             };
@@ -926,6 +926,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["InstanceUnavailable"];
         };
     };
     stopInstance: {
@@ -985,7 +986,7 @@ export interface operations {
             405: components["responses"]["MethodNotAllowed"];
             500: components["responses"]["Internal"];
             502: components["responses"]["InstanceFailed"];
-            503: components["responses"]["RestartUnavailable"];
+            503: components["responses"]["InstanceUnavailable"];
             504: components["responses"]["Timeout"];
             507: components["responses"]["QuotaExceeded"];
         };
@@ -1029,7 +1030,7 @@ export interface operations {
             405: components["responses"]["MethodNotAllowed"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
-            503: components["responses"]["RuntimeUnavailable"];
+            503: components["responses"]["InstanceUnavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -1066,7 +1067,7 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
-            503: components["responses"]["RuntimeUnavailable"];
+            503: components["responses"]["InstanceUnavailable"];
             504: components["responses"]["Timeout"];
         };
     };
