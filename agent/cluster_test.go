@@ -412,6 +412,13 @@ func TestClusterConfigRefusesUnenforced(t *testing.T) {
 	assert.Check(t, needRestart == nil && applied == nil)
 	assert.DeepEqual(t, a.Config(), before)
 
+	// A prune pass that asks for the pause tier is refused the same way,
+	// and pauses nothing.
+	pause := 0.001
+	_, err = a.Prune(context.Background(), PruneRequest{IdlePauseMinutes: &pause})
+	assert.Check(t, is.ErrorIs(err, errdefs.ErrInvalidArgument))
+	assert.Check(t, is.ErrorContains(err, "idlePauseMinutes 0.001: not with a runtime that places instances on nodes"))
+
 	// A local runtime is not concerned: the defaults stand as they are.
 	_, err = newAgent(t, runtimetest.NewFake())
 	assert.NilError(t, err)

@@ -38,6 +38,13 @@ func TestOCIRuntime(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Equal(t, c.Spec.OCIRuntime, "runsc")
 	assert.Equal(t, e.ensure("gv", InstanceSpec{}).Outcome, OutcomeReused)
+	// A prune pass may not ask for the pause tier the config refuses
+	// under runsc, and pauses nothing.
+	pause := 0.001
+	_, err = e.a.Prune(context.Background(), PruneRequest{IdlePauseMinutes: &pause})
+	assert.Assert(t, errors.Is(err, errdefs.ErrInvalidArgument), "%v", err)
+	assert.ErrorContains(t, err, `idlePauseMinutes 0.001: not with instance.ociRuntime = "runsc"`)
+	assert.Equal(t, e.ensure("gv", InstanceSpec{}).Outcome, OutcomeReused)
 
 	next.Instance.OCIRuntime = "kata" // the fake knows runc and runsc
 	_, _, err = e.a.Reload(next)

@@ -102,6 +102,15 @@ func (a *Agent) pruneRulesFor(req PruneRequest) (pruneRules, error) {
 		}
 		*o.dst = *o.v
 	}
+	// What the config refuses for the pause tier, a pass refuses too.
+	if v := req.IdlePauseMinutes; v != nil && *v > 0 {
+		if rf := a.facts.Load(); rf != nil && rf.cluster {
+			return pruneRules{}, invalid("idlePauseMinutes %g: not with a runtime that places instances on nodes (it has no pause): use idleStopMinutes", *v)
+		}
+		if a.conf().Instance.OCIRuntime == "runsc" {
+			return pruneRules{}, invalid("idlePauseMinutes %g: not with instance.ociRuntime = \"runsc\" (a paused gVisor container cannot be stopped or restarted and started again): use idleStopMinutes", *v)
+		}
+	}
 	return r, nil
 }
 

@@ -425,7 +425,7 @@ export interface components {
         };
         PruneRequest: {
             dryRun?: boolean;
-            /** @description pause (freeze) running instances idle this long; 0 turns the rule off; at most ten years; when it is not below idleStopMinutes, the stop rule wins */
+            /** @description pause (freeze) running instances idle this long; 0 turns the rule off; at most ten years; when it is not below idleStopMinutes, the stop rule wins; above 0 it is refused (400) with a runtime that places instances on nodes (no pause) and under instance.ociRuntime runsc */
             idlePauseMinutes?: number;
             /** @description 0 turns the rule off; at most ten years */
             idleStopMinutes?: number;
