@@ -20,21 +20,7 @@ func ValidateNodeName(name string) error {
 	return nil
 }
 
-func validNodeName(name string) bool {
-	if len(name) == 0 || len(name) > MaxNodeName {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case i > 0 && (c == '_' || c == '.' || c == '-'):
-		default:
-			return false
-		}
-	}
-	return true
-}
+func validNodeName(name string) bool { return validName(name, MaxNodeName) }
 
 // PinNode returns the node userID is pinned to, pinning it first when it
 // has none: to the node pick returns, given how many users each node has

@@ -54,12 +54,16 @@ func ValidateUserID(id string) error {
 	return nil
 }
 
-func validUserID(id string) bool {
-	if len(id) == 0 || len(id) > 63 {
+func validUserID(id string) bool { return validName(id, 63) }
+
+// validName reports whether s has 1 to most characters of [A-Za-z0-9_.-],
+// the first a letter or a digit (user ids and node names alike).
+func validName(s string, most int) bool {
+	if len(s) == 0 || len(s) > most {
 		return false
 	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
 		case i > 0 && (c == '_' || c == '.' || c == '-'):

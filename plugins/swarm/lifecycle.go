@@ -62,12 +62,12 @@ func (r *Runtime) Start(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
-	before := map[string]bool{}
 	c := container(s, ts[s.ID], nil)
 	switch {
 	case c.State == runtime.StateRunning:
 		return nil
 	case c.State == runtime.StateRestarting:
+		before := map[string]bool{}
 		for _, t := range ts[s.ID] {
 			if final(t.Status.State) {
 				before[t.ID] = true
@@ -75,14 +75,22 @@ func (r *Runtime) Start(ctx context.Context, ref string) error {
 		}
 		return r.waitStarted(ctx, s.ID, ref, before)
 	}
-	for _, t := range ts[s.ID] {
-		before[t.ID] = true
-	}
 	// ForceUpdate too, always: a task that ended for good (replicas 1)
 	// is replaced only so, and after a Stop the old task lingers in state
 	// shutdown, desired remove, for a minute or more, while the swarm
 	// counts its slot as taken: scaling to 1 alone makes no task until
 	// it is gone (seen on 20.10).
+	return r.newTask(ctx, ref, s.ID, ts[s.ID])
+}
+
+// newTask scales service id (ref) to 1 replica with its ForceUpdate
+// bumped, so that the swarm makes a new task whatever the old ones (ts)
+// are doing, and returns once the new task's container runs.
+func (r *Runtime) newTask(ctx context.Context, ref, id string, ts []engineapi.Task) error {
+	before := map[string]bool{}
+	for _, t := range ts {
+		before[t.ID] = true
+	}
 	if _, err := r.update(ctx, ref, func(s *engineapi.Service) bool {
 		s.Spec.Mode.Replicated = &engineapi.ReplicatedService{Replicas: 1}
 		s.Spec.TaskTemplate.ForceUpdate++
@@ -92,7 +100,7 @@ func (r *Runtime) Start(ctx context.Context, ref string) error {
 	}); err != nil {
 		return err
 	}
-	return r.waitStarted(ctx, s.ID, ref, before)
+	return r.waitStarted(ctx, id, ref, before)
 }
 
 // waitStarted waits for a task of service id that is not in before to
@@ -238,20 +246,7 @@ func (r *Runtime) Restart(ctx context.Context, ref string, timeout time.Duration
 	if err != nil {
 		return err
 	}
-	before := map[string]bool{}
-	for _, t := range ts[s.ID] {
-		before[t.ID] = true
-	}
-	if _, err := r.update(ctx, ref, func(s *engineapi.Service) bool {
-		s.Spec.Mode.Replicated = &engineapi.ReplicatedService{Replicas: 1}
-		s.Spec.TaskTemplate.ForceUpdate++
-		s.Spec.Labels[labelStarted] = now()
-		delete(s.Spec.Labels, labelStopped)
-		return true
-	}); err != nil {
-		return err
-	}
-	return r.waitStarted(ctx, s.ID, ref, before)
+	return r.newTask(ctx, ref, s.ID, ts[s.ID])
 }
 
 // Remove removes the services (force: running ones too). A running one
