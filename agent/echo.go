@@ -32,9 +32,11 @@ type echoes struct {
 	until time.Time             // on the wall clock: past it, none is awaited any more
 }
 
-// matches reports whether got is the echo want.
+// echoMatches reports whether got is the echo want. A restart says start,
+// then restart: either is the echo of a start or of a restart.
 func echoMatches(want, got runtime.EventAction) bool {
-	return got == want || (want == runtime.EventStart && got == runtime.EventRestart)
+	starts := func(a runtime.EventAction) bool { return a == runtime.EventStart || a == runtime.EventRestart }
+	return got == want || (starts(want) && starts(got))
 }
 
 // stateChanging reports whether an event of action moves a container's

@@ -153,6 +153,37 @@ func TestEventLateDoesNotUndoStop(t *testing.T) {
 	assert.Equal(t, got.State, StateRunning)
 }
 
+// A restart's late die does not show the restarted instance stopped, and
+// its late start and restart tell one instance.started even when a stop
+// came before them.
+func TestEventLateDoesNotUndoRestart(t *testing.T) {
+	e := newLateEnv(t)
+	ctx := context.Background()
+	sub := e.a.Subscribe(64)
+	defer sub.Close()
+	in := e.ensure("carol", InstanceSpec{})
+	_, err := e.a.Restart(ctx, "carol")
+	assert.NilError(t, err)
+	// create, start, then the restart's kill, die, stop, start, restart.
+	e.play(in.ContainerID, runtime.EventRestart, e.stateAfter("carol", in.ContainerID, StateRunning))
+	assert.Equal(t, e.echoCount(), 0)
+
+	_, err = e.a.Restart(ctx, "carol")
+	assert.NilError(t, err)
+	_, err = e.a.Stop(ctx, "carol")
+	assert.NilError(t, err)
+	e.play(in.ContainerID, runtime.EventStop, e.stateAfter("carol", in.ContainerID, StateStopped))
+	e.play(in.ContainerID, runtime.EventStop, e.stateAfter("carol", in.ContainerID, StateStopped))
+	assert.Equal(t, e.echoCount(), 0)
+	started := 0
+	for len(sub.C) > 0 {
+		if ev := <-sub.C; ev.Type == EventStarted {
+			started++
+		}
+	}
+	assert.Equal(t, started, 3, "instance.started: the ensure's and one per restart")
+}
+
 // The race of TestPauseTier: the pause of an idle instance reaches the
 // agent after an ensure thawed it, and the pause of another after a prune
 // stopped it.

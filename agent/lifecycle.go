@@ -86,7 +86,7 @@ func (a *Agent) Restart(ctx context.Context, userID string) (Instance, error) {
 	if err != nil {
 		return Instance{}, fmt.Errorf("restart instance of user %q: %w", userID, err)
 	}
-	a.markState(userID, ls.ID, runtime.StateRunning, runtime.EventStart)
+	a.markState(userID, ls.ID, runtime.StateRunning, runtime.EventRestart)
 	a.reg.Touch(userID, a.now().UnixMilli())
 	if err := a.waitReady(ctx, rec); err != nil {
 		return Instance{}, fmt.Errorf("restart instance of user %q: %w", userID, err)

@@ -559,8 +559,10 @@ func (a *Agent) apply(ev runtime.Event) {
 		ls.State = runtime.StateCreated
 	case runtime.EventStart, runtime.EventRestart:
 		// Docker says "start" then "restart" for one restart: one
-		// instance.started, whichever comes first.
-		if ev.Action == runtime.EventRestart && known && ls.ID == ev.ID && ls.State == runtime.StateRunning {
+		// instance.started, whichever comes first. An outdated restart
+		// follows a start that was told (the state the agent recorded
+		// need not be running).
+		if ev.Action == runtime.EventRestart && (outdated || known && ls.ID == ev.ID && ls.State == runtime.StateRunning) {
 			changed = false
 			break
 		}
