@@ -110,6 +110,27 @@ func (a *Agent) outdatedLocked(ev runtime.Event) bool {
 	return true
 }
 
+// expectEcho records, before a call that always changes the container
+// (a restart), the echo it will have: recorded after the call, the echo
+// could have been applied already and would then be awaited in vain.
+// cancel withdraws it when the call fails.
+func (a *Agent) expectEcho(id string, want runtime.EventAction) (cancel func()) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.expectEchoLocked(id, want)
+	q := a.echo[id]
+	return func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.echo[id] == q && len(q.want) > 0 && q.want[len(q.want)-1] == want {
+			q.want = q.want[:len(q.want)-1]
+			if len(q.want) == 0 {
+				delete(a.echo, id)
+			}
+		}
+	}
+}
+
 // forgetEchoes drops every echo awaited: the event stream they were due on
 // is gone, and the resync that follows a new stream reads the engine
 // anew.

@@ -78,15 +78,21 @@ func (a *Agent) Restart(ctx context.Context, userID string) (Instance, error) {
 	if err != nil {
 		return Instance{}, err
 	}
+	// A restart always stops and starts the container, and leaves the
+	// state as it was: its echo is awaited from before the call.
+	cancelEcho := a.expectEcho(ls.ID, runtime.EventRestart)
 	err = a.rt.Restart(ctx, ls.ID, seconds(a.conf().Instance.StopTimeoutSeconds))
 	release()
+	if err != nil {
+		cancelEcho()
+	}
 	if err != nil && a.cluster != nil && unavailable(err) {
 		err = a.nodeUnavailable(ctx, userID, err)
 	}
 	if err != nil {
 		return Instance{}, fmt.Errorf("restart instance of user %q: %w", userID, err)
 	}
-	a.markState(userID, ls.ID, runtime.StateRunning, runtime.EventRestart)
+	a.markState(userID, ls.ID, runtime.StateRunning, "")
 	a.reg.Touch(userID, a.now().UnixMilli())
 	if err := a.waitReady(ctx, rec); err != nil {
 		return Instance{}, fmt.Errorf("restart instance of user %q: %w", userID, err)

@@ -120,10 +120,10 @@ func (a *Agent) markState(userID, id string, st runtime.State, echo runtime.Even
 	if !ok || ls.ID != id {
 		return
 	}
-	if echo == runtime.EventRestart || (echo != "" && ls.State != st) {
+	if echo != "" && ls.State != st {
 		// A call that changed nothing (the container was there already)
-		// may have no echo: one is awaited only for a change, or for a
-		// restart (which always stops and starts the container).
+		// may have no echo: one is awaited only for a change. (An echo
+		// applied before this is seen too: the state is st already.)
 		a.expectEchoLocked(id, echo)
 	}
 	ls.State = st
