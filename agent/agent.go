@@ -108,6 +108,12 @@ type Agent struct {
 	netDone atomic.Bool // the instance network exists
 	netMu   sync.Mutex  // one EnsureNetwork at a time
 
+	// echo holds, by container ID, the events the engine owes the agent
+	// for its own calls (see echoes); guarded by mu. echoWait bounds the
+	// wait for each (a field for the tests).
+	echo     map[string]*echoes
+	echoWait time.Duration
+
 	runtimeUp  atomic.Bool
 	outage     outageState  // see outage.go
 	lastResync atomic.Int64 // unix ms of the last full resync
@@ -154,6 +160,8 @@ func New(cfg Config, rt runtime.Runtime, reg *registry.Registry, opts Options) (
 		restarts: opts.PluginRestarts,
 		engine:   make(chan struct{}, cfg.MaxEngineOps),
 		live:     make(map[string]liveState),
+		echo:     make(map[string]*echoes),
+		echoWait: echoWait,
 		ready:    make(chan struct{}),
 		probe:    probe,
 	}

@@ -273,7 +273,7 @@ func (a *Agent) stopOverQuota(ctx context.Context, userID string) error {
 		return err
 	}
 	a.outage.stoppedByAgent(ls.ID, a.now())
-	a.markState(userID, ls.ID, runtime.StateExited)
+	a.markState(userID, ls.ID, runtime.StateExited, runtime.EventDie)
 	a.log.Warn("instance over its data quota: stopped, data kept", "user", userID,
 		"bytes", a.usage.bytes(userID), "quota", a.conf().Instance.DataQuota)
 	a.publish(Event{Type: EventStopped, UserID: userID, ContainerID: ls.ID, Message: ReasonOverQuota})

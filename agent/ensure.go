@@ -464,13 +464,13 @@ func (a *Agent) thaw(ctx context.Context, rec registry.Record) (thawed bool, err
 	err = a.rt.Resume(ctx, rec.ContainerID)
 	release()
 	if errors.Is(err, errdefs.ErrConflict) {
-		a.markState(rec.UserID, rec.ContainerID, runtime.StateExited)
+		a.markState(rec.UserID, rec.ContainerID, runtime.StateExited, "")
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("resume container of user %q: %w", rec.UserID, err)
 	}
-	a.markState(rec.UserID, rec.ContainerID, runtime.StateRunning)
+	a.markState(rec.UserID, rec.ContainerID, runtime.StateRunning, runtime.EventUnpause)
 	a.publish(Event{Type: EventResumed, UserID: rec.UserID, ContainerID: rec.ContainerID})
 	if err := a.waitReady(ctx, rec); err != nil {
 		return false, fmt.Errorf("instance of user %q, resumed: %w", rec.UserID, err)
@@ -498,7 +498,7 @@ func (a *Agent) startAndWait(ctx context.Context, rec registry.Record) error {
 		}
 		return fmt.Errorf("start container of user %q: %w", rec.UserID, err)
 	}
-	a.markState(rec.UserID, rec.ContainerID, runtime.StateRunning)
+	a.markState(rec.UserID, rec.ContainerID, runtime.StateRunning, runtime.EventStart)
 	if err := a.waitReady(ctx, rec); err != nil {
 		if !unavailable(err) {
 			note := a.cleanup(rec.UserID, rec.ContainerID)

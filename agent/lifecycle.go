@@ -43,7 +43,7 @@ func (a *Agent) Stop(ctx context.Context, userID string) (Instance, error) {
 		return Instance{}, fmt.Errorf("stop instance of user %q: %w", userID, err)
 	}
 	a.outage.stoppedByAgent(ls.ID, a.now())
-	a.markState(userID, ls.ID, runtime.StateExited)
+	a.markState(userID, ls.ID, runtime.StateExited, runtime.EventDie)
 	a.publish(Event{Type: EventStopped, UserID: userID, ContainerID: ls.ID})
 	return a.instance(rec), nil
 }
@@ -78,15 +78,21 @@ func (a *Agent) Restart(ctx context.Context, userID string) (Instance, error) {
 	if err != nil {
 		return Instance{}, err
 	}
+	// A restart always stops and starts the container, and leaves the
+	// state as it was: its echo is awaited from before the call.
+	cancelEcho := a.expectEcho(ls.ID, runtime.EventRestart)
 	err = a.rt.Restart(ctx, ls.ID, seconds(a.conf().Instance.StopTimeoutSeconds))
 	release()
+	if err != nil {
+		cancelEcho()
+	}
 	if err != nil && a.cluster != nil && unavailable(err) {
 		err = a.nodeUnavailable(ctx, userID, err)
 	}
 	if err != nil {
 		return Instance{}, fmt.Errorf("restart instance of user %q: %w", userID, err)
 	}
-	a.markState(userID, ls.ID, runtime.StateRunning)
+	a.markState(userID, ls.ID, runtime.StateRunning, "")
 	a.reg.Touch(userID, a.now().UnixMilli())
 	if err := a.waitReady(ctx, rec); err != nil {
 		return Instance{}, fmt.Errorf("restart instance of user %q: %w", userID, err)

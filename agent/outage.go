@@ -127,7 +127,7 @@ func (a *Agent) restartAfterOutage(ctx context.Context, since time.Time) {
 		if err != nil {
 			a.log.Warn("start an instance stopped during the runtime outage", "user", c.user, "container", c.id, "err", err)
 		} else {
-			a.markState(c.user, c.id, runtime.StateRunning)
+			a.markState(c.user, c.id, runtime.StateRunning, runtime.EventStart)
 			a.log.Info("started an instance stopped during the runtime outage", "user", c.user, "container", c.id)
 		}
 		unlock()

@@ -223,7 +223,7 @@ func (a *Agent) pauseIdle(ctx context.Context, pause []PruneItem, res *PruneResu
 			res.Failed = append(res.Failed, it)
 			continue
 		}
-		a.markState(it.UserID, it.ContainerID, runtime.StatePaused)
+		a.markState(it.UserID, it.ContainerID, runtime.StatePaused, runtime.EventPause)
 		res.Paused = append(res.Paused, it)
 		a.publish(Event{Type: EventPaused, UserID: it.UserID, ContainerID: it.ContainerID, Message: "idle"})
 	}
@@ -246,7 +246,7 @@ func (a *Agent) stopIdle(ctx context.Context, stop []PruneItem, res *PruneResult
 			continue
 		}
 		a.outage.stoppedByAgent(it.ContainerID, a.now())
-		a.markState(it.UserID, it.ContainerID, runtime.StateExited)
+		a.markState(it.UserID, it.ContainerID, runtime.StateExited, runtime.EventDie)
 		res.Stopped = append(res.Stopped, it)
 		a.publish(Event{Type: EventStopped, UserID: it.UserID, ContainerID: it.ContainerID, Message: "idle"})
 	}

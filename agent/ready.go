@@ -110,13 +110,21 @@ func probe(ctx context.Context, addr string) error {
 }
 
 // markState records a state the agent itself just brought about, ahead
-// of the engine's event.
-func (a *Agent) markState(userID, id string, st runtime.State) {
+// of the engine's event, echo: the event of the call that did it ("" for
+// none). Until echo arrives, the older events of the container the stream
+// still holds do not change the state (see echoes).
+func (a *Agent) markState(userID, id string, st runtime.State, echo runtime.EventAction) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	ls, ok := a.live[userID]
 	if !ok || ls.ID != id {
 		return
+	}
+	if echo != "" && ls.State != st {
+		// A call that changed nothing (the container was there already)
+		// may have no echo: one is awaited only for a change. (An echo
+		// applied before this is seen too: the state is st already.)
+		a.expectEchoLocked(id, echo)
 	}
 	ls.State = st
 	ls.seq = a.seq.Add(1)

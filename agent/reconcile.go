@@ -75,6 +75,9 @@ func (a *Agent) dropLive(userID, id string) {
 	if ls, ok := a.live[userID]; ok && (id == "" || ls.ID == id) {
 		delete(a.live, userID)
 		a.seq.Add(1)
+		// Gone for the agent: the late events of that container must not
+		// bring it back, or overwrite the user's next one.
+		a.expectEchoLocked(ls.ID, runtime.EventDestroy)
 		a.outage.forget(ls.ID)
 	}
 }
@@ -173,6 +176,9 @@ func (a *Agent) eventLoop(ctx context.Context) {
 		end := a.loops.begin("reconcile")
 		stream, err := a.rt.Events(ctx, runtime.EventOptions{Labels: map[string]string{a.labels.Instance: "1"}, Images: true})
 		if err == nil {
+			// The echoes awaited were due on the stream just lost; the
+			// resync below reads the engine after this one began.
+			a.forgetEchoes()
 			// Image events may have been missed too. The engine's Info
 			// (does it stream image events? its OCI runtimes) is asked
 			// beside the reconciliation, not before it: one engine round
@@ -531,7 +537,11 @@ func (a *Agent) apply(ev runtime.Event) {
 		return
 	}
 	a.mu.Lock()
+	// An event older than a state the agent recorded itself is told to
+	// subscribers (it happened), but changes no state.
+	outdated := a.outdatedLocked(ev)
 	ls, known := a.live[userID]
+	cur := ls
 	if !known || ls.ID != ev.ID {
 		if ev.Action == runtime.EventDestroy {
 			a.mu.Unlock()
@@ -549,8 +559,10 @@ func (a *Agent) apply(ev runtime.Event) {
 		ls.State = runtime.StateCreated
 	case runtime.EventStart, runtime.EventRestart:
 		// Docker says "start" then "restart" for one restart: one
-		// instance.started, whichever comes first.
-		if ev.Action == runtime.EventRestart && known && ls.ID == ev.ID && ls.State == runtime.StateRunning {
+		// instance.started, whichever comes first. An outdated restart
+		// follows a start that was told (the state the agent recorded
+		// need not be running).
+		if ev.Action == runtime.EventRestart && (outdated || known && ls.ID == ev.ID && ls.State == runtime.StateRunning) {
 			changed = false
 			break
 		}
@@ -581,6 +593,15 @@ func (a *Agent) apply(ev runtime.Event) {
 		out.Type = EventDestroyed
 	default:
 		changed = false
+	}
+	if changed && outdated {
+		changed = false
+		if ev.Action == runtime.EventDie && known && cur.ID == ev.ID && ev.Time.After(cur.FinishedAt) {
+			// Still the end of the container's last run.
+			cur.FinishedAt = ev.Time
+			cur.seq = a.seq.Add(1)
+			a.live[userID] = cur
+		}
 	}
 	if changed {
 		ls.seq = a.seq.Add(1)
