@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/zaki-platform/zaki-agent/internal/ctxwait"
 	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 	"github.com/zaki-platform/zaki-agent/registry"
 	"github.com/zaki-platform/zaki-agent/runtime"
@@ -109,7 +110,7 @@ func retry(ctx context.Context, fn func() error) error {
 		if err == nil || errors.Is(err, runtime.ErrUnimplemented) {
 			return err
 		}
-		if !sleepCtx(ctx, 250*time.Millisecond) {
+		if !ctxwait.Sleep(ctx, 250*time.Millisecond) {
 			return err
 		}
 	}
@@ -227,7 +228,7 @@ func nodesBack(prev, next *nodeView) bool {
 // missing, and resyncs when a node is back (the runtime starts again what
 // ran there; the live view learns it).
 func (a *Agent) nodeLoop(ctx context.Context) {
-	for sleepCtx(ctx, a.nodes.poll) {
+	for ctxwait.Sleep(ctx, a.nodes.poll) {
 		prev := a.nodes.view.Load()
 		next, err := a.refreshNodes(ctx)
 		if err != nil {
@@ -311,9 +312,15 @@ func (a *Agent) placeInstance(in *Instance, ls liveState) {
 }
 
 // nodeDown reports whether userID's node is known not to be ready.
-func (a *Agent) nodeDown(userID string, ls liveState) bool {
-	node := a.nodeOf(userID, ls)
-	return node != "" && nodeProblem(a.nodes.view.Load(), node) != ""
+func (a *Agent) nodeDown(userID string, ls liveState) bool { return a.nodeProblemOf(userID, ls) != "" }
+
+// nodeProblemOf is what is wrong with userID's node on the nodes as last
+// asked (no runtime call), "" when it is ready or the user has none.
+func (a *Agent) nodeProblemOf(userID string, ls liveState) string {
+	if node := a.nodeOf(userID, ls); node != "" {
+		return nodeProblem(a.nodes.view.Load(), node)
+	}
+	return ""
 }
 
 // errNodeDown is the refusal of a call on userID's instance while its
@@ -332,10 +339,8 @@ func (a *Agent) refuseNodeDown(userID string, ls liveState) error {
 	if a.cluster == nil {
 		return nil
 	}
-	if node := a.nodeOf(userID, ls); node != "" {
-		if problem := nodeProblem(a.nodes.view.Load(), node); problem != "" {
-			return errNodeDown(userID, problem)
-		}
+	if problem := a.nodeProblemOf(userID, ls); problem != "" {
+		return errNodeDown(userID, problem)
 	}
 	return nil
 }
@@ -372,10 +377,14 @@ func (a *Agent) checkNode(ctx context.Context, userID string, ls liveState) erro
 	return nil
 }
 
-// nodeUnavailable explains err, a runtime call for userID that found the
-// runtime unavailable: ErrNodeUnavailable when its node, asked anew, is
-// not ready (the view was older than the node's loss), else err.
+// nodeUnavailable explains err, the error of a runtime call for userID:
+// with a cluster runtime, an unavailable runtime is ErrNodeUnavailable
+// when the user's node, asked anew, is not ready (the view was older than
+// the node's loss). Any other err (nil too) is returned as it is.
 func (a *Agent) nodeUnavailable(ctx context.Context, userID string, err error) error {
+	if err == nil || a.cluster == nil || !unavailable(err) {
+		return err
+	}
 	node := a.nodeOf(userID, a.liveOf(userID))
 	if node == "" {
 		return err

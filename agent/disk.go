@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/zaki-platform/zaki-agent/internal/ctxwait"
 	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 	"github.com/zaki-platform/zaki-agent/registry"
 	"github.com/zaki-platform/zaki-agent/runtime"
@@ -170,7 +171,7 @@ func (a *Agent) diskLoop(ctx context.Context) {
 		return
 	}
 	a.measureUsers(ctx, known)
-	for sleepCtx(ctx, minutes(a.conf().Prune.IntervalMinutes)) {
+	for ctxwait.Sleep(ctx, minutes(a.conf().Prune.IntervalMinutes)) {
 		a.measureAll(ctx)
 	}
 }

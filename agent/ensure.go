@@ -488,9 +488,7 @@ func (a *Agent) startAndWait(ctx context.Context, rec registry.Record) error {
 	}
 	err = a.rt.Start(ctx, rec.ContainerID)
 	release()
-	if err != nil && a.cluster != nil && unavailable(err) {
-		err = a.nodeUnavailable(ctx, rec.UserID, err)
-	}
+	err = a.nodeUnavailable(ctx, rec.UserID, err)
 	if err != nil {
 		if !unavailable(err) && !errors.Is(err, errdefs.ErrNodeUnavailable) {
 			note := a.cleanup(rec.UserID, rec.ContainerID)

@@ -91,9 +91,7 @@ func (a *Agent) Exec(ctx context.Context, userID string, req socketapi.ExecReque
 
 	start := time.Now()
 	res, err := a.rt.Exec(ctx, ls.ID, runtime.ExecOptions{Cmd: req.Cmd, Timeout: timeout, MaxOutput: ExecOutputCap})
-	if err != nil && a.cluster != nil && unavailable(err) {
-		err = a.nodeUnavailable(ctx, userID, err)
-	}
+	err = a.nodeUnavailable(ctx, userID, err)
 	if err != nil {
 		a.log.Warn("exec failed", "user", userID, "seconds", time.Since(start).Seconds(), "err", err)
 		return socketapi.ExecResult{}, fmt.Errorf("exec in instance of user %q: %w", userID, err)

@@ -86,9 +86,7 @@ func (a *Agent) Restart(ctx context.Context, userID string) (Instance, error) {
 	if err != nil {
 		cancelEcho()
 	}
-	if err != nil && a.cluster != nil && unavailable(err) {
-		err = a.nodeUnavailable(ctx, userID, err)
-	}
+	err = a.nodeUnavailable(ctx, userID, err)
 	if err != nil {
 		return Instance{}, fmt.Errorf("restart instance of user %q: %w", userID, err)
 	}
@@ -200,9 +198,7 @@ func (a *Agent) Logs(ctx context.Context, userID string, opts runtime.LogOptions
 		return nil, fmt.Errorf("logs of user %q: %w", userID, runtime.Errorf(runtime.ErrNotFound, "its container is missing"))
 	}
 	rc, err := a.rt.Logs(ctx, ls.ID, opts)
-	if err != nil && a.cluster != nil && unavailable(err) {
-		err = a.nodeUnavailable(ctx, userID, err)
-	}
+	err = a.nodeUnavailable(ctx, userID, err)
 	if err != nil {
 		return nil, fmt.Errorf("logs of user %q: %w", userID, err)
 	}

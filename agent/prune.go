@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/zaki-platform/zaki-agent/internal/ctxwait"
 	"github.com/zaki-platform/zaki-agent/registry"
 	"github.com/zaki-platform/zaki-agent/runtime"
 	"github.com/zaki-platform/zaki-agent/socketapi"
@@ -23,7 +24,7 @@ const (
 func (a *Agent) pruneLoop(ctx context.Context) {
 	for {
 		// Read the interval each time round: a reload may change it.
-		if !sleepCtx(ctx, minutes(a.conf().Prune.IntervalMinutes)) {
+		if !ctxwait.Sleep(ctx, minutes(a.conf().Prune.IntervalMinutes)) {
 			return
 		}
 		end := a.loops.begin("prune")

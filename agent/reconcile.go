@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zaki-platform/zaki-agent/internal/ctxwait"
 	"github.com/zaki-platform/zaki-agent/internal/errdefs"
 	"github.com/zaki-platform/zaki-agent/registry"
 	"github.com/zaki-platform/zaki-agent/runtime"
@@ -199,7 +200,7 @@ func (a *Agent) eventLoop(ctx context.Context) {
 				return
 			}
 			a.setRuntimeUp(false, err)
-			if !sleepCtx(ctx, backoff) {
+			if !ctxwait.Sleep(ctx, backoff) {
 				return
 			}
 			backoff = min(backoff*2, 5*time.Second)
@@ -240,17 +241,6 @@ func (a *Agent) setRuntimeUp(up bool, err error) {
 	a.outage.runtimeLost(a.now())
 	a.log.Warn("runtime unavailable", "err", err)
 	a.publish(Event{Type: EventRuntimeOut, Message: err.Error()})
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // reconcile makes sure of the network, resyncs, and settles the registry

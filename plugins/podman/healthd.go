@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/zaki-platform/zaki-agent/internal/ctxwait"
 	"github.com/zaki-platform/zaki-agent/plugins/internal/cli"
-	"github.com/zaki-platform/zaki-agent/plugins/internal/clirt"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
@@ -76,7 +76,7 @@ func (p *Podman) factsLoop(ctx context.Context) {
 		} else {
 			p.log.Warn("podman info failed; retrying", "err", err, "in", delay)
 		}
-		if !clirt.Sleep(ctx, delay) {
+		if !ctxwait.Sleep(ctx, delay) {
 			return
 		}
 	}
@@ -112,7 +112,7 @@ func (p *Podman) healthLoop(ctx context.Context) {
 			return
 		}
 		p.log.Warn("healthchecks: starting over", "err", err)
-		clirt.Sleep(ctx, time.Second)
+		ctxwait.Sleep(ctx, time.Second)
 	}
 }
 
@@ -266,7 +266,7 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 			f.Close()
 			return nil, err
 		}
-		if !clirt.Sleep(ctx, 2*time.Second) {
+		if !ctxwait.Sleep(ctx, 2*time.Second) {
 			f.Close()
 			return nil, ctx.Err()
 		}

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zaki-platform/zaki-agent/internal/ctxwait"
 	"github.com/zaki-platform/zaki-agent/plugins/internal/cli"
-	"github.com/zaki-platform/zaki-agent/plugins/internal/clirt"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
 
@@ -78,7 +78,7 @@ func (p *Podman) createNetwork(ctx context.Context, args []string) error {
 		if err == nil || attempt == 5 || !errors.As(err, &ee) || !strings.Contains(ee.Stderr, "no such network interface") {
 			return err
 		}
-		if !clirt.Sleep(ctx, delay) {
+		if !ctxwait.Sleep(ctx, delay) {
 			return err
 		}
 		delay *= 2

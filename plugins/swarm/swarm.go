@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zaki-platform/zaki-agent/internal/ctxwait"
 	"github.com/zaki-platform/zaki-agent/plugins/internal/engineapi"
 	"github.com/zaki-platform/zaki-agent/runtime"
 )
@@ -243,14 +244,10 @@ func (r *Runtime) update(ctx context.Context, ref string, edit func(*engineapi.S
 
 // sleep waits d or until ctx ends (its error).
 func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
+	if ctxwait.Sleep(ctx, d) {
 		return nil
-	case <-ctx.Done():
-		return wrap(ctx.Err(), "wait")
 	}
+	return wrap(ctx.Err(), "wait")
 }
 
 // now is the time a label records.

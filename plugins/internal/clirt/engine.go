@@ -144,15 +144,3 @@ func Decode[T any](o Output, what string, out []byte) ([]T, error) {
 	}
 	return all, nil
 }
-
-// Sleep waits for d or ctx, and reports whether d passed.
-func Sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
