@@ -140,12 +140,18 @@ func (ip *imagePuller) join(ctx context.Context, ref string, progress func(runti
 		ip.inflight = make(map[string]*pull)
 	}
 	p := ip.inflight[ref]
-	if p == nil {
+	start := p == nil
+	if start {
 		p = &pull{done: make(chan struct{}), watchers: map[int]func(runtime.PullProgress){}}
 		ip.inflight[ref] = p
+	}
+	// The first waiter watches before the pull starts: a pull that is
+	// quick (an image already there) would otherwise tell its progress to
+	// no one.
+	unwatch := p.watch(progress)
+	if start {
 		go ip.run(ref, p)
 	}
-	unwatch := p.watch(progress)
 	ip.mu.Unlock()
 	defer unwatch()
 
