@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,8 @@ import (
 	"testing"
 
 	"gotest.tools/v3/assert"
+
+	"github.com/zaki-platform/zaki-agent/internal/testenv"
 )
 
 func TestProbe(t *testing.T) {
@@ -51,9 +54,6 @@ func TestProbe(t *testing.T) {
 	assert.ErrorContains(t, probe(ctx, closing.Addr().String()), "without an answer")
 
 	// Nothing on the port.
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	assert.NilError(t, err)
-	addr := free.Addr().String()
-	free.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.ClosedPort(t))
 	assert.Assert(t, probe(ctx, addr) != nil)
 }

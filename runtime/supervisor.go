@@ -292,11 +292,13 @@ func (p *Plugin) supervise(g *generation) {
 			p.restarts++
 			restarts := p.restarts
 			p.mu.Unlock()
+			// Logged before the notice: whoever waits on Relaunched
+			// finds the line already written.
+			p.log.Info("runtime plugin relaunched", "pid", ng.pid, "restarts", restarts)
 			select {
 			case p.relaunched <- struct{}{}:
 			default: // a notice is pending already
 			}
-			p.log.Info("runtime plugin relaunched", "pid", ng.pid, "restarts", restarts)
 			g = ng
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -149,11 +148,7 @@ func TestEngineExec(t *testing.T) {
 // 403 forbidden. Nothing reaches a public registry: the pull is from a
 // closed port on the loopback.
 func TestEngineImageErrors(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	assert.NilError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	unpullable := fmt.Sprintf("127.0.0.1:%d/zaki/nowhere:latest", port)
+	unpullable := fmt.Sprintf("127.0.0.1:%d/zaki/nowhere:latest", testenv.ClosedPort(t))
 	en := startEngineWith(t, 10, func(c *daemon.Config) {
 		c.Instance.AllowedImages = append(c.Instance.AllowedImages, unpullable)
 	})
@@ -162,7 +157,7 @@ func TestEngineImageErrors(t *testing.T) {
 
 	u := en.user("pull")
 	t.Cleanup(func() { en.Client.Remove(context.Background(), u, true) })
-	_, err = en.Client.Ensure(ctx, u, socketapi.InstanceSpec{Image: unpullable})
+	_, err := en.Client.Ensure(ctx, u, socketapi.InstanceSpec{Image: unpullable})
 	wantAPIError(t, err, http.StatusBadGateway, socketapi.CodePullFailed, socketapi.ErrPullFailed)
 	assert.Check(t, is.ErrorContains(err, "connection refused"), "the engine's reason")
 

@@ -15,6 +15,7 @@ import (
 	goruntime "runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -221,4 +222,25 @@ func Docker(t testing.TB, args ...string) string {
 // networks a test creates (and must remove).
 func UniqueName(prefix string) string {
 	return fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), time.Now().UnixNano()%1e9)
+}
+
+// ClosedPort is a loopback TCP port on which a connect is refused until
+// the test ends: the port is bound by a socket that never listens, so no
+// other process or test can take it meanwhile (a listener closed after
+// reading its port gives no such promise).
+func ClosedPort(t testing.TB) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("a socket for a closed port: %v", err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatalf("binding a closed port: %v", err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatalf("the closed port's address: %v", err)
+	}
+	return sa.(*syscall.SockaddrInet4).Port
 }

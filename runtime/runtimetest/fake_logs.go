@@ -66,6 +66,11 @@ func (f *Fake) WriteLog(ref string, lines ...string) error {
 // output. f.mu must be held.
 func (f *Fake) logLocked(c *fakeContainer, text string) {
 	now := f.now()
+	if n := len(c.logs); n > 0 && !now.After(c.logs[n-1].time) {
+		// Strictly after the last line, as an engine's stamps are, so
+		// that "since the last line" never takes the last line back.
+		now = c.logs[n-1].time.Add(time.Nanosecond)
+	}
 	for _, l := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
 		c.logs = append(c.logs, logLine{time: now, text: l})
 	}
