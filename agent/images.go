@@ -110,7 +110,11 @@ func (ip *imagePuller) lookup(ctx context.Context, ref string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("check image %q: %w", ref, err)
 	}
-	ip.store(ref, id, gen)
+	if !ip.store(ref, id, gen) {
+		// A renewal came meanwhile: it may not have seen ref (forgotten
+		// before this lookup), so have it resolved again after it.
+		ip.resolveLater(ref)
+	}
 	return id, nil
 }
 
@@ -127,19 +131,27 @@ func (ip *imagePuller) ensure(ctx context.Context, ref string, progress func(run
 	if err != nil || id != "" {
 		return id, err
 	}
-	return ip.join(ctx, ref, progress)
+	return ip.join(ctx, ref, progress, true)
 }
 
 // join waits for a pull of ref, the one in flight or a new one, and
 // returns the ID ref resolves to after it. There is one pull per image at
 // a time: an ensure that finds the image missing and a refresh
 // (PullImage) share it.
-func (ip *imagePuller) join(ctx context.Context, ref string, progress func(runtime.PullProgress)) (string, error) {
+func (ip *imagePuller) join(ctx context.Context, ref string, progress func(runtime.PullProgress), ifMissing bool) (string, error) {
 	ip.mu.Lock()
 	if ip.inflight == nil {
 		ip.inflight = make(map[string]*pull)
 	}
 	p := ip.inflight[ref]
+	if p == nil && ifMissing {
+		// A pull that ended since the caller found the image missing left
+		// its ID in the cache (run stores it before leaving inflight).
+		if id := ip.idsView()[ref]; id != "" {
+			ip.mu.Unlock()
+			return id, nil
+		}
+	}
 	start := p == nil
 	if start {
 		p = &pull{done: make(chan struct{}), watchers: map[int]func(runtime.PullProgress){}}
@@ -222,20 +234,21 @@ func (ip *imagePuller) run(ref string, p *pull) {
 }
 
 // store remembers that ref resolves to id, unless a forget came after gen.
-func (ip *imagePuller) store(ref, id string, gen uint64) {
+func (ip *imagePuller) store(ref, id string, gen uint64) bool {
 	ip.mu.Lock()
 	defer ip.mu.Unlock()
 	if ip.gen != gen {
-		return
+		return false
 	}
 	old := ip.idsView()
 	if cur, ok := old[ref]; ok && cur == id {
-		return
+		return true
 	}
 	m := make(map[string]string, len(old)+1)
 	maps.Copy(m, old)
 	m[ref] = id
 	ip.ids.Store(&m)
+	return true
 }
 
 // forget drops what is known of ref, so that the next ensure asks the

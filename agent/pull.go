@@ -29,5 +29,5 @@ func (a *Agent) PullImage(ctx context.Context, ref string, progress func(runtime
 	if err := a.conf().checkImage(ref); err != nil {
 		return "", err
 	}
-	return a.images.join(ctx, ref, progress)
+	return a.images.join(ctx, ref, progress, false)
 }

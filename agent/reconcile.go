@@ -604,8 +604,50 @@ func (a *Agent) apply(ev runtime.Event) {
 		}
 		a.publish(out)
 	}
-	if ev.Action == runtime.EventDestroy {
+	switch ev.Action {
+	case runtime.EventDestroy:
 		a.markMissing(userID, ev.ID)
+	case runtime.EventCreate, runtime.EventStart:
+		if _, ok := a.reg.Get(userID); !ok {
+			a.adoptLate(userID)
+		}
+	}
+}
+
+// adoptLate adopts a labelled container with no entry that the event
+// stream tells of after the resync: one a killed agent asked for, which
+// the engine made only after this agent's start-up resync. Without it the
+// container would be unknown until the next periodic resync. A user busy
+// in a call is left to that call (the agent's own creates are recorded
+// under the user's lock).
+func (a *Agent) adoptLate(userID string) {
+	unlock, ok := a.locks.tryLock(userID)
+	if !ok {
+		return
+	}
+	defer unlock()
+	if _, ok := a.reg.Get(userID); ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(a.bg, 10*time.Second)
+	defer cancel()
+	c, err := a.rt.Inspect(ctx, containerName(userID))
+	if err != nil {
+		if !errors.Is(err, runtime.ErrNotFound) {
+			a.log.Warn("adopt a late container", "user", userID, "err", err)
+		}
+		return // gone already, or left to the next resync
+	}
+	id, ls, ok := a.liveFromContainer(c)
+	if !ok || id != userID {
+		return
+	}
+	a.setLive(userID, ls)
+	if a.cluster != nil {
+		a.learnPins(map[string]liveState{userID: ls})
+	}
+	if _, err := a.adopt(userID, ls, registry.Record{}, false); err != nil {
+		a.log.Error("adopt container", "user", userID, "container", ls.Name, "err", err)
 	}
 }
 

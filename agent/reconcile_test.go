@@ -52,6 +52,49 @@ func TestReconcileAdoptsAfterRegistryLoss(t *testing.T) {
 	assert.Equal(t, in.ContainerID, want["u1"].ContainerID)
 }
 
+// TestLateContainerAdopted: a container a killed agent asked for, which
+// the engine made only after this agent's resync, is adopted when its
+// events arrive, not at the next periodic resync.
+func TestLateContainerAdopted(t *testing.T) {
+	e := newFakeEnv(t)
+	in := e.ensure("late", InstanceSpec{Labels: map[string]string{"plan": "x"}})
+	spec, ok := e.fake.CreatedSpec(in.ContainerID)
+	assert.Assert(t, ok)
+	e.stop()
+	assert.NilError(t, e.fake.RemoveBehindBack(in.ContainerID))
+	assert.NilError(t, os.Remove(filepath.Join(e.cfg.StateDir, "registry.json")))
+	e.start()
+	_, err := e.a.Get(context.Background(), "late")
+	assert.Assert(t, errors.Is(err, errdefs.ErrNotFound), "got %v", err)
+	sub := e.a.Subscribe(64)
+	defer sub.Close()
+
+	// The old agent's create and start land now.
+	ctx := context.Background()
+	id, err := e.fake.Create(ctx, spec)
+	assert.NilError(t, err)
+	assert.NilError(t, e.fake.Start(ctx, id))
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		got, err := e.a.Get(ctx, "late")
+		if err != nil || got.State != StateRunning {
+			return poll.Continue("late: %+v, %v", got, err)
+		}
+		return poll.Success()
+	}, poll.WithTimeout(10*time.Second), poll.WithDelay(10*time.Millisecond))
+	got, _ := e.a.Get(ctx, "late")
+	assert.Equal(t, got.ContainerID, id)
+	assert.Equal(t, got.Port, in.Port)
+	assert.DeepEqual(t, got.Labels, map[string]string{"plan": "x"})
+	p, ok := e.reg.Port("late")
+	assert.Assert(t, ok)
+	assert.Equal(t, p, in.Port)
+	waitEventOf(t, sub, EventAdopted, "late")
+	// And an ensure reuses it.
+	again := e.ensure("late", InstanceSpec{Labels: map[string]string{"plan": "x"}})
+	assert.Equal(t, again.Outcome, OutcomeReused)
+	assert.Equal(t, again.ContainerID, id)
+}
+
 func TestReconcileMarksMissing(t *testing.T) {
 	e := newFakeEnv(t)
 	in := e.ensure("gone", InstanceSpec{})

@@ -162,15 +162,24 @@ func TestKillDuringBurst(t *testing.T) {
 		for u, n := range byUser {
 			assert.Equal(t, n, 1, "round %d: user %s has %d containers", round, u, n)
 		}
-		list, err := p.Client.List(ctx, "")
-		assert.NilError(t, err)
-		listed := map[string]bool{}
-		for _, in := range list {
-			listed[in.UserID] = true
-		}
-		for u := range byUser {
-			assert.Assert(t, listed[u], "round %d: container of %s has no entry", round, u)
-		}
+		// A create the killed agent's plugin sent may land after the new
+		// agent's start-up resync: its events get it adopted.
+		poll.WaitOn(t, func(poll.LogT) poll.Result {
+			list, err := p.Client.List(ctx, "")
+			if err != nil {
+				return poll.Error(err)
+			}
+			listed := map[string]bool{}
+			for _, in := range list {
+				listed[in.UserID] = true
+			}
+			for u := range byUser {
+				if !listed[u] {
+					return poll.Continue("round %d: container of %s has no entry", round, u)
+				}
+			}
+			return poll.Success()
+		}, poll.WithTimeout(30*time.Second), poll.WithDelay(100*time.Millisecond))
 	}
 	// Everyone can be ensured afterwards.
 	for i := range 8 {
