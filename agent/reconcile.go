@@ -631,20 +631,13 @@ func (a *Agent) adoptLate(userID string) {
 	}
 	ctx, cancel := context.WithTimeout(a.bg, 10*time.Second)
 	defer cancel()
-	c, err := a.rt.Inspect(ctx, containerName(userID))
-	if err != nil {
-		if !errors.Is(err, runtime.ErrNotFound) {
-			a.log.Warn("adopt a late container", "user", userID, "err", err)
-		}
-		return // gone already, or left to the next resync
+	if err := a.resyncUser(ctx, userID); err != nil {
+		a.log.Warn("adopt a late container", "user", userID, "err", err)
+		return // left to the next resync
 	}
-	id, ls, ok := a.liveFromContainer(c)
-	if !ok || id != userID {
-		return
-	}
-	a.setLive(userID, ls)
-	if a.cluster != nil {
-		a.learnPins(map[string]liveState{userID: ls})
+	ls := a.liveOf(userID)
+	if !ls.exists() {
+		return // gone already
 	}
 	if _, err := a.adopt(userID, ls, registry.Record{}, false); err != nil {
 		a.log.Error("adopt container", "user", userID, "container", ls.Name, "err", err)
