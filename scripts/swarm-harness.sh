@@ -136,6 +136,10 @@ setup_net() {
 	ip -n "$n" link set lo up
 	ip -n "$n" link set eth0 up
 	ip -n "$n" route add default via "$net.1"
+	# The node's own connections (to the manager, gossip) take their local
+	# ports above every port a test publishes (the agent's windows end at
+	# 59999), never one a task is about to bind.
+	ip netns exec "$n" sysctl -qw net.ipv4.ip_local_port_range="60000 65535"
 }
 
 # setup_mnt K: node K's mount namespace, kept in a file on a private mount

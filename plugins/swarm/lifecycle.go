@@ -113,9 +113,12 @@ func (r *Runtime) waitStarted(ctx context.Context, id, ref string, before map[st
 			return wrap(err, "start "+ref)
 		}
 		var fresh []engineapi.Task
+		stopping := false // a task being replaced (a restart) still holds its host ports
 		for _, t := range ts {
 			if !before[t.ID] {
 				fresh = append(fresh, t)
+			} else if !final(t.Status.State) {
+				stopping = true
 			}
 		}
 		if t := newest(fresh); t != nil {
@@ -124,7 +127,11 @@ func (r *Runtime) waitStarted(ctx context.Context, id, ref string, before map[st
 				return nil
 			case final(t.Status.State):
 				return r.startFailed(ctx, ref, "the swarm could not run its task ("+string(t.Status.State)+"): "+taskErr(*t))
-			case t.Status.State == engineapi.TaskPending && t.Status.Err != "":
+			case t.Status.State == engineapi.TaskPending && t.Status.Err != "" &&
+				!(stopping && strings.Contains(t.Status.Err, "host-mode port already in use")):
+				// The scheduler's complaint; not the port its own old
+				// task holds until it has stopped (a gateway's stop may
+				// take its whole grace period).
 				if pendingSince.IsZero() {
 					pendingSince = time.Now()
 				} else if time.Since(pendingSince) > pendingGrace {

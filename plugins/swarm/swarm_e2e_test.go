@@ -102,7 +102,7 @@ func spec(name, node, user string, hostPort int, dataDir string) runtime.Contain
 			Tmpfs: []runtime.Tmpfs{{Path: "/tmp", Options: "size=16m"}}},
 		Restart:     runtime.RestartPolicy{Name: "on-failure", MaxRetries: 5},
 		Ports:       []runtime.PortBinding{{HostPort: hostPort, ContainerPort: 18789}},
-		Healthcheck: &runtime.Healthcheck{Test: []string{"/gateway-stub", "-probe"}, Interval: 2 * time.Second, Timeout: 2 * time.Second, Retries: 3},
+		Healthcheck: &runtime.Healthcheck{Test: []string{"/gateway-stub", "-probe"}, Interval: 2 * time.Second, Timeout: 5 * time.Second, StartPeriod: 30 * time.Second, Retries: 3},
 		StopTimeout: 3 * time.Second,
 		Placement:   runtime.Placement{Node: node},
 	}
@@ -598,4 +598,34 @@ func TestStartUnplaceable(t *testing.T) {
 	c, err := rt.Inspect(ctx, name)
 	assert.NilError(t, err)
 	assert.Check(t, !c.Running(), "state %s", c.State)
+}
+
+// TestRestartSlowStop: a restart of a gateway that takes longer to stop
+// than the start's patience for a pending task (pendingGrace) waits for it:
+// the new task is pending only because the old one still holds its host
+// port, and the restart succeeds on the same node and port.
+func TestRestartSlowStop(t *testing.T) {
+	_, rt := setup(t)
+	ctx := context.Background()
+	name := testenv.UniqueName("zaki-swe-slowstop")
+	port := portBase + 70
+	removeLater(t, rt, name)
+	s := spec(name, "n2", "u-slow", port, "")
+	s.Env["STUB_STOP_DELAY"] = "8s" // above pendingGrace (5 s)
+	s.StopTimeout = 20 * time.Second
+	_, err := rt.Create(ctx, s)
+	assert.NilError(t, err)
+	assert.NilError(t, rt.Start(ctx, name))
+	c, err := rt.Inspect(ctx, name)
+	assert.NilError(t, err)
+	answering(t, c.NodeAddr, port, "u-slow")
+
+	t0 := time.Now()
+	assert.NilError(t, rt.Restart(ctx, name, 20*time.Second))
+	t.Logf("restart of a gateway that stops in 8 s: %v", time.Since(t0))
+	c2, err := rt.Inspect(ctx, name)
+	assert.NilError(t, err)
+	assert.Check(t, c2.Running(), "state %s", c2.State)
+	assert.Check(t, is.Equal(c2.Node, c.Node))
+	answering(t, c2.NodeAddr, port, "u-slow")
 }

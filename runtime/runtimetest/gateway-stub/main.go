@@ -17,7 +17,9 @@
 //	POST /exit?code=N        exits with code N
 //
 // On start it writes {data}/gateway-stub.started so tests can see that the
-// data mount is writable. `gateway-stub -probe` checks /health and exits 0
+// data mount is writable. With STUB_STOP_DELAY set (a Go duration) it goes
+// on serving that long after a SIGTERM before it stops: a gateway slow to
+// stop. `gateway-stub -probe` checks /health and exits 0
 // or 1, for HEALTHCHECK. `gateway-stub -sleep` sleeps forever (a spawned child).
 //
 // `gateway-stub -exec VERB ARGS...` is a command for exec tests (the image
@@ -227,8 +229,13 @@ func serve(addr, data string) error {
 	srv := &http.Server{Handler: logged, ReadHeaderTimeout: 5 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	stopDelay, err := time.ParseDuration(envOr("STUB_STOP_DELAY", "0s"))
+	if err != nil {
+		return fmt.Errorf("STUB_STOP_DELAY: %w", err)
+	}
 	go func() {
 		<-ctx.Done()
+		time.Sleep(stopDelay)
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)
