@@ -10,7 +10,6 @@ import (
 	"gotest.tools/v3/poll"
 
 	"github.com/zaki-platform/zaki-agent/runtime"
-	"github.com/zaki-platform/zaki-agent/runtime/runtimetest"
 )
 
 // heldEvents is a runtime whose event stream never reaches the agent's
@@ -47,16 +46,11 @@ type lateEnv struct {
 
 func newLateEnv(t *testing.T, mutate ...func(*Config)) *lateEnv {
 	t.Helper()
-	cfg := testConfig(t)
-	for _, m := range mutate {
-		m(&cfg.Config)
-	}
-	e := &fakeEnv{t: t, cfg: cfg, clock: newClock()}
-	e.fake = runtimetest.NewFake(runtimetest.WithClock(e.clock.Now))
+	e := unstartedFakeEnv(t, mutate...)
 	e.rt = heldEvents{e.fake}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	s, err := e.fake.Events(ctx, runtime.EventOptions{Labels: map[string]string{newLabelKeys(cfg.Instance.LabelPrefix).Instance: "1"}})
+	s, err := e.fake.Events(ctx, runtime.EventOptions{Labels: map[string]string{newLabelKeys(e.cfg.Instance.LabelPrefix).Instance: "1"}})
 	assert.NilError(t, err)
 	e.start()
 	return &lateEnv{fakeEnv: e, stream: s}

@@ -75,13 +75,19 @@ func testConfig(t *testing.T) envConfig {
 // succeed, and waits until it is ready.
 func newFakeEnv(t *testing.T, mutate ...func(*Config)) *fakeEnv {
 	t.Helper()
+	e := unstartedFakeEnv(t, mutate...)
+	e.start()
+	return e
+}
+
+// unstartedFakeEnv is newFakeEnv's env before its agent starts.
+func unstartedFakeEnv(t *testing.T, mutate ...func(*Config)) *fakeEnv {
 	cfg := testConfig(t)
 	for _, m := range mutate {
 		m(&cfg.Config)
 	}
 	e := &fakeEnv{t: t, cfg: cfg, clock: newClock()}
 	e.fake = runtimetest.NewFake(runtimetest.WithClock(e.clock.Now))
-	e.start()
 	return e
 }
 
